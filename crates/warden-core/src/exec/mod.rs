@@ -1,0 +1,344 @@
+//! Execute: runs a tool's compiled statement against the project's own data source.
+//!
+//! Pipeline position: after every check has passed (today: argument validation; later
+//! authorization and input policy), before the output policy.
+//!
+//! Guarantees that hold whatever the SQL says:
+//! - values are bound, never spliced into the text (see [`sql`]);
+//! - a read tool runs on a read-only connection (SQLite opened read-only, PostgreSQL in a
+//!   `READ ONLY` transaction), so a read tool cannot change data even if its SQL tries;
+//! - a write tool runs in one transaction that commits only if the statement finishes in
+//!   time; a timeout, an error or a cancellation rolls it back, so nothing is half-written;
+//! - every statement has a deadline (`data.query_timeout_ms`).
+
+mod decode;
+pub mod sql;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use serde_json::{Map, Value};
+use sqlx::Either;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::project::{Access, DataConfig, DataLocation, ParamType};
+pub use sql::Statement;
+
+/// A value ready to bind. A null keeps its declared type so PostgreSQL can plan with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null(ParamType),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+}
+
+impl SqlValue {
+    /// Converts a checked JSON argument of the declared type.
+    pub fn from_json(v: &Value, ty: ParamType) -> Self {
+        match (v, ty) {
+            (Value::Bool(b), _) => Self::Bool(*b),
+            (Value::Number(n), ParamType::Integer) => n.as_i64().map_or(Self::Null(ty), Self::Int),
+            (Value::Number(n), _) => n.as_f64().map_or(Self::Null(ty), Self::Float),
+            (Value::String(s), _) => Self::Text(s.clone()),
+            (Value::Null, _) => Self::Null(ty),
+            (other, _) => Self::Text(other.to_string()),
+        }
+    }
+}
+
+/// What a statement produced.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct QueryOutput {
+    pub rows: Vec<Map<String, Value>>,
+    /// More rows existed than `data.max_rows`; they were not read.
+    pub truncated: bool,
+    pub rows_affected: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("the query took longer than {} ms and was stopped; narrow the request (add filters or a lower limit) and try again", .0.as_millis())]
+    Timeout(Duration),
+    #[error("the request was cancelled before the query finished; nothing was changed")]
+    Cancelled,
+    #[error("the database rejected the query: {0}")]
+    Database(String),
+    #[error(
+        "column '{column}' has type {ty}, which Warden cannot return; cast it in the tool's SQL (e.g. CAST(x AS TEXT))"
+    )]
+    UnsupportedType { column: String, ty: String },
+    #[error("cannot open the data source: {0}")]
+    Connect(String),
+}
+
+/// The connection pools for one project's data.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        limits: Limits,
+    },
+    Postgres {
+        pool: PgPool,
+        limits: Limits,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub max_rows: usize,
+}
+
+/// Instructions between SQLite progress callbacks: small enough to stop within a
+/// millisecond or so, large enough to cost nothing measurable.
+const SQLITE_PROGRESS_OPS: i32 = 4_000;
+
+impl DataSource {
+    pub async fn open(cfg: &DataConfig) -> Result<Self, ExecError> {
+        let limits = Limits {
+            timeout: cfg.query_timeout,
+            max_rows: cfg.max_rows,
+        };
+        match &cfg.location {
+            DataLocation::Sqlite(path) => {
+                if !path.exists() {
+                    return Err(ExecError::Connect(format!(
+                        "the SQLite file {} does not exist (data.sqlite is relative to the project file)",
+                        path.display()
+                    )));
+                }
+                let base = SqliteConnectOptions::new()
+                    .filename(path)
+                    .busy_timeout(cfg.query_timeout)
+                    .foreign_keys(true);
+                // One writer avoids SQLITE_BUSY between our own writes; WAL lets reads run
+                // beside it.
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(
+                        base.clone()
+                            .journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Full),
+                    )
+                    .await
+                    .map_err(|e| ExecError::Connect(e.to_string()))?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(cfg.max_connections)
+                    .connect_with(base.read_only(true))
+                    .await
+                    .map_err(|e| ExecError::Connect(e.to_string()))?;
+                Ok(Self::Sqlite {
+                    read,
+                    write,
+                    limits,
+                })
+            }
+            DataLocation::Postgres(url) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(cfg.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await
+                    .map_err(|e| ExecError::Connect(redact_url(&e.to_string(), url)))?;
+                Ok(Self::Postgres { pool, limits })
+            }
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        match self {
+            Self::Sqlite { limits, .. } | Self::Postgres { limits, .. } => *limits,
+        }
+    }
+
+    /// Runs one statement. Writes commit only on success; `cancel` stops the query early.
+    pub async fn run(
+        &self,
+        stmt: &Statement,
+        args: &[SqlValue],
+        access: Access,
+        cancel: &CancellationToken,
+    ) -> Result<QueryOutput, ExecError> {
+        let limits = self.limits();
+        let work = async {
+            match self {
+                Self::Sqlite { read, write, .. } => {
+                    let pool = if access == Access::Read { read } else { write };
+                    run_sqlite(pool, stmt, args, access, limits).await
+                }
+                Self::Postgres { pool, .. } => run_postgres(pool, stmt, args, access, limits).await,
+            }
+        };
+        // The backends enforce the deadline themselves; this is the backstop for a stuck
+        // connection. Dropping the future drops the transaction, which rolls it back.
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(ExecError::Cancelled),
+            r = tokio::time::timeout(limits.timeout + Duration::from_secs(1), work) => {
+                r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite { read, write, .. } => {
+                read.close().await;
+                write.close().await;
+            }
+            Self::Postgres { pool, .. } => pool.close().await,
+        }
+    }
+}
+
+fn redact_url(message: &str, url: &str) -> String {
+    message.replace(url, "<data.postgres>")
+}
+
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut q = $query;
+        for a in $args {
+            q = match a {
+                SqlValue::Null(ParamType::Integer) => q.bind(None::<i64>),
+                SqlValue::Null(ParamType::Number) => q.bind(None::<f64>),
+                SqlValue::Null(ParamType::Boolean) => q.bind(None::<bool>),
+                SqlValue::Null(ParamType::String) => q.bind(None::<String>),
+                SqlValue::Int(v) => q.bind(*v),
+                SqlValue::Float(v) => q.bind(*v),
+                SqlValue::Text(v) => q.bind(v.clone()),
+                SqlValue::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// Reads the result stream: rows up to `max_rows` (then marks truncation and stops) and the
+/// affected-row count.
+// `fetch_many` is deprecated only for multi-statement strings; `sql::compile` guarantees one
+// statement, and it is the one call that yields both rows and the affected-row count.
+macro_rules! collect {
+    ($stream:expr, $decode:path, $limits:expr) => {{
+        let mut out = QueryOutput::default();
+        #[allow(deprecated)]
+        let mut stream = $stream;
+        while let Some(item) = stream.try_next().await.map_err(db_error)? {
+            match item {
+                Either::Left(done) => out.rows_affected += done.rows_affected(),
+                Either::Right(row) => {
+                    if out.rows.len() == $limits.max_rows {
+                        out.truncated = true;
+                        break;
+                    }
+                    out.rows.push($decode(&row)?);
+                }
+            }
+        }
+        out
+    }};
+}
+
+async fn run_sqlite(
+    pool: &SqlitePool,
+    stmt: &Statement,
+    args: &[SqlValue],
+    access: Access,
+    limits: Limits,
+) -> Result<QueryOutput, ExecError> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    let deadline = Instant::now() + limits.timeout;
+    let expired = Arc::new(AtomicBool::new(false));
+    {
+        let expired = expired.clone();
+        let mut handle = conn.lock_handle().await.map_err(db_error)?;
+        handle.set_progress_handler(SQLITE_PROGRESS_OPS, move || {
+            let late = Instant::now() >= deadline;
+            if late {
+                expired.store(true, Ordering::Relaxed);
+            }
+            !late
+        });
+    }
+    let result = async {
+        if access == Access::Read {
+            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
+            Ok(collect!(
+                q.fetch_many(&mut *conn),
+                decode::sqlite_row,
+                limits
+            ))
+        } else {
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
+            let out = collect!(q.fetch_many(&mut *tx), decode::sqlite_row, limits);
+            tx.commit().await.map_err(db_error)?;
+            Ok(out)
+        }
+    }
+    .await;
+    if let Ok(mut handle) = conn.lock_handle().await {
+        handle.remove_progress_handler();
+    }
+    match result {
+        Err(_) if expired.load(Ordering::Relaxed) => Err(ExecError::Timeout(limits.timeout)),
+        other => other,
+    }
+}
+
+async fn run_postgres(
+    pool: &PgPool,
+    stmt: &Statement,
+    args: &[SqlValue],
+    access: Access,
+    limits: Limits,
+) -> Result<QueryOutput, ExecError> {
+    let begin = if access == Access::Read {
+        "BEGIN READ ONLY"
+    } else {
+        "BEGIN"
+    };
+    let mut tx = pool.begin_with(begin).await.map_err(db_error)?;
+    // Bound, and local to this transaction.
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(limits.timeout.as_millis().to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
+    let out = match async {
+        Ok::<_, ExecError>(collect!(q.fetch_many(&mut *tx), decode::pg_row, limits))
+    }
+    .await
+    {
+        Ok(out) => out,
+        Err(ExecError::Database(m)) if m.contains("statement timeout") => {
+            return Err(ExecError::Timeout(limits.timeout));
+        }
+        Err(e) => return Err(e),
+    };
+    tx.commit().await.map_err(db_error)?;
+    Ok(out)
+}
+
+fn db_error(e: sqlx::Error) -> ExecError {
+    match e {
+        sqlx::Error::Database(d) => ExecError::Database(d.message().to_string()),
+        other => ExecError::Database(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,11 @@
+//! Warden's domain: the project file, the call pipeline, and tool execution.
+//!
+//! This crate knows nothing about MCP, HTTP, JSON-RPC, rmcp or axum. The edge
+//! (`warden-server`) turns wire requests into the plain types here and turns the results
+//! back into wire responses.
+
+#![forbid(unsafe_code)]
+
+pub mod exec;
+pub mod pipeline;
+pub mod project;

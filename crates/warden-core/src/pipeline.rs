@@ -1,0 +1,565 @@
+//! The call pipeline: the one place every tool call, resource read and prompt request passes
+//! through, in order.
+//!
+//! ```text
+//! transport ─▶ authenticate ─▶ authorize ─▶ input policy ─▶ execute ─▶ output policy ─▶ audit
+//! (edge)       (later)         (later)      (later)         exec::     (later)          (later)
+//! ```
+//!
+//! The edge builds a [`CallRequest`] from whatever arrived on the wire and gets back a
+//! [`ToolResult`] or a [`CallError`]; it never runs SQL or checks arguments itself. Later
+//! stages slot in here, between argument checking and execution, so that nothing can reach
+//! `exec` around them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::exec::{DataSource, ExecError, QueryOutput, SqlValue};
+use crate::project::{
+    ArgumentError, ContentBlock, ParamType, Project, Prompt, PromptMessage, Resource, ResourceUri,
+    Returns, Role, Tool,
+};
+
+/// Where a call came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Http,
+    Stdio,
+}
+
+/// What the pipeline may ask of the caller's client while a call runs. The edge implements
+/// it over MCP notifications and requests; tests implement it in memory.
+pub trait ClientChannel: Send + Sync {
+    fn progress(&self, done: u32, total: u32, message: String) -> BoxFuture<'_, ()>;
+    fn log(&self, message: String) -> BoxFuture<'_, ()>;
+    /// Asks the user for structured input; `None` when the client cannot be asked.
+    fn elicit(
+        &self,
+        message: String,
+        schema: Map<String, Value>,
+    ) -> BoxFuture<'_, Result<Elicited, String>>;
+    /// Asks the client's model for a completion.
+    fn sample(&self, prompt: String, max_tokens: u32) -> BoxFuture<'_, Result<String, String>>;
+}
+
+/// The user's answer to an elicitation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Elicited {
+    /// `accept`, `decline` or `cancel`.
+    pub action: String,
+    pub content: Option<Value>,
+}
+
+/// A channel for callers that cannot be asked anything (CLI, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoChannel;
+
+impl ClientChannel for NoChannel {
+    fn progress(&self, _: u32, _: u32, _: String) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn log(&self, _: String) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn elicit(&self, _: String, _: Map<String, Value>) -> BoxFuture<'_, Result<Elicited, String>> {
+        Box::pin(async { Err("this client cannot be asked for input".to_string()) })
+    }
+    fn sample(&self, _: String, _: u32) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async { Err("this client offers no model to ask".to_string()) })
+    }
+}
+
+impl std::fmt::Debug for CallRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments may hold sensitive values; they are never printed.
+        f.debug_struct("CallRequest")
+            .field("tool", &self.tool)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct CallRequest<'a> {
+    pub tool: &'a str,
+    pub arguments: Option<&'a Map<String, Value>>,
+    pub source: Source,
+    pub cancel: CancellationToken,
+    pub channel: &'a dyn ClientChannel,
+}
+
+/// One block of a tool's result, independent of any wire format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Text(String),
+    Image {
+        data: String,
+        mime_type: String,
+    },
+    Audio {
+        data: String,
+        mime_type: String,
+    },
+    Resource {
+        uri: String,
+        text: String,
+        mime_type: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    pub content: Vec<Content>,
+    /// Set when the tool declares an output schema.
+    pub structured: Option<Value>,
+}
+
+/// Why a call produced no result. The edge maps each variant to the wire in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown tool '{name}'; call tools/list to see the tools this server offers")]
+    UnknownTool { name: String },
+    #[error(transparent)]
+    Arguments(#[from] ArgumentError),
+    #[error(transparent)]
+    Execution(#[from] ExecError),
+    #[error("no matching row: {0}")]
+    NotFound(String),
+    #[error("the client's answer could not be used: {0}")]
+    Client(String),
+}
+
+impl CallError {
+    /// Whether the caller should see this as a failed tool run (MCP `isError` result) rather
+    /// than as a malformed request.
+    pub fn is_tool_error(&self) -> bool {
+        !matches!(self, Self::UnknownTool { .. })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error("no resource has the URI '{0}'; call resources/list or resources/templates/list")]
+    NotFound(String),
+    #[error(transparent)]
+    Execution(#[from] ExecError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("unknown prompt '{0}'; call prompts/list to see the prompts this server offers")]
+    Unknown(String),
+    #[error("argument '{0}' is required")]
+    MissingArgument(String),
+    #[error("argument '{0}' is not an argument of this prompt")]
+    UnknownArgument(String),
+    #[error("cannot render the prompt: {0}")]
+    Render(String),
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptMessageOut {
+    pub role: Role,
+    pub content: Content,
+}
+
+/// A resource's body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResourceBody {
+    Text(String),
+    /// Base64.
+    Blob(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceContents {
+    pub uri: String,
+    pub mime_type: Option<String>,
+    pub body: ResourceBody,
+}
+
+/// A loaded project and its open data source: everything needed to serve calls.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    project: Arc<Project>,
+    data: DataSource,
+}
+
+impl Pipeline {
+    pub fn new(project: Arc<Project>, data: DataSource) -> Self {
+        Self { project, data }
+    }
+
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    pub fn tools(&self) -> impl Iterator<Item = &Tool> {
+        self.project.tools.iter()
+    }
+
+    pub async fn call_tool(&self, req: CallRequest<'_>) -> Result<ToolResult, CallError> {
+        let started = Instant::now();
+        let tool = self
+            .project
+            .tool(req.tool)
+            .ok_or_else(|| CallError::UnknownTool {
+                name: req.tool.to_string(),
+            })?;
+        let mut args = tool.bind_arguments(req.arguments)?;
+        let result = self.execute(tool, &mut args, &req).await;
+        tracing::debug!(
+            tool = tool.name,
+            access = tool.access.as_str(),
+            ok = result.is_ok(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "tool call"
+        );
+        result
+    }
+
+    async fn execute(
+        &self,
+        tool: &Tool,
+        args: &mut Vec<SqlValue>,
+        req: &CallRequest<'_>,
+    ) -> Result<ToolResult, CallError> {
+        for line in &tool.log {
+            req.channel.log(line.clone()).await;
+        }
+        if let Some(ask) = &tool.elicit {
+            let answer = req
+                .channel
+                .elicit(ask.message.clone(), ask.schema.clone())
+                .await
+                .map_err(CallError::Client)?;
+            self.bind_extra(tool, args, "elicit_action", SqlValue::Text(answer.action));
+            let content = answer
+                .content
+                .map_or(SqlValue::Null(ParamType::String), |c| {
+                    SqlValue::Text(c.to_string())
+                });
+            self.bind_extra(tool, args, "elicit_content", content);
+        }
+        if let Some(sample) = &tool.sample {
+            let prompt = render_with_args(&sample.prompt, tool, args)?;
+            let text = req
+                .channel
+                .sample(prompt, sample.max_tokens)
+                .await
+                .map_err(CallError::Client)?;
+            self.bind_extra(tool, args, "sample_text", SqlValue::Text(text));
+        }
+        let steps = tool.progress_steps;
+        for step in 1..=steps.saturating_sub(1) {
+            req.channel
+                .progress(step, steps, format!("step {step} of {steps}"))
+                .await;
+        }
+        let output = self
+            .data
+            .run(&tool.statement, args, tool.access, &req.cancel)
+            .await?;
+        if steps > 0 {
+            req.channel
+                .progress(steps, steps, format!("step {steps} of {steps}"))
+                .await;
+        }
+        shape(tool, output)
+    }
+
+    /// Fills a value the pipeline produced itself (an elicitation answer, a model's reply)
+    /// into every position of the statement that names it.
+    fn bind_extra(&self, tool: &Tool, args: &mut [SqlValue], name: &str, value: SqlValue) {
+        for (slot, n) in args.iter_mut().zip(&tool.statement.names) {
+            if n == name {
+                *slot = value.clone();
+            }
+        }
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.project.resources.iter()
+    }
+
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+        cancel: &CancellationToken,
+    ) -> Result<ResourceContents, ResourceError> {
+        let (resource, vars) = self
+            .project
+            .resources
+            .iter()
+            .find_map(|r| match &r.uri {
+                ResourceUri::Fixed(f) if f == uri => Some((r, Vec::new())),
+                ResourceUri::Template(t) => t.matches(uri).map(|v| (r, v)),
+                ResourceUri::Fixed(_) => None,
+            })
+            .ok_or_else(|| ResourceError::NotFound(uri.to_string()))?;
+        let args: Vec<SqlValue> = resource
+            .statement
+            .names
+            .iter()
+            .map(|n| {
+                vars.iter()
+                    .find(|(k, _)| k == n)
+                    .map_or(SqlValue::Null(ParamType::String), |(_, v)| {
+                        SqlValue::Text(v.clone())
+                    })
+            })
+            .collect();
+        let out = self
+            .data
+            .run(
+                &resource.statement,
+                &args,
+                crate::project::Access::Read,
+                cancel,
+            )
+            .await?;
+        let first = out
+            .rows
+            .first()
+            .and_then(|row| row.values().next())
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| ResourceError::NotFound(uri.to_string()))?;
+        let text = match first {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let body = if resource.binary {
+            ResourceBody::Blob(text)
+        } else {
+            ResourceBody::Text(text)
+        };
+        Ok(ResourceContents {
+            uri: uri.to_string(),
+            mime_type: resource.mime_type.clone(),
+            body,
+        })
+    }
+
+    pub fn prompts(&self) -> impl Iterator<Item = &Prompt> {
+        self.project.prompts.iter()
+    }
+
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: &Map<String, Value>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<PromptMessageOut>, PromptError> {
+        let prompt = self
+            .project
+            .prompt(name)
+            .ok_or_else(|| PromptError::Unknown(name.to_string()))?;
+        if let Some(k) = arguments
+            .keys()
+            .find(|k| !prompt.arguments.iter().any(|a| &a.name == *k))
+        {
+            return Err(PromptError::UnknownArgument(k.clone()));
+        }
+        if let Some(a) = prompt
+            .arguments
+            .iter()
+            .find(|a| a.required && !arguments.contains_key(&a.name))
+        {
+            return Err(PromptError::MissingArgument(a.name.clone()));
+        }
+        let env = minijinja::Environment::new();
+        let ctx = template_value(&Value::Object(arguments.clone()));
+        let mut out = Vec::with_capacity(prompt.messages.len());
+        for m in &prompt.messages {
+            out.push(match m {
+                PromptMessage::Text { role, template } => {
+                    let text = env
+                        .render_str(template, &ctx)
+                        .map_err(|e| PromptError::Render(e.to_string()))?;
+                    PromptMessageOut {
+                        role: *role,
+                        content: Content::Text(text),
+                    }
+                }
+                PromptMessage::Resource { role, uri } => {
+                    let r = self.read_resource(uri, cancel).await?;
+                    let text = match r.body {
+                        ResourceBody::Text(t) | ResourceBody::Blob(t) => t,
+                    };
+                    PromptMessageOut {
+                        role: *role,
+                        content: Content::Resource {
+                            uri: r.uri,
+                            text,
+                            mime_type: r.mime_type,
+                        },
+                    }
+                }
+                PromptMessage::Image {
+                    role,
+                    data,
+                    mime_type,
+                } => PromptMessageOut {
+                    role: *role,
+                    content: Content::Image {
+                        data: data.clone(),
+                        mime_type: mime_type.clone(),
+                    },
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Values offered for a prompt argument, filtered by what the user typed so far.
+    pub fn complete_prompt_argument(
+        &self,
+        prompt: &str,
+        argument: &str,
+        prefix: &str,
+    ) -> Vec<String> {
+        self.project
+            .prompt(prompt)
+            .and_then(|p| p.arguments.iter().find(|a| a.name == argument))
+            .map(|a| {
+                a.completions
+                    .iter()
+                    .filter(|c| c.starts_with(prefix))
+                    .take(100)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub async fn close(&self) {
+        self.data.close().await;
+    }
+}
+
+fn render_with_args(template: &str, tool: &Tool, args: &[SqlValue]) -> Result<String, CallError> {
+    let mut ctx = Map::new();
+    for (name, v) in tool.statement.names.iter().zip(args) {
+        let j = match v {
+            SqlValue::Null(_) => Value::Null,
+            SqlValue::Int(i) => json!(i),
+            SqlValue::Float(f) => json!(f),
+            SqlValue::Text(s) => json!(s),
+            SqlValue::Bool(b) => json!(b),
+        };
+        ctx.insert(name.clone(), j);
+    }
+    minijinja::Environment::new()
+        .render_str(template, template_value(&Value::Object(ctx)))
+        .map_err(|e| CallError::Client(format!("cannot render the sampling prompt: {e}")))
+}
+
+/// JSON to a template value; templates see arguments exactly as the client sent them.
+fn template_value(v: &Value) -> minijinja::Value {
+    match v {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => n.as_i64().map_or_else(
+            || minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN)),
+            minijinja::Value::from,
+        ),
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(a) => minijinja::Value::from(a.iter().map(template_value).collect::<Vec<_>>()),
+        Value::Object(m) => {
+            minijinja::Value::from_iter(m.iter().map(|(k, v)| (k.clone(), template_value(v))))
+        }
+    }
+}
+
+/// Turns rows into the tool's declared result shape and content blocks.
+fn shape(tool: &Tool, out: QueryOutput) -> Result<ToolResult, CallError> {
+    let value = match (tool.returns, tool.access) {
+        (Returns::Row, _) => match out.rows.into_iter().next() {
+            Some(row) => Value::Object(row),
+            None => {
+                return Err(CallError::NotFound(format!(
+                    "{} found nothing for these arguments",
+                    tool.name
+                )));
+            }
+        },
+        (Returns::Rows, crate::project::Access::Write) if out.rows.is_empty() => {
+            json!({ "rows_affected": out.rows_affected })
+        }
+        (Returns::Rows, _) => {
+            let count = out.rows.len();
+            let mut m = Map::new();
+            if tool.content.is_empty() {
+                m.insert(
+                    "rows".into(),
+                    Value::Array(out.rows.into_iter().map(Value::Object).collect()),
+                );
+            } else {
+                return content_result(tool, out.rows);
+            }
+            m.insert("row_count".into(), json!(count));
+            m.insert("truncated".into(), json!(out.truncated));
+            if tool.access == crate::project::Access::Write {
+                m.insert("rows_affected".into(), json!(out.rows_affected));
+            }
+            Value::Object(m)
+        }
+    };
+    if !tool.content.is_empty()
+        && let Value::Object(row) = &value
+    {
+        return content_result(tool, vec![row.clone()]);
+    }
+    let text = serde_json::to_string(&value).unwrap_or_default();
+    Ok(ToolResult {
+        content: vec![Content::Text(text)],
+        structured: tool.output_schema.is_some().then_some(value),
+    })
+}
+
+/// Builds the declared content blocks from each row.
+fn content_result(tool: &Tool, rows: Vec<Map<String, Value>>) -> Result<ToolResult, CallError> {
+    let col = |row: &Map<String, Value>, c: &str| -> Result<String, CallError> {
+        match row.get(c) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Null) | None => Err(CallError::NotFound(format!(
+                "column '{c}' is missing or null in the result"
+            ))),
+            Some(other) => Ok(other.to_string()),
+        }
+    };
+    let mut content = Vec::new();
+    for row in &rows {
+        for block in &tool.content {
+            content.push(match block {
+                ContentBlock::Text { column } => Content::Text(col(row, column)?),
+                ContentBlock::Image { column, mime_type } => Content::Image {
+                    data: col(row, column)?,
+                    mime_type: mime_type.clone(),
+                },
+                ContentBlock::Audio { column, mime_type } => Content::Audio {
+                    data: col(row, column)?,
+                    mime_type: mime_type.clone(),
+                },
+                ContentBlock::Resource {
+                    uri_column,
+                    column,
+                    mime_type,
+                } => Content::Resource {
+                    uri: col(row, uri_column)?,
+                    text: col(row, column)?,
+                    mime_type: mime_type.clone(),
+                },
+            });
+        }
+    }
+    Ok(ToolResult {
+        content,
+        structured: None,
+    })
+}

@@ -1,0 +1,251 @@
+//! The project file (`warden.yaml`): what Warden serves and from where.
+//!
+//! Pipeline position: none. The project is the input every stage reads; it is loaded and
+//! checked once, before anything is served, and then shared read-only.
+//!
+//! `model` is the file's raw shape; `load` checks it and builds the types below, so the rest
+//! of Warden only ever sees a project that passed every check.
+
+mod env;
+mod load;
+pub mod model;
+mod params;
+pub mod uri_template;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{LoadError, ProjectError, load_file, load_str};
+pub use params::{ArgumentError, ParamType};
+
+use crate::exec::sql::Statement;
+
+/// A checked project.
+#[derive(Debug)]
+pub struct Project {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub instructions: Option<String>,
+    pub server: ServerConfig,
+    pub data: DataConfig,
+    pub tools: Vec<Tool>,
+    pub resources: Vec<Resource>,
+    pub prompts: Vec<Prompt>,
+    tool_index: HashMap<String, usize>,
+}
+
+impl Project {
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tool_index.get(name).map(|&i| &self.tools[i])
+    }
+
+    pub fn prompt(&self, name: &str) -> Option<&Prompt> {
+        self.prompts.iter().find(|p| p.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub public_url: Option<String>,
+    /// Host names (without port) accepted in the `Host` header, loopback names included.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) accepted besides loopback origins.
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+/// Where a project's data lives.
+#[derive(Clone)]
+pub enum DataLocation {
+    Sqlite(PathBuf),
+    /// The URL may hold a password, so `Debug` never prints it.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DataLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.write_str("Postgres(<redacted url>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DataConfig {
+    pub location: DataLocation,
+    pub query_timeout: Duration,
+    pub max_rows: usize,
+    pub max_connections: u32,
+}
+
+impl DataConfig {
+    pub fn dialect(&self) -> Dialect {
+        match self.location {
+            DataLocation::Sqlite(_) => Dialect::Sqlite,
+            DataLocation::Postgres(_) => Dialect::Postgres,
+        }
+    }
+}
+
+/// The SQL dialect a statement is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Whether a tool only reads or may change data. Everything about writes (annotations,
+/// transactions, later confirmation) keys off this one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// `{ "rows": [...], "row_count": n, "truncated": bool }`
+    Rows,
+    /// The first row as an object; no row is a tool error.
+    Row,
+}
+
+#[derive(Debug)]
+pub struct Tool {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub access: Access,
+    pub params: Vec<Param>,
+    pub statement: Statement,
+    pub returns: Returns,
+    pub output_schema: Option<serde_json::Map<String, serde_json::Value>>,
+    /// JSON Schema of the arguments, derived from `params`.
+    pub input_schema: serde_json::Map<String, serde_json::Value>,
+    pub content: Vec<ContentBlock>,
+    pub progress_steps: u32,
+    pub log: Vec<String>,
+    pub idempotent: bool,
+    pub elicit: Option<Elicit>,
+    pub sample: Option<Sample>,
+}
+
+/// Names bound by the pipeline itself rather than by the caller.
+pub const ELICIT_ACTION: &str = "elicit_action";
+pub const ELICIT_CONTENT: &str = "elicit_content";
+pub const SAMPLE_TEXT: &str = "sample_text";
+
+#[derive(Debug, Clone)]
+pub struct Elicit {
+    pub message: String,
+    pub schema: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub prompt: String,
+    pub max_tokens: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub ty: ParamType,
+    pub description: Option<String>,
+    pub required: bool,
+    pub default: Option<serde_json::Value>,
+    pub enumeration: Option<Vec<serde_json::Value>>,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    pub pattern: Option<regex::Regex>,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum ContentBlock {
+    Text {
+        column: String,
+    },
+    Image {
+        column: String,
+        mime_type: String,
+    },
+    Audio {
+        column: String,
+        mime_type: String,
+    },
+    Resource {
+        uri_column: String,
+        column: String,
+        mime_type: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Resource {
+    pub uri: ResourceUri,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+    pub statement: Statement,
+    pub binary: bool,
+}
+
+#[derive(Debug)]
+pub enum ResourceUri {
+    Fixed(String),
+    Template(uri_template::UriTemplate),
+}
+
+#[derive(Debug)]
+pub struct Prompt {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub arguments: Vec<PromptArgument>,
+    pub messages: Vec<PromptMessage>,
+}
+
+#[derive(Debug)]
+pub struct PromptArgument {
+    pub name: String,
+    pub description: Option<String>,
+    pub required: bool,
+    pub completions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug)]
+pub enum PromptMessage {
+    /// A minijinja template, checked for syntax at load.
+    Text { role: Role, template: String },
+    /// One of the project's own resources, read when the prompt is requested.
+    Resource { role: Role, uri: String },
+    Image {
+        role: Role,
+        data: String,
+        mime_type: String,
+    },
+}

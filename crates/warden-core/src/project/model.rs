@@ -1,0 +1,244 @@
+//! The project file's shape, as written by the operator. Parsing only: semantic checks live in
+//! `project::load`, which turns this into a validated [`crate::project::Project`].
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The root of `warden.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    /// Schema version; only `1` exists.
+    pub version: Spanned<u32>,
+    /// A short name shown to clients as the server name.
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Text sent to clients in `initialize` as instructions for the model.
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub server: Option<Spanned<ServerSection>>,
+    pub data: Spanned<DataSection>,
+    #[serde(default)]
+    pub tools: Vec<Spanned<ToolSpec>>,
+    #[serde(default)]
+    pub resources: Vec<Spanned<ResourceSpec>>,
+    #[serde(default)]
+    pub prompts: Vec<Spanned<PromptSpec>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// `host:port`; defaults to `127.0.0.1:8080`.
+    #[serde(default)]
+    pub bind: Option<Spanned<String>>,
+    /// The URL clients use to reach this server, e.g. `https://warden.example.com`.
+    #[serde(default)]
+    pub public_url: Option<Spanned<String>>,
+    /// Extra values accepted in the `Host` header (loopback names are always accepted).
+    #[serde(default)]
+    pub allowed_hosts: Vec<Spanned<String>>,
+    /// Extra values accepted in the `Origin` header.
+    #[serde(default)]
+    pub allowed_origins: Vec<Spanned<String>>,
+    /// Largest accepted request body, in bytes. Default 1 MiB.
+    #[serde(default)]
+    pub max_body_bytes: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Path of a SQLite database file, relative to the project file.
+    #[serde(default)]
+    pub sqlite: Option<Spanned<String>>,
+    /// A `postgres://` URL. `${VAR}` is expanded, so passwords can stay in the environment.
+    #[serde(default)]
+    pub postgres: Option<Spanned<String>>,
+    /// Longest a tool's query may run, in milliseconds. Default 5000.
+    #[serde(default)]
+    pub query_timeout_ms: Option<Spanned<u64>>,
+    /// Most rows a read tool returns; more are cut and the result says so. Default 1000.
+    #[serde(default)]
+    pub max_rows: Option<Spanned<u64>>,
+    /// Most connections held open to the data source. Default 8.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub description: Spanned<String>,
+    pub access: Spanned<String>,
+    #[serde(default)]
+    pub params: Vec<Spanned<ParamSpec>>,
+    pub sql: Spanned<String>,
+    /// `rows` (default): `{ "rows": [...] }`; `row`: the single row, or an error if none.
+    #[serde(default)]
+    pub returns: Option<Spanned<String>>,
+    /// JSON Schema of the structured result; when present, results carry `structuredContent`.
+    #[serde(default)]
+    pub output_schema: Option<Spanned<serde_json::Value>>,
+    /// How a row becomes MCP content instead of JSON text (images, audio, resources).
+    #[serde(default)]
+    pub content: Vec<Spanned<ContentSpec>>,
+    /// Steps the server reports as progress notifications while the query runs.
+    #[serde(default)]
+    pub progress_steps: Option<Spanned<u32>>,
+    /// Log messages the server emits (as MCP logging notifications) during the call.
+    #[serde(default)]
+    pub log: Vec<String>,
+    /// Marks an idempotent write (MCP `idempotentHint`).
+    #[serde(default)]
+    pub idempotent: bool,
+    /// Ask the user for input (MCP elicitation) before the SQL runs; the answer is bound as
+    /// `:elicit_action` and `:elicit_content` (JSON text).
+    #[serde(default)]
+    pub elicit: Option<Spanned<ElicitSpec>>,
+    /// Ask the client's model (MCP sampling) before the SQL runs; the reply is bound as
+    /// `:sample_text`.
+    #[serde(default)]
+    pub sample: Option<Spanned<SampleSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElicitSpec {
+    pub message: String,
+    /// JSON Schema (flat object of primitive properties) for the requested answer.
+    pub schema: Spanned<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleSpec {
+    /// A minijinja template over the tool's parameters.
+    pub prompt: Spanned<String>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    pub name: Spanned<String>,
+    #[serde(rename = "type")]
+    pub ty: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub default: Option<Spanned<serde_json::Value>>,
+    #[serde(default, rename = "enum")]
+    pub enumeration: Option<Spanned<Vec<serde_json::Value>>>,
+    #[serde(default)]
+    pub minimum: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub maximum: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub min_length: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_length: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub pattern: Option<Spanned<String>>,
+    /// A sensitive value is never echoed in errors (and, later, never audited).
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+/// One MCP content block built from a result row's columns.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentSpec {
+    /// `text`, `image`, `audio` or `resource`.
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// Column holding the text, or the base64 data for image and audio.
+    #[serde(default)]
+    pub column: Option<Spanned<String>>,
+    /// Fixed MIME type for image, audio and resource blocks.
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Column holding the resource URI, for `resource` blocks.
+    #[serde(default)]
+    pub uri_column: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// A fixed URI (`uri`) or an RFC 6570 level-1 template (`uri_template`) such as `vendor://{id}`.
+    #[serde(default)]
+    pub uri: Option<Spanned<String>>,
+    #[serde(default)]
+    pub uri_template: Option<Spanned<String>>,
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Query whose first row's first column is the resource's content. Template variables
+    /// are bound as named parameters.
+    pub sql: Spanned<String>,
+    /// The content is base64 in the database and is served as a blob.
+    #[serde(default)]
+    pub binary: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSpec {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub arguments: Vec<Spanned<PromptArgSpec>>,
+    /// A minijinja template rendered into a single user message.
+    #[serde(default)]
+    pub template: Option<Spanned<String>>,
+    /// Several messages, each with a role and a template or an embedded resource/image.
+    #[serde(default)]
+    pub messages: Vec<Spanned<PromptMessageSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptArgSpec {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    /// Values offered by `completion/complete` for this argument.
+    #[serde(default)]
+    pub completions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptMessageSpec {
+    /// `user` or `assistant`.
+    #[serde(default)]
+    pub role: Option<Spanned<String>>,
+    #[serde(default)]
+    pub text: Option<Spanned<String>>,
+    /// URI of one of this project's resources, embedded in the message.
+    #[serde(default)]
+    pub resource: Option<Spanned<String>>,
+    /// Base64 image data with `mime_type`.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+}

@@ -1,0 +1,47 @@
+//! Warden's edge: MCP over Streamable HTTP and stdio.
+//!
+//! This is the only crate that knows rmcp, axum and JSON-RPC. It maps wire requests onto
+//! `warden_core::pipeline` and maps the pipeline's results and errors back, in one place
+//! ([`transport::mcp`]).
+
+#![forbid(unsafe_code)]
+
+pub mod transport;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use warden_core::pipeline::Pipeline;
+
+pub use transport::http::router;
+pub use transport::stdio::{StdioError, serve_stdio};
+
+/// A bound HTTP server that has not started serving yet; lets the caller learn the port
+/// (useful with port 0) before serving.
+#[derive(Debug)]
+pub struct HttpServer {
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+}
+
+impl HttpServer {
+    pub async fn bind(pipeline: Arc<Pipeline>, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self { listener, pipeline })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, ends MCP sessions and
+    /// waits for in-flight requests.
+    pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let app = router(self.pipeline, shutdown.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    }
+}

@@ -1,0 +1,307 @@
+//! Transport, HTTP layer: the axum router, and the checks every `/mcp` request passes before
+//! rmcp sees it.
+//!
+//! Order on `/mcp`: Origin (403) → body size (413) → JSON-RPC shape (400) → rmcp, which
+//! checks `Host` against the configured hosts (403), then sessions and the protocol.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::{BodyExt, Limited};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use warden_core::pipeline::{Pipeline, Source};
+use warden_core::project::ServerConfig;
+
+use super::mcp::WardenMcp;
+
+#[derive(Debug, Clone)]
+struct EdgeConfig {
+    allowed_origins: Arc<[String]>,
+    max_body_bytes: usize,
+}
+
+/// The whole HTTP surface. `shutdown` ends open MCP sessions and their SSE streams.
+pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
+    let server = pipeline.project().server.clone();
+    let edge = EdgeConfig {
+        allowed_origins: server.allowed_origins.clone().into(),
+        max_body_bytes: server.max_body_bytes,
+    };
+    let mcp = mcp_service(pipeline, &server, shutdown);
+    let mcp_routes = Router::new()
+        .fallback_service(mcp)
+        .layer(middleware::from_fn_with_state(edge.clone(), check_body))
+        .layer(middleware::from_fn_with_state(edge, check_origin));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .nest_service("/mcp", mcp_routes)
+        .layer(middleware::from_fn(security_headers))
+}
+
+fn mcp_service(
+    pipeline: Arc<Pipeline>,
+    server: &ServerConfig,
+    shutdown: CancellationToken,
+) -> StreamableHttpService<WardenMcp, LocalSessionManager> {
+    // rmcp compares the Host header without IPv6 brackets.
+    let hosts: Vec<String> = server
+        .allowed_hosts
+        .iter()
+        .map(|h| h.trim_matches(['[', ']']).to_string())
+        .collect();
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_max_request_body_bytes(server.max_body_bytes)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_cancellation_token(shutdown.child_token());
+    let handler = WardenMcp::new(pipeline, Source::Http);
+    StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+}
+
+/// A JSON-RPC error object as an HTTP response (no id: the request could not be read).
+fn jsonrpc_error(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
+    let body = json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message.into() } });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// True when `origin` is a loopback page or one of the configured origins. Browsers send
+/// `Origin` on cross-site requests; refusing foreign ones stops DNS-rebinding pages from
+/// driving a local server. Requests without `Origin` (non-browser clients) pass.
+pub(crate) fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    let origin = origin.trim().to_ascii_lowercase();
+    if allowed.iter().any(|a| a == &origin) {
+        return true;
+    }
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    if scheme != "http" && scheme != "https" {
+        return false;
+    }
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let port_ok = match authority.strip_prefix(host) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())),
+        None => false,
+    };
+    port_ok && matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+async fn check_origin(State(edge): State<EdgeConfig>, req: Request, next: Next) -> Response {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let ok = origin
+            .to_str()
+            .is_ok_and(|o| origin_allowed(o, &edge.allowed_origins));
+        if !ok {
+            let shown = String::from_utf8_lossy(origin.as_bytes())
+                .chars()
+                .take(200)
+                .collect::<String>();
+            tracing::warn!(origin = %shown, "refused a request from a foreign origin");
+            return jsonrpc_error(
+                StatusCode::FORBIDDEN,
+                -32600,
+                format!(
+                    "Origin '{shown}' is not allowed; add it to server.allowed_origins in the project file if it is yours"
+                ),
+            );
+        }
+    }
+    next.run(req).await
+}
+
+/// Reads a POST body within the size limit and checks it is one JSON-RPC message, so that
+/// bad input gets a precise JSON-RPC error rather than a transport-level one.
+async fn check_body(State(edge): State<EdgeConfig>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let too_large = || {
+        jsonrpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            -32600,
+            format!(
+                "request body is larger than the {} byte limit (server.max_body_bytes)",
+                edge.max_body_bytes
+            ),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > edge.max_body_bytes as u64) {
+        return too_large();
+    }
+    let bytes: Bytes = match Limited::new(body, edge.max_body_bytes).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => {
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                -32700,
+                format!("could not read the request body: {e}"),
+            );
+        }
+    };
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if is_json {
+        if let Err(message) = check_jsonrpc(&bytes) {
+            let code = if message.starts_with("parse error") {
+                -32700
+            } else {
+                -32600
+            };
+            return jsonrpc_error(StatusCode::BAD_REQUEST, code, message);
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// `Err` names what is wrong: not JSON (with line and column), a batch, or not JSON-RPC 2.0.
+pub(crate) fn check_jsonrpc(bytes: &[u8]) -> Result<(), String> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("parse error: the body is not valid JSON ({e})"))?;
+    let Value::Object(msg) = value else {
+        return Err(if value.is_array() {
+            "invalid request: JSON-RPC batches are not supported; send one message per request"
+                .into()
+        } else {
+            "invalid request: the body must be a JSON-RPC 2.0 object".into()
+        });
+    };
+    if msg.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err("invalid request: \"jsonrpc\" must be \"2.0\"".into());
+    }
+    match msg.get("method") {
+        Some(Value::String(_)) => {}
+        Some(_) => return Err("invalid request: \"method\" must be a string".into()),
+        None if msg.contains_key("result") || msg.contains_key("error") => {}
+        None => return Err("invalid request: a \"method\" is required".into()),
+    }
+    if let Some(id) = msg.get("id")
+        && !(id.is_string() || id.is_i64() || id.is_u64())
+    {
+        return Err("invalid request: \"id\" must be a string or an integer".into());
+    }
+    if let Some(p) = msg.get("params")
+        && !(p.is_object() || p.is_array())
+    {
+        return Err("invalid request: \"params\" must be an object".into());
+    }
+    Ok(())
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_jsonrpc, origin_allowed};
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://app.example.com".to_string()];
+        let cases = [
+            ("http://localhost:6274", true),
+            ("http://127.0.0.1", true),
+            ("http://[::1]:8080", true),
+            ("https://app.example.com", true),
+            ("HTTPS://APP.EXAMPLE.COM", true),
+            ("https://app.example.com:444", false),
+            ("http://evil.example", false),
+            ("http://localhost.evil.example", false),
+            ("http://127.0.0.1.nip.io", false),
+            ("http://localhost:80@evil.example", false),
+            ("null", false),
+            ("file://", false),
+        ];
+        for (origin, want) in cases {
+            assert_eq!(origin_allowed(origin, &allowed), want, "{origin}");
+        }
+    }
+
+    #[test]
+    fn jsonrpc_shapes() {
+        assert!(check_jsonrpc(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_ok());
+        assert!(
+            check_jsonrpc(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_ok()
+        );
+        assert!(check_jsonrpc(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).is_ok());
+        let bad = [
+            (&br#"{"jsonrpc":"2.0","#[..], "parse error"),
+            (br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, "batches"),
+            (br#"{"id":1,"method":"ping"}"#, "\"jsonrpc\" must be"),
+            (br#"{"jsonrpc":"2.0","id":1}"#, "\"method\" is required"),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+                "\"method\" must be",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+                "\"id\" must be",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":"x"}"#,
+                "\"params\" must be",
+            ),
+            (br#"42"#, "must be a JSON-RPC 2.0 object"),
+        ];
+        for (body, want) in bad {
+            let err = check_jsonrpc(body).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! Transport, MCP layer: the only module that knows rmcp's types. It turns MCP requests into
+//! the pipeline's plain types and the pipeline's answers back into MCP results.
+//!
+//! `list_tools` and `call_tool` are written by hand (no rmcp tool macros) so that every call
+//! goes through [`Pipeline::call_tool`], where the security stages live.
+
+// rmcp marks logging and sampling deprecated (SEP-2577, a future protocol revision); the
+// 2025-11-25 and 2025-06-18 revisions Warden serves still define both.
+#![allow(deprecated)]
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use futures::future::BoxFuture;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    CompletionInfo, ContentBlock, CreateMessageRequestParams, CustomRequest, CustomResult,
+    ElicitRequestParams, ElicitationSchema, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    SamplingMessage, ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
+    ToolAnnotations, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Map, Value, json};
+use warden_core::pipeline::{
+    CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, ResourceBody,
+    ResourceError, Source,
+};
+use warden_core::project::{Access, ResourceUri, Role};
+
+/// One MCP connection's handler. Cheap to create: rmcp's HTTP service makes one per session.
+#[derive(Debug, Clone)]
+pub struct WardenMcp {
+    pipeline: Arc<Pipeline>,
+    source: Source,
+    /// Lowest logging level the client asked to receive (`logging/setLevel`), as syslog
+    /// severity: 0 = emergency .. 7 = debug.
+    log_level: Arc<AtomicU8>,
+    /// Prepended to the `initialize` instructions (the no-auth warning, later).
+    notice: Option<Arc<str>>,
+}
+
+impl WardenMcp {
+    pub fn new(pipeline: Arc<Pipeline>, source: Source) -> Self {
+        Self {
+            pipeline,
+            source,
+            log_level: Arc::new(AtomicU8::new(6)),
+            notice: None,
+        }
+    }
+
+    pub fn with_notice(mut self, notice: impl Into<Arc<str>>) -> Self {
+        self.notice = Some(notice.into());
+        self
+    }
+
+    fn tool(t: &warden_core::project::Tool) -> Tool {
+        let read = t.access == Access::Read;
+        let annotations = ToolAnnotations::new()
+            .read_only(read)
+            .destructive(!read)
+            .idempotent(read || t.idempotent)
+            .open_world(false);
+        let mut tool = Tool::new(
+            t.name.clone(),
+            t.description.clone(),
+            t.input_schema.clone(),
+        )
+        .with_annotations(annotations);
+        if let Some(title) = &t.title {
+            tool = tool.with_title(title.clone());
+        }
+        if let Some(schema) = &t.output_schema {
+            tool = tool.with_raw_output_schema(Arc::new(schema.clone()));
+        }
+        tool
+    }
+}
+
+/// Wire form of one content block.
+fn block(c: Content) -> ContentBlock {
+    match c {
+        Content::Text(t) => ContentBlock::text(t),
+        Content::Image { data, mime_type } => ContentBlock::image(data, mime_type),
+        Content::Audio { data, mime_type } => ContentBlock::audio(data, mime_type),
+        Content::Resource {
+            uri,
+            text,
+            mime_type,
+        } => {
+            let mut rc = ResourceContents::text(text, uri);
+            if let Some(m) = mime_type {
+                rc = rc.with_mime_type(m);
+            }
+            ContentBlock::resource(rc)
+        }
+    }
+}
+
+/// The one place a pipeline failure becomes MCP. An unknown tool is a protocol error
+/// (-32602); everything else is a tool result with `isError`, so the model sees the message
+/// and can correct itself.
+fn call_error(e: CallError) -> Result<CallToolResponse, ErrorData> {
+    if e.is_tool_error() {
+        Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into())
+    } else {
+        Err(ErrorData::invalid_params(e.to_string(), None))
+    }
+}
+
+fn resource_error(e: ResourceError) -> ErrorData {
+    match e {
+        ResourceError::NotFound(uri) => ErrorData::resource_not_found(
+            format!(
+                "no resource has the URI '{uri}'; call resources/list or resources/templates/list"
+            ),
+            Some(json!({ "uri": uri })),
+        ),
+        ResourceError::Execution(e) => ErrorData::internal_error(e.to_string(), None),
+    }
+}
+
+fn prompt_error(e: PromptError) -> ErrorData {
+    match e {
+        PromptError::Resource(r) => resource_error(r),
+        PromptError::Render(m) => {
+            ErrorData::internal_error(format!("cannot render the prompt: {m}"), None)
+        }
+        other => ErrorData::invalid_params(other.to_string(), None),
+    }
+}
+
+/// MCP logging levels, most severe first (RFC 5424 order).
+const LEVELS: [&str; 8] = [
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "info",
+    "debug",
+];
+
+/// Talks back to the client during a call: progress, logs, elicitation and sampling.
+struct PeerChannel<'a> {
+    ctx: &'a RequestContext<RoleServer>,
+    log_level: &'a AtomicU8,
+}
+
+impl ClientChannel for PeerChannel<'_> {
+    fn progress(&self, done: u32, total: u32, message: String) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(token) = self.ctx.meta.get_progress_token() {
+                let p = ProgressNotificationParam::new(token, f64::from(done))
+                    .with_total(f64::from(total))
+                    .with_message(message);
+                if let Err(e) = self.ctx.peer.notify_progress(p).await {
+                    tracing::debug!(error = %e, "progress notification not delivered");
+                }
+            }
+        })
+    }
+
+    fn log(&self, message: String) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // "info" is severity 6; send only if the client asked for info or more verbose.
+            if self.log_level.load(Ordering::Relaxed) < 6 {
+                return;
+            }
+            let param = rmcp::model::LoggingMessageNotificationParam::new(
+                rmcp::model::LoggingLevel::Info,
+                json!(message),
+            )
+            .with_logger("warden");
+            let sent = self.ctx.peer.notify_logging_message(param).await;
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "log notification not delivered");
+            }
+        })
+    }
+
+    fn elicit(
+        &self,
+        message: String,
+        schema: Map<String, Value>,
+    ) -> BoxFuture<'_, Result<Elicited, String>> {
+        Box::pin(async move {
+            let schema = ElicitationSchema::from_json_schema(schema)
+                .map_err(|e| format!("invalid elicitation schema: {e}"))?;
+            let params = ElicitRequestParams::FormElicitationParams {
+                meta: None,
+                message,
+                requested_schema: schema,
+            };
+            let r = self
+                .ctx
+                .peer
+                .create_elicitation(params)
+                .await
+                .map_err(|e| e.to_string())?;
+            let action = serde_json::to_value(r.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            Ok(Elicited {
+                action,
+                content: r.content,
+            })
+        })
+    }
+
+    fn sample(&self, prompt: String, max_tokens: u32) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let params = CreateMessageRequestParams::new(
+                vec![SamplingMessage::user_text(prompt)],
+                max_tokens,
+            );
+            let r = self
+                .ctx
+                .peer
+                .create_message(params)
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = r
+                .message
+                .content
+                .into_vec()
+                .into_iter()
+                .find_map(|c| c.as_text().map(|t| t.text.clone()));
+            text.ok_or_else(|| "the client's model returned no text".to_string())
+        })
+    }
+}
+
+impl ServerHandler for WardenMcp {
+    fn get_info(&self) -> ServerConfig {
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_prompts()
+            .enable_completions()
+            .enable_logging()
+            .build();
+        let project = self.pipeline.project();
+        let mut instructions = String::new();
+        if let Some(n) = &self.notice {
+            instructions.push_str(n);
+        }
+        if let Some(i) = &project.instructions {
+            if !instructions.is_empty() {
+                instructions.push_str("\n\n");
+            }
+            instructions.push_str(i);
+        }
+        let mut implementation = Implementation::new("warden", env!("CARGO_PKG_VERSION"))
+            .with_title(format!("Warden: {}", project.name));
+        if let Some(d) = &project.description {
+            implementation = implementation.with_description(d.clone());
+        }
+        let mut info = InitializeResult::new(caps).with_server_info(implementation);
+        if !instructions.is_empty() {
+            info = info.with_instructions(instructions);
+        }
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(
+            self.pipeline.tools().map(Self::tool).collect(),
+        ))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.pipeline.project().tool(name).map(Self::tool)
+    }
+
+    async fn call_tool(
+        &self,
+        req: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let channel = PeerChannel {
+            ctx: &ctx,
+            log_level: &self.log_level,
+        };
+        let request = CallRequest {
+            tool: req.name.as_ref(),
+            arguments: req.arguments.as_ref(),
+            source: self.source,
+            cancel: ctx.ct.clone(),
+            channel: &channel,
+        };
+        match self.pipeline.call_tool(request).await {
+            Ok(result) => {
+                let mut r =
+                    CallToolResult::success(result.content.into_iter().map(block).collect());
+                r.structured_content = result.structured;
+                Ok(r.into())
+            }
+            Err(e) => call_error(e),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resources = self
+            .pipeline
+            .resources()
+            .filter_map(|r| match &r.uri {
+                ResourceUri::Fixed(uri) => {
+                    let mut res = Resource::new(uri.clone(), r.name.clone());
+                    if let Some(t) = &r.title {
+                        res = res.with_title(t.clone());
+                    }
+                    if let Some(d) = &r.description {
+                        res = res.with_description(d.clone());
+                    }
+                    if let Some(m) = &r.mime_type {
+                        res = res.with_mime_type(m.clone());
+                    }
+                    Some(res)
+                }
+                ResourceUri::Template(_) => None,
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let templates = self
+            .pipeline
+            .resources()
+            .filter_map(|r| match &r.uri {
+                ResourceUri::Template(t) => {
+                    let mut rt = ResourceTemplate::new(t.as_str().to_string(), r.name.clone());
+                    if let Some(d) = &r.description {
+                        rt = rt.with_description(d.clone());
+                    }
+                    if let Some(m) = &r.mime_type {
+                        rt = rt.with_mime_type(m.clone());
+                    }
+                    Some(rt)
+                }
+                ResourceUri::Fixed(_) => None,
+            })
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        req: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let r = self
+            .pipeline
+            .read_resource(&req.uri, &ctx.ct)
+            .await
+            .map_err(resource_error)?;
+        let mut contents = match r.body {
+            ResourceBody::Text(t) => ResourceContents::text(t, r.uri),
+            ResourceBody::Blob(b) => ResourceContents::blob(b, r.uri),
+        };
+        if let Some(m) = r.mime_type {
+            contents = contents.with_mime_type(m);
+        }
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn subscribe(
+        &self,
+        req: SubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // Resources are read on demand; a subscription is accepted for any known resource.
+        self.known_resource(&req.uri)
+    }
+
+    async fn unsubscribe(
+        &self,
+        req: UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.known_resource(&req.uri)
+    }
+
+    async fn list_prompts(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let prompts = self
+            .pipeline
+            .prompts()
+            .map(|p| {
+                let args: Vec<PromptArgument> = p
+                    .arguments
+                    .iter()
+                    .map(|a| {
+                        let mut pa = PromptArgument::new(a.name.clone()).with_required(a.required);
+                        if let Some(d) = &a.description {
+                            pa = pa.with_description(d.clone());
+                        }
+                        pa
+                    })
+                    .collect();
+                let mut prompt = Prompt::new(
+                    p.name.clone(),
+                    p.description.clone(),
+                    (!args.is_empty()).then_some(args),
+                );
+                if let Some(t) = &p.title {
+                    prompt = prompt.with_title(t.clone());
+                }
+                prompt
+            })
+            .collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        req: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let args = req.arguments.unwrap_or_default();
+        let messages = self
+            .pipeline
+            .get_prompt(&req.name, &args, &ctx.ct)
+            .await
+            .map_err(prompt_error)?;
+        let messages = messages
+            .into_iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::User => rmcp::model::Role::User,
+                    Role::Assistant => rmcp::model::Role::Assistant,
+                };
+                PromptMessage::new(role, block(m.content))
+            })
+            .collect();
+        let mut result = GetPromptResult::new(messages);
+        if let Some(d) = self
+            .pipeline
+            .project()
+            .prompt(&req.name)
+            .and_then(|p| p.description.clone())
+        {
+            result = result.with_description(d);
+        }
+        Ok(result.into())
+    }
+
+    async fn complete(
+        &self,
+        req: CompleteRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let values = match req.r#ref.as_prompt_name() {
+            Some(prompt) => self.pipeline.complete_prompt_argument(
+                prompt,
+                &req.argument.name,
+                &req.argument.value,
+            ),
+            None => Vec::new(),
+        };
+        let info = CompletionInfo::new(values).map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(info))
+    }
+
+    async fn set_level(
+        &self,
+        req: rmcp::model::SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let name = serde_json::to_value(req.level)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let severity = LEVELS.iter().position(|l| *l == name).unwrap_or(6);
+        self.log_level.store(severity as u8, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// rmcp routes a known method whose params do not parse here; answer -32602 (invalid
+    /// params) naming the method rather than -32601 (method not found).
+    async fn on_custom_request(
+        &self,
+        req: CustomRequest,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        const KNOWN: [&str; 12] = [
+            "tools/call",
+            "tools/list",
+            "resources/read",
+            "resources/list",
+            "resources/templates/list",
+            "resources/subscribe",
+            "resources/unsubscribe",
+            "prompts/get",
+            "prompts/list",
+            "completion/complete",
+            "logging/setLevel",
+            "initialize",
+        ];
+        if KNOWN.contains(&req.method.as_str()) {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "invalid params for {}; see the MCP specification for this method's parameters",
+                    req.method
+                ),
+                None,
+            ));
+        }
+        Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            Cow::Owned(format!("method not found: {}", req.method)),
+            None,
+        ))
+    }
+}
+
+impl WardenMcp {
+    fn known_resource(&self, uri: &str) -> Result<(), ErrorData> {
+        let known = self.pipeline.resources().any(|r| match &r.uri {
+            ResourceUri::Fixed(f) => f == uri,
+            ResourceUri::Template(t) => t.matches(uri).is_some(),
+        });
+        if known {
+            Ok(())
+        } else {
+            Err(resource_error(ResourceError::NotFound(uri.to_string())))
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Transport, stdio layer: MCP over standard input and output for local clients. Logs go to
+//! standard error; standard output carries only protocol messages.
+
+use std::sync::Arc;
+
+use rmcp::ServiceExt;
+use warden_core::pipeline::{Pipeline, Source};
+
+use super::mcp::WardenMcp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StdioError {
+    #[error("the client did not complete the MCP handshake: {0}")]
+    Handshake(String),
+    #[error("the stdio session ended abnormally: {0}")]
+    Session(String),
+}
+
+/// Serves one client on stdin/stdout until it disconnects.
+pub async fn serve_stdio(pipeline: Arc<Pipeline>) -> Result<(), StdioError> {
+    let handler = WardenMcp::new(pipeline, Source::Stdio);
+    let running = handler
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| StdioError::Handshake(e.to_string()))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| StdioError::Session(e.to_string()))?;
+    Ok(())
+}
