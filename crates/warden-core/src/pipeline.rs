@@ -387,7 +387,10 @@ impl Pipeline {
                     }
                 }
                 PromptMessage::Resource { role, uri } => {
-                    let r = self.read_resource(uri, cancel).await?;
+                    let uri = env
+                        .render_str(uri, &ctx)
+                        .map_err(|e| PromptError::Render(e.to_string()))?;
+                    let r = self.read_resource(&uri, cancel).await?;
                     let text = match r.body {
                         ResourceBody::Text(t) | ResourceBody::Blob(t) => t,
                     };
@@ -456,7 +459,7 @@ fn render_with_args(template: &str, tool: &Tool, args: &[SqlValue]) -> Result<St
     }
     minijinja::Environment::new()
         .render_str(template, template_value(&Value::Object(ctx)))
-        .map_err(|e| CallError::Client(format!("cannot render the sampling prompt: {e}")))
+        .map_err(|e| CallError::Client(format!("cannot render a template of this tool: {e}")))
 }
 
 /// JSON to a template value; templates see arguments exactly as the client sent them.
@@ -471,7 +474,7 @@ fn template_value(v: &Value) -> minijinja::Value {
         Value::String(s) => minijinja::Value::from(s.as_str()),
         Value::Array(a) => minijinja::Value::from(a.iter().map(template_value).collect::<Vec<_>>()),
         Value::Object(m) => {
-            minijinja::Value::from_iter(m.iter().map(|(k, v)| (k.clone(), template_value(v))))
+            minijinja::Value::from_pairs(m.iter().map(|(k, v)| (k.as_str(), template_value(v))))
         }
     }
 }
@@ -562,4 +565,21 @@ fn content_result(tool: &Tool, rows: Vec<Map<String, Value>>) -> Result<ToolResu
         content,
         structured: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::template_value;
+
+    #[test]
+    fn templates_see_arguments_by_name() {
+        let ctx = template_value(&json!({ "arg1": "hello", "n": 3, "nested": { "k": true } }));
+        let out = minijinja::Environment::new()
+            .render_str("{{ arg1 }} {{ n + 1 }} {{ nested.k }}", ctx)
+            .unwrap();
+        // Jinja semantics: booleans render as True/False.
+        assert_eq!(out, "hello 4 True");
+    }
 }

@@ -98,7 +98,7 @@ pub fn load_str(
                 line: loc.map(|l| l.line() as u32),
                 column: loc.map(|l| l.column() as u32),
                 field: String::new(),
-                message: first_line(&e.to_string()),
+                message: parse_message(&e.to_string()),
             });
             return Err(LoadError { errors: c.errors });
         }
@@ -108,6 +108,17 @@ pub fn load_str(
         project.ok_or_else(|| LoadError { errors: Vec::new() })
     } else {
         Err(LoadError { errors: c.errors })
+    }
+}
+
+/// The YAML parser's message without its own `error: line N column M:` prefix, which
+/// `ProjectError` already shows in `file:line:col` form.
+fn parse_message(s: &str) -> String {
+    let line = first_line(s);
+    let rest = line.strip_prefix("error: ").unwrap_or(&line);
+    match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((loc, msg)) if loc.contains(" column ") => msg.to_string(),
+        _ => rest.to_string(),
     }
 }
 
@@ -965,6 +976,13 @@ impl Checker<'_> {
                             messages.push(PromptMessage::Text {
                                 role,
                                 template: t.value.clone(),
+                            });
+                        }
+                        (None, Some(u), None) if u.value.contains("{{") => {
+                            check_template(self, u, format!("{mfield}.resource"));
+                            messages.push(PromptMessage::Resource {
+                                role,
+                                uri: u.value.clone(),
                             });
                         }
                         (None, Some(u), None) => {

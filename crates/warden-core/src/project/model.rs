@@ -110,6 +110,7 @@ pub struct ToolSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElicitSpec {
+    /// A minijinja template over the tool's parameters.
     pub message: String,
     /// JSON Schema (flat object of primitive properties) for the requested answer.
     pub schema: Spanned<serde_json::Value>,
@@ -233,7 +234,8 @@ pub struct PromptMessageSpec {
     pub role: Option<Spanned<String>>,
     #[serde(default)]
     pub text: Option<Spanned<String>>,
-    /// URI of one of this project's resources, embedded in the message.
+    /// URI of one of this project's resources, embedded in the message. May be a template
+    /// over the prompt's arguments, e.g. `vendor://{{ vendor_id }}`.
     #[serde(default)]
     pub resource: Option<Spanned<String>>,
     /// Base64 image data with `mime_type`.
