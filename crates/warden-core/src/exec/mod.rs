@@ -170,22 +170,39 @@ impl DataSource {
         cancel: &CancellationToken,
     ) -> Result<QueryOutput, ExecError> {
         let limits = self.limits();
-        let work = async {
-            match self {
-                Self::Sqlite { read, write, .. } => {
-                    let pool = if access == Access::Read { read } else { write };
-                    run_sqlite(pool, stmt, args, access, limits).await
-                }
-                Self::Postgres { pool, .. } => run_postgres(pool, stmt, args, access, limits).await,
+        match self {
+            Self::Sqlite { read, write, .. } => {
+                let pool = if access == Access::Read { read } else { write }.clone();
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut task = tokio::spawn(run_sqlite(
+                    pool,
+                    stmt.clone(),
+                    args.to_vec(),
+                    access,
+                    limits,
+                    stop.clone(),
+                ));
+                let joined = tokio::select! {
+                    r = &mut task => r,
+                    () = cancel.cancelled() => {
+                        // Interrupt, then wait for the task to roll back and release.
+                        stop.store(true, Ordering::Relaxed);
+                        task.await
+                    }
+                };
+                joined.map_err(|e| ExecError::Database(format!("the query task failed: {e}")))?
             }
-        };
-        // The backends enforce the deadline themselves; this is the backstop for a stuck
-        // connection. Dropping the future drops the transaction, which rolls it back.
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => Err(ExecError::Cancelled),
-            r = tokio::time::timeout(limits.timeout + Duration::from_secs(1), work) => {
-                r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
+            Self::Postgres { pool, .. } => {
+                // PostgreSQL enforces the deadline (statement_timeout); this is the backstop
+                // for a stuck connection. Dropping the transaction rolls it back.
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => Err(ExecError::Cancelled),
+                    r = tokio::time::timeout(limits.timeout + Duration::from_secs(1),
+                                             run_postgres(pool, stmt, args, access, limits)) => {
+                        r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
+                    }
+                }
             }
         }
     }
@@ -249,50 +266,82 @@ macro_rules! collect {
     }};
 }
 
+/// Runs one statement on SQLite. Called in its own task that owns the connection, so a
+/// caller that goes away cannot drop a transaction half-way: the task always reaches its
+/// commit or rollback. `stop` asks it to interrupt the statement early.
 async fn run_sqlite(
-    pool: &SqlitePool,
-    stmt: &Statement,
-    args: &[SqlValue],
+    pool: SqlitePool,
+    stmt: Statement,
+    args: Vec<SqlValue>,
     access: Access,
     limits: Limits,
+    stop: Arc<AtomicBool>,
 ) -> Result<QueryOutput, ExecError> {
     let mut conn = pool.acquire().await.map_err(db_error)?;
     let deadline = Instant::now() + limits.timeout;
+    let armed = Arc::new(AtomicBool::new(true));
     let expired = Arc::new(AtomicBool::new(false));
     {
-        let expired = expired.clone();
+        let (armed, expired, stop) = (armed.clone(), expired.clone(), stop.clone());
         let mut handle = conn.lock_handle().await.map_err(db_error)?;
+        // Interrupts only the tool's statement: it is disarmed before the COMMIT or ROLLBACK
+        // that follows, which must never be interrupted.
         handle.set_progress_handler(SQLITE_PROGRESS_OPS, move || {
+            if !armed.load(Ordering::Acquire) {
+                return true;
+            }
             let late = Instant::now() >= deadline;
             if late {
                 expired.store(true, Ordering::Relaxed);
             }
-            !late
+            !(late || stop.load(Ordering::Relaxed))
         });
     }
-    let result = async {
-        if access == Access::Read {
-            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
+    let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), &args);
+    let mut healthy = true;
+    let result = if access == Access::Read {
+        let out = async {
             Ok(collect!(
                 q.fetch_many(&mut *conn),
                 decode::sqlite_row,
                 limits
             ))
-        } else {
-            let mut tx = sqlx::Connection::begin(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
-            let out = collect!(q.fetch_many(&mut *tx), decode::sqlite_row, limits);
-            tx.commit().await.map_err(db_error)?;
-            Ok(out)
         }
-    }
-    .await;
+        .await;
+        armed.store(false, Ordering::Release);
+        out
+    } else {
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let out = async { Ok(collect!(q.fetch_many(&mut *tx), decode::sqlite_row, limits)) }.await;
+        armed.store(false, Ordering::Release);
+        match out {
+            Ok(out) => match tx.commit().await {
+                Ok(()) => Ok(out),
+                Err(e) => {
+                    healthy = false;
+                    Err(db_error(e))
+                }
+            },
+            Err(e) => {
+                // SQLite itself rolls back on some errors (an interrupt, for one), in which
+                // case this ROLLBACK fails; either way the transaction is gone.
+                healthy = tx.rollback().await.is_ok();
+                Err(e)
+            }
+        }
+    };
     if let Ok(mut handle) = conn.lock_handle().await {
         handle.remove_progress_handler();
     }
+    if !healthy {
+        // The driver may still believe a transaction is open; never hand this connection
+        // to another call.
+        conn.close_on_drop();
+    }
     match result {
+        Err(_) if stop.load(Ordering::Relaxed) => Err(ExecError::Cancelled),
         Err(_) if expired.load(Ordering::Relaxed) => Err(ExecError::Timeout(limits.timeout)),
         other => other,
     }

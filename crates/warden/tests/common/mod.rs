@@ -1,0 +1,188 @@
+//! Black-box harness: runs the real `warden` binary on port 0 and talks MCP to it over HTTP.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub fn warden() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    warden()
+        .args(args)
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .expect("run warden")
+}
+
+/// A `warden init` project in a fresh temporary directory.
+pub fn init_project() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let out = run(&["init", project.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, project.join("warden.yaml"))
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(project: &Path) -> Server {
+        let mut child = warden()
+            .args([
+                "serve",
+                "-p",
+                project.to_str().unwrap(),
+                "--bind",
+                "127.0.0.1:0",
+            ])
+            .env("WARDEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn warden serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(i) = line.find("serving MCP on ") {
+                    let _ = tx.send(line[i + "serving MCP on ".len()..].trim().to_string());
+                    sent = true;
+                }
+                if std::env::var_os("WARDEN_TEST_SERVER_LOG").is_some() {
+                    eprintln!("[warden] {line}");
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("warden did not report its address");
+        Server { child, url }
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// A new MCP session (initialize + initialized).
+    pub async fn session(&self) -> Session {
+        let http = self.client();
+        let res = http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"warden-tests","version":"1"}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let id = res
+            .headers()
+            .get("mcp-session-id")
+            .expect("session id")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let init = sse_response(&res.text().await.unwrap(), 0);
+        assert_eq!(init["result"]["serverInfo"]["name"], "warden");
+        let s = Session {
+            http,
+            url: self.url.clone(),
+            id,
+            next: 1,
+        };
+        let status = s
+            .post(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await
+            .status();
+        assert_eq!(status, 202);
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON-RPC message with `id` from an SSE body (or a plain JSON body).
+pub fn sse_response(body: &str, id: i64) -> Value {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        return v;
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v["id"] == json!(id))
+        .unwrap_or_else(|| panic!("no response with id {id} in: {body}"))
+}
+
+pub struct Session {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub id: String,
+    next: i64,
+}
+
+impl Session {
+    pub async fn post(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.id)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends a request and returns the whole JSON-RPC response.
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let id = self.next;
+        let res = self
+            .post(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
+            .await;
+        assert_eq!(res.status(), 200, "{method}");
+        sse_response(&res.text().await.unwrap(), id)
+    }
+
+    /// `tools/call`, returning the `result` (panics on a JSON-RPC error).
+    pub async fn call(&mut self, tool: &str, args: Value) -> Value {
+        let r = self
+            .request("tools/call", json!({"name": tool, "arguments": args}))
+            .await;
+        assert!(r.get("error").is_none(), "unexpected error: {r}");
+        r["result"].clone()
+    }
+}
+
+pub fn text(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
