@@ -226,7 +226,7 @@ impl Pipeline {
     async fn execute(
         &self,
         tool: &Tool,
-        args: &mut Vec<SqlValue>,
+        args: &mut [SqlValue],
         req: &CallRequest<'_>,
     ) -> Result<ToolResult, CallError> {
         for line in &tool.log {

@@ -1,6 +1,8 @@
 //! Black-box tests of the HTTP edge and of bad input: each case asserts the specific status
 //! or error, and that nothing was changed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

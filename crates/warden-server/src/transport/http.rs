@@ -180,15 +180,13 @@ async fn check_body(State(edge): State<EdgeConfig>, req: Request, next: Next) ->
                 .to_ascii_lowercase()
                 .starts_with("application/json")
         });
-    if is_json {
-        if let Err(message) = check_jsonrpc(&bytes) {
-            let code = if message.starts_with("parse error") {
-                -32700
-            } else {
-                -32600
-            };
-            return jsonrpc_error(StatusCode::BAD_REQUEST, code, message);
-        }
+    if is_json && let Err(message) = check_jsonrpc(&bytes) {
+        let code = if message.starts_with("parse error") {
+            -32700
+        } else {
+            -32600
+        };
+        return jsonrpc_error(StatusCode::BAD_REQUEST, code, message);
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

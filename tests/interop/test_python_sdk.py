@@ -1,0 +1,122 @@
+"""Interop: the official MCP Python SDK (PyPI `mcp`, pinned in tests/run) against a real
+`warden` binary, over Streamable HTTP and over stdio.
+
+`mcp.Client` in its default mode first probes protocol 2026-07-28 (`server/discover`) and
+falls back to the `initialize` handshake; the tests run it that way and also with the
+handshake forced, so Warden must work either way."""
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+WARDEN = os.environ["WARDEN_BIN"]
+EXPECTED_TOOLS = {
+    "search_vendors",
+    "vendor_detail",
+    "list_findings",
+    "portfolio_report",
+    "upcoming_obligations",
+    "update_finding_status",
+}
+
+
+@pytest.fixture(scope="module")
+def project():
+    with tempfile.TemporaryDirectory() as d:
+        target = Path(d) / "p"
+        subprocess.run([WARDEN, "init", str(target)], check=True, capture_output=True)
+        yield target / "warden.yaml"
+
+
+@pytest.fixture(scope="module")
+def http_url(project):
+    proc = subprocess.Popen(
+        [WARDEN, "serve", "-p", str(project), "--bind", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "WARDEN_LOG": "info"},
+    )
+    url = None
+    for line in proc.stderr:
+        m = re.search(r"serving MCP on (http://\S+)", line)
+        if m:
+            url = m.group(1)
+            break
+    assert url, "warden did not report its address"
+    # Keep draining stderr so the server never blocks on a full pipe.
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def exercise(client: Client):
+    assert client.server_info is not None and client.server_info.name == "warden"
+    assert client.protocol_version in ("2025-11-25", "2025-06-18", "2026-07-28")
+
+    tools = (await client.list_tools()).tools
+    assert {t.name for t in tools} == EXPECTED_TOOLS
+    by_name = {t.name: t for t in tools}
+    assert by_name["search_vendors"].annotations.read_only_hint is True
+    assert by_name["update_finding_status"].annotations.destructive_hint is True
+    assert by_name["vendor_detail"].input_schema["required"] == ["vendor_id"]
+
+    found = await client.call_tool("search_vendors", {"tier": "critical", "limit": 3})
+    assert not found.is_error
+    rows = json.loads(found.content[0].text)["rows"]
+    assert 1 <= len(rows) <= 3 and all(r["tier"] == "critical" for r in rows)
+
+    detail = await client.call_tool("vendor_detail", {"vendor_id": rows[0]["id"]})
+    assert not detail.is_error
+    # vendor_detail declares an output schema, so the result is structured too.
+    assert detail.structured_content["id"] == rows[0]["id"]
+    assert isinstance(detail.structured_content["open_findings"], int)
+
+    bad = await client.call_tool("vendor_detail", {"vendor_id": "nope"})
+    assert bad.is_error is True
+    assert "parameter 'vendor_id'" in bad.content[0].text
+
+    report = await client.call_tool("portfolio_report", {})
+    tiers = [r["tier"] for r in json.loads(report.content[0].text)["rows"]]
+    assert tiers[0] == "critical"
+
+    resource = await client.read_resource(f"vendor://{rows[0]['id']}")
+    assert json.loads(resource.contents[0].text)["id"] == rows[0]["id"]
+
+    prompt = await client.get_prompt("vendor_review", {"vendor_id": "V-001", "focus": "privacy"})
+    text = prompt.messages[0].content.text
+    assert "V-001" in text and "privacy" in text
+    return client.protocol_version
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_http_lists_and_calls_tools(http_url, mode):
+    async def main():
+        async with Client(http_url, mode=mode) as client:
+            return await exercise(client)
+
+    version = anyio.run(main)
+    print(f"HTTP mode={mode}: negotiated {version}")
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_stdio_lists_and_calls_tools(project, mode):
+    params = StdioServerParameters(
+        command=WARDEN, args=["serve", "--stdio", "-p", str(project)], env={**os.environ, "WARDEN_LOG": "warn"}
+    )
+
+    async def main():
+        async with Client(params, mode=mode) as client:
+            return await exercise(client)
+
+    version = anyio.run(main)
+    print(f"stdio mode={mode}: negotiated {version}")
