@@ -1,1 +1,179 @@
+use std::path::Path;
 
+use super::{load_str, split_origin};
+use crate::project::{Access, DataLocation, Returns};
+
+const BASE: &str = "version: 1\nname: t\ndata:\n  sqlite: d.db\n";
+
+fn errors(yaml: &str) -> Vec<String> {
+    match load_str(yaml, Path::new("p.yaml"), |n| {
+        (n == "PW").then(|| "s3cret".to_string())
+    }) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn a_valid_project_loads_with_defaults() {
+    let yaml = format!(
+        "{BASE}tools:\n  - name: t\n    description: d\n    access: write\n    returns: row\n    params:\n      - {{ name: a, type: integer, default: 3, minimum: 0 }}\n    sql: UPDATE x SET a = :a RETURNING a\n"
+    );
+    let p = load_str(&yaml, Path::new("dir/p.yaml"), |_| None).unwrap();
+    assert_eq!(p.server.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(p.server.max_body_bytes, 1024 * 1024);
+    assert!(
+        matches!(&p.data.location, DataLocation::Sqlite(path) if path == Path::new("dir/d.db"))
+    );
+    let t = p.tool("t").unwrap();
+    assert_eq!(t.access, Access::Write);
+    assert_eq!(t.returns, Returns::Row);
+    assert_eq!(t.statement.text, "UPDATE x SET a = ?1 RETURNING a");
+    assert_eq!(t.input_schema["properties"]["a"]["default"], 3);
+    assert_eq!(t.input_schema["additionalProperties"], false);
+}
+
+#[test]
+fn env_is_expanded_in_data_but_not_in_sql() {
+    let yaml = "version: 1\nname: t\ndata:\n  postgres: postgres://u:${PW}@h/db\ntools:\n  - name: t\n    description: d\n    access: read\n    sql: SELECT '${PW}'\n";
+    let p = load_str(yaml, Path::new("p.yaml"), |n| {
+        (n == "PW").then(|| "s3cret".to_string())
+    })
+    .unwrap();
+    assert!(
+        matches!(&p.data.location, DataLocation::Postgres(u) if u == "postgres://u:s3cret@h/db")
+    );
+    assert_eq!(p.tools[0].statement.text, "SELECT '${PW}'");
+    // The URL holds a password: Debug must not show it.
+    assert!(!format!("{:?}", p.data).contains("s3cret"));
+}
+
+#[test]
+fn every_problem_is_reported_with_line_and_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "version: 2\nname: t\ndata:\n  sqlite: d.db\n",
+            "p.yaml:1:10: version: unsupported version 2",
+        ),
+        (
+            "version: 1\nname: t\ndata: {}\n",
+            "data: give exactly one of `sqlite: FILE` or `postgres: URL`",
+        ),
+        (
+            "version: 1\nname: t\ndata:\n  postgres: ${NOPE}\n",
+            "p.yaml:4:13: data.postgres: environment variable NOPE is not set",
+        ),
+        (
+            "version: 1\nname: t\ndata:\n  postgres: mysql://x\n",
+            "data.postgres: must be a postgres:// or postgresql:// URL",
+        ),
+        (
+            "version: 1\nname: t\ndata:\n  sqlite: d.db\n  query_timeout_ms: 0\n",
+            "data.query_timeout_ms: must be between 1 and 600000, got 0",
+        ),
+        (
+            "version: 1\nname: t\nserver:\n  bind: localhost\ndata:\n  sqlite: d.db\n",
+            "server.bind: 'localhost' is not host:port",
+        ),
+        (
+            "version: 1\nname: t\nserver:\n  allowed_origins: ['*']\ndata:\n  sqlite: d.db\n",
+            "server.allowed_origins[0]: '*' must be an origin",
+        ),
+        (
+            "version: 1\nname: t\nserver:\n  allowed_hosts: ['http://x']\ndata:\n  sqlite: d.db\n",
+            "server.allowed_hosts[0]: 'http://x' must be a bare host name",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let errs = errors(yaml);
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "want {want:?} in {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn tool_problems_are_all_collected() {
+    let yaml = format!(
+        "{BASE}tools:\n  - name: bad name\n    description: ''\n    access: admin\n    params:\n      - {{ name: 1x, type: string }}\n      - {{ name: n, type: integer, min_length: 2 }}\n      - {{ name: s, type: string, pattern: '(' }}\n      - {{ name: e, type: integer, enum: [1, two] }}\n      - {{ name: r, type: integer, required: true, default: 1 }}\n      - {{ name: d, type: integer, default: 500, maximum: 10 }}\n    sql: SELECT ?\n  - name: dup\n    description: d\n    access: read\n    sql: SELECT 1\n  - name: dup\n    description: d\n    access: read\n    sql: SELECT 1; SELECT 2\n"
+    );
+    let errs = errors(&yaml).join("\n");
+    for want in [
+        "tools[0].name: 'bad name' is not a valid tool name",
+        "tools[0].description: must not be empty",
+        "tools[0].access: 'admin' is not an access kind",
+        "tools[0].params[0].name: '1x' is not a valid parameter name",
+        "tools[0].params[1].min_length: applies only to string parameters, not integer",
+        "tools[0].params[2].pattern: invalid regular expression",
+        "tools[0].params[3].enum: value \"two\" is not a integer",
+        "tools[0].params[4].default: a required parameter cannot have a default",
+        "tools[0].params[5].default: the default fails its own rules: must be at most 10",
+        "tools[0].sql: `?` is a positional placeholder",
+        "tools[2].name: duplicate tool name 'dup'",
+        "tools[2].sql: only one statement is allowed per tool",
+    ] {
+        assert!(errs.contains(want), "want {want:?} in:\n{errs}");
+    }
+}
+
+#[test]
+fn placeholders_must_match_declared_params() {
+    let yaml = format!(
+        "{BASE}tools:\n  - name: t\n    description: d\n    access: read\n    params:\n      - {{ name: used, type: string }}\n      - {{ name: unused, type: string }}\n    sql: SELECT :used, :undeclared\n"
+    );
+    let errs = errors(&yaml).join("\n");
+    assert!(
+        errs.contains("uses :undeclared, which is not declared in params"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("never uses the declared parameter :unused"),
+        "{errs}"
+    );
+}
+
+#[test]
+fn resources_and_prompts_are_checked() {
+    let yaml = format!(
+        "{BASE}resources:\n  - uri_template: 'v://{{id}}'\n    name: v\n    sql: SELECT :other\n  - uri: 'v://a'\n    uri_template: 'v://{{b}}'\n    name: both\n    sql: SELECT 1\nprompts:\n  - name: p\n    arguments: [{{ name: a }}]\n    template: '{{{{ a }}}} {{{{ b }}}}'\n  - name: q\n    messages:\n      - resource: 'v://missing/x'\n  - name: r\n    template: '{{% if %}}'\n"
+    );
+    let errs = errors(&yaml).join("\n");
+    for want in [
+        "resources[0].sql: uses :other, which is not a variable of the URI",
+        "resources[1]: give exactly one of `uri` or `uri_template`",
+        "prompts[0].template: uses {{ b }}, which is not a declared argument",
+        "prompts[1].messages[0].resource: 'v://missing/x' is not one of this project's resources",
+        "prompts[2].template: template error",
+    ] {
+        assert!(errs.contains(want), "want {want:?} in:\n{errs}");
+    }
+}
+
+#[test]
+fn yaml_errors_and_unknown_fields_have_positions() {
+    let errs = errors("version: 1\nname: t\ndata:\n  sqlite: d.db\n  sqlit: x\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("p.yaml:5:"), "{errs:?}");
+    assert!(errs[0].contains("sqlit"), "{errs:?}");
+    let errs = errors("version: 1\nname: [unclosed\n");
+    assert!(errs[0].starts_with("p.yaml:"), "{errs:?}");
+    assert!(
+        !errs[0].contains("error: line"),
+        "position repeated: {errs:?}"
+    );
+}
+
+#[test]
+fn origins_are_split_safely() {
+    assert_eq!(
+        split_origin("https://A.example.com:8443/x"),
+        Some(("https://a.example.com:8443".into(), "a.example.com".into()))
+    );
+    assert_eq!(
+        split_origin("http://[::1]:8080"),
+        Some(("http://[::1]:8080".into(), "[::1]".into()))
+    );
+    assert_eq!(split_origin("http://user@evil.example"), None);
+    assert_eq!(split_origin("ftp://x"), None);
+}
