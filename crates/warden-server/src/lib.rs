@@ -40,7 +40,14 @@ impl HttpServer {
     /// waits for in-flight requests.
     pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let app = router(self.pipeline, shutdown.clone());
-        axum::serve(self.listener, app)
+        // Responses are written in several small pieces (SSE events); without TCP_NODELAY,
+        // Nagle's algorithm and the client's delayed ACK hold each response ~40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
     }

@@ -36,7 +36,7 @@ pub fn init_project() -> (tempfile::TempDir, PathBuf) {
 }
 
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
     pub url: String,
 }
 
@@ -72,7 +72,15 @@ impl Server {
         let url = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("warden did not report its address");
-        Server { child, url }
+        Server {
+            child: Some(child),
+            url,
+        }
+    }
+
+    /// A server started by someone else, e.g. `warden demo`.
+    pub fn attach(url: String) -> Server {
+        Server { child: None, url }
     }
 
     pub fn client(&self) -> reqwest::Client {
@@ -121,8 +129,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

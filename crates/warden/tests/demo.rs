@@ -1,0 +1,70 @@
+//! `warden demo` serves a client and cleans up after itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+#[tokio::test]
+async fn demo_prints_how_to_connect_and_serves_tools() {
+    let mut child = common::warden()
+        .args(["demo", "--port", "0"])
+        .env("WARDEN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lines: Vec<String> = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.contains("Ctrl-C"))
+            .collect();
+        let _ = tx.send(lines);
+    });
+    let banner = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("demo banner")
+        .join("\n");
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:") && w.ends_with("/mcp"))
+        .unwrap()
+        .to_string();
+    assert!(banner.contains(&format!("--server-url {url}")), "{banner}");
+    assert!(banner.contains("\"--stdio\""), "{banner}");
+    let project = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Project file"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(std::path::Path::new(&project).exists());
+
+    let server = common::Server::attach(url);
+    let mut s = server.session().await;
+    let tools = s.request("tools/list", json!({})).await;
+    assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 6);
+    let r = s
+        .call("search_vendors", json!({"query": "Cloud", "limit": 5}))
+        .await;
+    assert_eq!(r["isError"], false);
+
+    // SIGTERM: a clean stop that removes the temporary project.
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !std::path::Path::new(&project).exists(),
+        "the temporary project was left behind"
+    );
+}
