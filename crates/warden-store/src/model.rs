@@ -1,5 +1,7 @@
 //! Domain records of the control plane: organizations, users, memberships and
-//! roles, plus the input rules the store enforces before writing them.
+//! roles, the identity records in [`identity`] (OAuth clients, grants, API
+//! keys, sessions, scopes), plus the input rules the store enforces before
+//! writing them.
 //!
 //! These are plain types: nothing here knows SQL, HTTP or MCP.
 
@@ -64,6 +66,14 @@ id_type!(
     /// Identifies a [`User`].
     UserId
 );
+
+// After `id_type!`, which it uses.
+pub mod identity;
+
+pub use identity::{
+    ApiKey, ApiKeyId, BrowserSession, ClientId, CodeOutcome, Grant, GrantId, OAuthClient,
+    RotateOutcome, Scope, Scopes, UnknownScope,
+};
 
 /// A tenant: the unit that owns memberships and, later, grants and policies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,3 +268,108 @@ pub(crate) fn validate_org_name(name: &str) -> Result<(), StoreError> {
         Ok(())
     }
 }
+
+/// Length of a token hash: SHA-256 as lowercase hex.
+pub const TOKEN_HASH_LEN: usize = 64;
+/// Longest API key display prefix: enough to tell keys apart, too short to
+/// leak a usable part of the key.
+pub const MAX_DISPLAY_PREFIX_LEN: usize = 16;
+/// Longest password hash string accepted.
+pub const MAX_PASSWORD_HASH_LEN: usize = 512;
+
+/// Checks that a token hash is 64 lowercase hex digits, so a raw token passed
+/// by mistake is refused rather than stored. The rejected value is not echoed:
+/// it may be that raw token.
+pub(crate) fn validate_token_hash(hash: &str) -> Result<(), StoreError> {
+    let ok = hash.len() == TOKEN_HASH_LEN
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            field: "token hash",
+            value: REDACTED.to_owned(),
+            rule: "pass the lowercase hex SHA-256 of the token, never the token itself",
+        })
+    }
+}
+
+/// Checks the shape of a PHC password-hash string (`$id$...$salt$hash`), so a
+/// plain password passed by mistake is refused rather than stored. The
+/// rejected value is not echoed: it may be that password.
+pub(crate) fn validate_password_hash(phc: &str) -> Result<(), StoreError> {
+    let mut parts = phc.split('$');
+    let starts_with_dollar = parts.next() == Some("");
+    let algorithm_ok = parts.next().is_some_and(|id| {
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    // At least a salt and a hash after the algorithm, none of them empty.
+    let rest: Vec<&str> = parts.collect();
+    let ok = starts_with_dollar
+        && algorithm_ok
+        && rest.len() >= 2
+        && rest.iter().all(|part| !part.is_empty())
+        && phc.len() <= MAX_PASSWORD_HASH_LEN
+        && phc.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            field: "password hash",
+            value: REDACTED.to_owned(),
+            rule: "pass the PHC string from the password hasher (e.g. $argon2id$v=19$...), \
+                   never the password itself",
+        })
+    }
+}
+
+/// Checks an API key display prefix: 1 to 16 printable ASCII characters.
+pub(crate) fn validate_display_prefix(prefix: &str) -> Result<(), StoreError> {
+    if (1..=MAX_DISPLAY_PREFIX_LEN).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_graphic())
+    {
+        Ok(())
+    } else {
+        // Not echoed: an over-long "prefix" may be the whole key.
+        Err(StoreError::Invalid {
+            field: "API key display prefix",
+            value: REDACTED.to_owned(),
+            rule: "pass 1 to 16 printable characters from the start of the key, \
+                   e.g. the kind prefix and 4 more",
+        })
+    }
+}
+
+/// Checks that a required text input has visible text.
+pub(crate) fn validate_not_blank(field: &'static str, value: &str) -> Result<(), StoreError> {
+    if value.trim().is_empty() {
+        Err(StoreError::Invalid {
+            field,
+            value: value.to_owned(),
+            rule: "give a non-empty value",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks that a grant or API key carries at least one scope.
+pub(crate) fn validate_scopes(scopes: Scopes) -> Result<(), StoreError> {
+    if scopes.is_empty() {
+        Err(StoreError::Invalid {
+            field: "scopes",
+            value: String::new(),
+            rule: "grant at least mcp:read",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Shown instead of a rejected value that may be a secret.
+const REDACTED: &str = "<redacted>";

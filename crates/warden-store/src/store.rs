@@ -2,8 +2,14 @@
 //!
 //! Every query is written once, with `$n` placeholders that sqlx accepts on
 //! both SQLite and PostgreSQL, and run through `on_pool!`, which expands the
-//! same expression for each backend's pool.
+//! same expression for each backend's pool. Operations of several statements
+//! run in one transaction opened with `BeginWrite::begin_write`.
+//!
+//! Organizations, users and memberships are here; OAuth clients, grants,
+//! codes and tokens in `oauth`; API keys, browser sessions and magic links in
+//! `credentials`.
 
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,14 +25,14 @@ use crate::StoreError;
 use crate::error::violation;
 use crate::model::{
     Membership, OrgId, Organization, Role, User, UserId, normalize_email, validate_org_name,
-    validate_slug,
+    validate_password_hash, validate_slug,
 };
 
 mod rows;
 #[cfg(test)]
 mod tests;
 
-use rows::{MemberRow, MembershipRow, OrgRow, UserRow, now_millis};
+use rows::{MemberRow, MembershipRow, OrgMembershipRow, OrgRow, UserRow, now_millis};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -64,11 +70,64 @@ macro_rules! on_pool {
     };
 }
 
+// After `on_pool!`, which they use.
+mod credentials;
+mod oauth;
+
+/// Opens a transaction that is going to write.
+///
+/// On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`): in a
+/// deferred transaction, a read followed by a write fails with `SQLITE_BUSY`
+/// when another connection wrote in between, and waiting does not help. With
+/// the lock taken first, writers queue for up to the busy timeout instead.
+/// PostgreSQL's default transaction needs no such help.
+trait BeginWrite {
+    type Db: sqlx::Database;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
+    {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send
+    {
+        self.begin()
+    }
+}
+
+/// A row an insert refers to, for naming the missing one after a
+/// foreign-key violation.
+struct Parent<'a> {
+    /// E.g. `"organization"`.
+    entity: &'static str,
+    /// `SELECT id FROM ... WHERE id = $1`.
+    exists: &'static str,
+    id: &'a str,
+}
+
 const INSERT_ORG: &str = "INSERT INTO organizations (id, slug, name, created_at) \
      VALUES ($1, $2, $3, $4) \
      RETURNING id, slug, name, created_at";
 
 const ORG_BY_SLUG: &str = "SELECT id, slug, name, created_at FROM organizations WHERE slug = $1";
+
+const ORG_BY_ID: &str = "SELECT id, slug, name, created_at FROM organizations WHERE id = $1";
 
 const ORG_EXISTS: &str = "SELECT id FROM organizations WHERE id = $1";
 
@@ -80,7 +139,14 @@ const INSERT_USER: &str = "INSERT INTO users \
 const USER_BY_EMAIL: &str = "SELECT id, email, display_name, password_hash, created_at, disabled_at \
      FROM users WHERE email = $1";
 
+const USER_BY_ID: &str = "SELECT id, email, display_name, password_hash, created_at, disabled_at \
+     FROM users WHERE id = $1";
+
 const USER_EXISTS: &str = "SELECT id FROM users WHERE id = $1";
+
+const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+
+const PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE id = $1";
 
 // `created_at` is left alone on update: it records when the user joined.
 const UPSERT_MEMBERSHIP: &str = "INSERT INTO memberships \
@@ -102,6 +168,14 @@ const LIST_MEMBERS: &str = "SELECT \
      FROM memberships m JOIN users u ON u.id = m.user_id \
      WHERE m.org_id = $1 \
      ORDER BY u.email";
+
+const ORGS_OF_USER: &str = "SELECT \
+     o.id, o.slug, o.name, o.created_at, \
+     m.user_id AS m_user_id, m.role AS m_role, \
+     m.created_at AS m_created_at, m.updated_at AS m_updated_at \
+     FROM memberships m JOIN organizations o ON o.id = m.org_id \
+     WHERE m.user_id = $1 \
+     ORDER BY o.slug";
 
 impl Store {
     /// Opens a pool for a database URL:
@@ -318,32 +392,69 @@ impl Store {
 
     /// After a foreign-key failure, names which side is missing.
     async fn missing_member_parent(&self, org: &str, user: &str) -> Result<StoreError, StoreError> {
-        let org_found = on_pool!(self, pool => sqlx::query_scalar::<_, String>(ORG_EXISTS)
-            .bind(org)
-            .fetch_optional(pool)
-            .await)?;
-        if org_found.is_none() {
-            return Ok(StoreError::NotFound {
-                entity: "organization",
-                id: org.to_owned(),
-            });
+        self.missing_parent(
+            &[
+                Parent {
+                    entity: "organization",
+                    exists: ORG_EXISTS,
+                    id: org,
+                },
+                Parent {
+                    entity: "user",
+                    exists: USER_EXISTS,
+                    id: user,
+                },
+            ],
+            "organization or user",
+        )
+        .await
+    }
+
+    /// Maps a failed insert: a unique violation to `conflict`, a foreign-key
+    /// violation to [`StoreError::NotFound`] naming the first missing of
+    /// `parents` (or `all` of them), anything else to itself.
+    async fn insert_failure(
+        &self,
+        err: sqlx::Error,
+        conflict: impl FnOnce() -> StoreError,
+        parents: &[Parent<'_>],
+        all: &'static str,
+    ) -> StoreError {
+        match violation(&err) {
+            Some(ErrorKind::UniqueViolation) => conflict(),
+            Some(ErrorKind::ForeignKeyViolation) => self
+                .missing_parent(parents, all)
+                .await
+                .unwrap_or_else(|lookup_failed| lookup_failed),
+            _ => err.into(),
         }
-        let user_found = on_pool!(self, pool => sqlx::query_scalar::<_, String>(USER_EXISTS)
-            .bind(user)
-            .fetch_optional(pool)
-            .await)?;
-        Ok(if user_found.is_none() {
-            StoreError::NotFound {
-                entity: "user",
-                id: user.to_owned(),
+    }
+
+    /// After a foreign-key failure, names the first of `parents` that does
+    /// not exist.
+    async fn missing_parent(
+        &self,
+        parents: &[Parent<'_>],
+        all: &'static str,
+    ) -> Result<StoreError, StoreError> {
+        for parent in parents {
+            let found = on_pool!(self, pool => sqlx::query_scalar::<_, String>(parent.exists)
+                .bind(parent.id)
+                .fetch_optional(pool)
+                .await)?;
+            if found.is_none() {
+                return Ok(StoreError::NotFound {
+                    entity: parent.entity,
+                    id: parent.id.to_owned(),
+                });
             }
-        } else {
-            // Both exist by now, so the failure raced a concurrent change;
-            // name both rather than guess.
-            StoreError::NotFound {
-                entity: "organization or user",
-                id: format!("{org} / {user}"),
-            }
+        }
+        // All exist by now, so the failure raced a concurrent change; name
+        // them all rather than guess.
+        let ids: Vec<&str> = parents.iter().map(|parent| parent.id).collect();
+        Ok(StoreError::NotFound {
+            entity: all,
+            id: ids.join(" / "),
         })
     }
 
@@ -384,6 +495,76 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Looks up an organization by id.
+    pub async fn org_by_id(&self, org_id: OrgId) -> Result<Option<Organization>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, OrgRow>(ORG_BY_ID)
+            .bind(org_id.to_string())
+            .fetch_optional(pool)
+            .await)?;
+        row.map(Organization::try_from).transpose()
+    }
+
+    /// Looks up a user by id.
+    pub async fn user_by_id(&self, user_id: UserId) -> Result<Option<User>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, UserRow>(USER_BY_ID)
+            .bind(user_id.to_string())
+            .fetch_optional(pool)
+            .await)?;
+        row.map(User::try_from).transpose()
+    }
+
+    /// Sets a user's password hash, a PHC string such as `$argon2id$v=19$...`
+    /// from the password hasher. Fails with [`StoreError::Invalid`] for
+    /// anything not shaped like one (a plain password is refused, and not
+    /// echoed), and [`StoreError::NotFound`] for an unknown user.
+    pub async fn set_password_hash(&self, user_id: UserId, phc: &str) -> Result<(), StoreError> {
+        validate_password_hash(phc)?;
+        let id = user_id.to_string();
+        let updated = on_pool!(self, pool => sqlx::query(SET_PASSWORD_HASH)
+            .bind(&id)
+            .bind(phc)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        if updated == 0 {
+            return Err(StoreError::NotFound { entity: "user", id });
+        }
+        Ok(())
+    }
+
+    /// A user's password hash (PHC string); `None` if the user has none or
+    /// does not exist. Same value as [`User::password_hash`].
+    pub async fn password_hash(&self, user_id: UserId) -> Result<Option<String>, StoreError> {
+        let hash = on_pool!(self, pool => sqlx::query_scalar::<_, Option<String>>(PASSWORD_HASH)
+            .bind(user_id.to_string())
+            .fetch_optional(pool)
+            .await)?;
+        Ok(hash.flatten())
+    }
+
+    /// The organizations `user_id` belongs to, with the membership in each,
+    /// ordered by slug.
+    pub async fn orgs_of_user(
+        &self,
+        user_id: UserId,
+    ) -> Result<Vec<(Organization, Membership)>, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, OrgMembershipRow>(ORGS_OF_USER)
+            .bind(user_id.to_string())
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}
+
+/// A new row's token hash is already stored. The hash is not echoed.
+fn token_hash_conflict() -> StoreError {
+    StoreError::Conflict {
+        entity: "a token",
+        field: "hash",
+        value: "<redacted>".to_owned(),
+        hint: "generate a new random token; never reuse one",
     }
 }
 

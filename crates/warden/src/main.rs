@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use warden_core::exec::DataSource;
 use warden_core::pipeline::Pipeline;
-use warden_core::project::{self, Project};
+use warden_core::project::{self, AuthMode, Project};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -150,6 +150,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let addr = bind.unwrap_or(pipeline.project().server.bind);
+            if pipeline.project().auth.mode == AuthMode::None && !addr.ip().is_loopback() {
+                anyhow::bail!(
+                    "refusing to serve {addr}: the project says `auth: none`, which is for local development and binds only to loopback"
+                );
+            }
             serve_http(pipeline, addr, |a| {
                 tracing::info!("serving MCP on http://{a}/mcp")
             })
@@ -181,6 +186,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn open(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {
+    let pipeline = open_project(project_file).await?;
+    if pipeline.project().auth.mode == AuthMode::None {
+        tracing::warn!(
+            "`auth: none`: serving WITHOUT authentication (local development only); every client can use every tool"
+        );
+    }
+    Ok(pipeline)
+}
+
+async fn open_project(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {
     let project: Project = project::load_file(project_file).map_err(|e| {
         anyhow::anyhow!(
             "{e}\n{} problem(s) in the project file; run `warden check` for the full list",

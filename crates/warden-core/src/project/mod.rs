@@ -31,6 +31,7 @@ pub struct Project {
     pub instructions: Option<String>,
     pub server: ServerConfig,
     pub data: DataConfig,
+    pub auth: AuthConfig,
     pub tools: Vec<Tool>,
     pub resources: Vec<Resource>,
     pub prompts: Vec<Prompt>,
@@ -56,6 +57,53 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) accepted besides loopback origins.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+}
+
+/// How callers prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Bearer tokens: OAuth access tokens, API keys or browser sessions.
+    OAuth,
+    /// No authentication. Local development only: loopback binds only, and every client is
+    /// told so in `initialize`.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub state: DataLocation,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub mailer: MailerConfig,
+}
+
+#[derive(Clone)]
+pub enum MailerConfig {
+    Outbox(PathBuf),
+    Smtp {
+        host: String,
+        port: u16,
+        username: Option<String>,
+        password: Option<String>,
+        from: String,
+    },
+}
+
+impl std::fmt::Debug for MailerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Outbox(p) => f.debug_tuple("Outbox").field(p).finish(),
+            Self::Smtp {
+                host, port, from, ..
+            } => f
+                .debug_struct("Smtp")
+                .field("host", host)
+                .field("port", port)
+                .field("from", from)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Where a project's data lives.

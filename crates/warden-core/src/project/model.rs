@@ -20,6 +20,19 @@ pub struct ProjectFile {
     #[serde(default)]
     pub server: Option<Spanned<ServerSection>>,
     pub data: Spanned<DataSection>,
+    /// `oauth` (default): every MCP request needs a bearer token. `none`: no authentication,
+    /// for local development only; Warden then refuses to bind anything but loopback.
+    #[serde(default)]
+    pub auth: Option<Spanned<String>>,
+    /// Where Warden keeps users, organisations, grants and tokens.
+    #[serde(default)]
+    pub state: Option<Spanned<StateSection>>,
+    /// Token lifetimes.
+    #[serde(default)]
+    pub tokens: Option<Spanned<TokensSection>>,
+    /// How sign-in links are delivered.
+    #[serde(default)]
+    pub login: Option<Spanned<LoginSection>>,
     #[serde(default)]
     pub tools: Vec<Spanned<ToolSpec>>,
     #[serde(default)]
@@ -46,6 +59,53 @@ pub struct ServerSection {
     /// Largest accepted request body, in bytes. Default 1 MiB.
     #[serde(default)]
     pub max_body_bytes: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// SQLite file, relative to the project file. Default `.warden/state.db`.
+    #[serde(default)]
+    pub sqlite: Option<Spanned<String>>,
+    /// A `postgres://` URL, for several Warden instances sharing one state.
+    #[serde(default)]
+    pub postgres: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TokensSection {
+    /// Access-token lifetime in minutes. Default 15.
+    #[serde(default)]
+    pub access_minutes: Option<Spanned<u64>>,
+    /// Refresh-token lifetime in days. Default 30.
+    #[serde(default)]
+    pub refresh_days: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    /// Directory where sign-in emails are written as files (development). Default
+    /// `.warden/outbox`.
+    #[serde(default)]
+    pub outbox: Option<Spanned<String>>,
+    #[serde(default)]
+    pub smtp: Option<Spanned<SmtpSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    pub host: Spanned<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
+    /// Use `${VAR}` to keep it out of the file.
+    #[serde(default)]
+    pub password: Option<Spanned<String>>,
+    pub from: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

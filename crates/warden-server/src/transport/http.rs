@@ -64,7 +64,7 @@ fn mcp_service(
         .with_max_request_body_bytes(server.max_body_bytes)
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
         .with_cancellation_token(shutdown.child_token());
-    let handler = WardenMcp::new(pipeline, Source::Http);
+    let handler = super::mcp::handler_for(pipeline, Source::Http);
     StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(LocalSessionManager::default()),

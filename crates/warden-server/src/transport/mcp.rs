@@ -83,6 +83,21 @@ impl WardenMcp {
     }
 }
 
+/// Shown first in `initialize` instructions when the project runs without authentication.
+pub const NO_AUTH_NOTICE: &str = "WARNING: this Warden server runs with `auth: none` (local development only): \
+     it does not know who is calling, and anyone who can reach it can use every tool.";
+
+/// The handler for a project, with the no-authentication notice when it applies.
+pub fn handler_for(pipeline: Arc<Pipeline>, source: Source) -> WardenMcp {
+    let no_auth = pipeline.project().auth.mode == warden_core::project::AuthMode::None;
+    let handler = WardenMcp::new(pipeline, source);
+    if no_auth {
+        handler.with_notice(NO_AUTH_NOTICE)
+    } else {
+        handler
+    }
+}
+
 /// Wire form of one content block.
 fn block(c: Content) -> ContentBlock {
     match c {

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use rmcp::ServiceExt;
 use warden_core::pipeline::{Pipeline, Source};
 
-use super::mcp::WardenMcp;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
     #[error("the client did not complete the MCP handshake: {0}")]
@@ -18,7 +16,7 @@ pub enum StdioError {
 
 /// Serves one client on stdin/stdout until it disconnects.
 pub async fn serve_stdio(pipeline: Arc<Pipeline>) -> Result<(), StdioError> {
-    let handler = WardenMcp::new(pipeline, Source::Stdio);
+    let handler = super::mcp::handler_for(pipeline, Source::Stdio);
     let running = handler
         .serve(rmcp::transport::stdio())
         .await

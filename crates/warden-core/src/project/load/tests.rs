@@ -177,3 +177,41 @@ fn origins_are_split_safely() {
     assert_eq!(split_origin("http://user@evil.example"), None);
     assert_eq!(split_origin("ftp://x"), None);
 }
+
+#[test]
+fn auth_defaults_to_oauth_and_none_is_loopback_only() {
+    let p = load_str(BASE, Path::new("dir/p.yaml"), |_| None).unwrap();
+    assert_eq!(p.auth.mode, crate::project::AuthMode::OAuth);
+    assert!(
+        matches!(&p.auth.state, DataLocation::Sqlite(s) if s == Path::new("dir/.warden/state.db"))
+    );
+    assert_eq!(p.auth.access_ttl.as_secs(), 15 * 60);
+
+    let none = format!("{BASE}auth: none\n");
+    assert_eq!(
+        load_str(&none, Path::new("p.yaml"), |_| None)
+            .unwrap()
+            .auth
+            .mode,
+        crate::project::AuthMode::None
+    );
+
+    let exposed =
+        "version: 1\nname: t\nauth: none\nserver:\n  bind: 0.0.0.0:8080\ndata:\n  sqlite: d.db\n";
+    let errs = errors(exposed).join("\n");
+    assert!(
+        errs.contains("server.bind: `auth: none` serves without authentication"),
+        "{errs}"
+    );
+
+    let errs = errors(&format!("{BASE}auth: basic\n")).join("\n");
+    assert!(
+        errs.contains("auth: 'basic' is not an authentication mode"),
+        "{errs}"
+    );
+    let errs = errors(&format!("{BASE}tokens:\n  access_minutes: 0\n")).join("\n");
+    assert!(
+        errs.contains("tokens.access_minutes: must be between 1 and 1440"),
+        "{errs}"
+    );
+}

@@ -1,0 +1,12 @@
+//! Warden's authentication stage: who is calling.
+//!
+//! Pipeline position: after transport, before authorization. The edge hands this crate a
+//! bearer (or a login form's fields) and gets back a [`principal::Principal`] or a typed
+//! refusal; it never sees a stored secret, and this crate never sees HTTP.
+
+#![forbid(unsafe_code)]
+
+pub mod password;
+pub mod pkce;
+pub mod registration;
+pub mod token;
