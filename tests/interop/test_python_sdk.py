@@ -7,17 +7,15 @@ handshake forced, so Warden must work either way."""
 
 import json
 import os
-import re
-import subprocess
-import tempfile
-import threading
-from pathlib import Path
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
-WARDEN = os.environ["WARDEN_BIN"]
+from warden_fixtures import WARDEN, project, server
+
 EXPECTED_TOOLS = {
     "search_vendors",
     "vendor_detail",
@@ -29,34 +27,10 @@ EXPECTED_TOOLS = {
 
 
 @pytest.fixture(scope="module")
-def project():
-    with tempfile.TemporaryDirectory() as d:
-        target = Path(d) / "p"
-        subprocess.run([WARDEN, "init", str(target)], check=True, capture_output=True)
-        yield target / "warden.yaml"
-
-
-@pytest.fixture(scope="module")
-def http_url(project):
-    proc = subprocess.Popen(
-        [WARDEN, "serve", "-p", str(project), "--bind", "127.0.0.1:0"],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "WARDEN_LOG": "info"},
-    )
-    url = None
-    for line in proc.stderr:
-        m = re.search(r"serving MCP on (http://\S+)", line)
-        if m:
-            url = m.group(1)
-            break
-    assert url, "warden did not report its address"
-    # Keep draining stderr so the server never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+def demo():
+    with project() as (file, key):
+        with server(file) as url:
+            yield file, key, url
 
 
 async def exercise(client: Client):
@@ -99,19 +73,25 @@ async def exercise(client: Client):
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-def test_http_lists_and_calls_tools(http_url, mode):
+def test_http_lists_and_calls_tools(demo, mode):
+    _, key, url = demo
+
     async def main():
-        async with Client(http_url, mode=mode) as client:
-            return await exercise(client)
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+                return await exercise(client)
 
     version = anyio.run(main)
     print(f"HTTP mode={mode}: negotiated {version}")
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-def test_stdio_lists_and_calls_tools(project, mode):
+def test_stdio_lists_and_calls_tools(demo, mode):
+    file, key, _ = demo
     params = StdioServerParameters(
-        command=WARDEN, args=["serve", "--stdio", "-p", str(project)], env={**os.environ, "WARDEN_LOG": "warn"}
+        command=WARDEN,
+        args=["serve", "--stdio", "-p", str(file)],
+        env={**os.environ, "WARDEN_LOG": "warn", "WARDEN_API_KEY": key},
     )
 
     async def main():
@@ -120,3 +100,26 @@ def test_stdio_lists_and_calls_tools(project, mode):
 
     version = anyio.run(main)
     print(f"stdio mode={mode}: negotiated {version}")
+
+
+def test_http_without_a_bearer_is_refused(demo):
+    _, _, url = demo
+
+    async def main():
+        async with httpx2.AsyncClient(timeout=30) as http:
+            r = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                                headers={"Accept": "application/json, text/event-stream"})
+            assert r.status_code == 401
+            assert 'resource_metadata="' in r.headers["www-authenticate"]
+
+    anyio.run(main)
+
+
+def test_stdio_without_a_key_is_refused(demo):
+    file, _, _ = demo
+    import subprocess
+
+    out = subprocess.run([WARDEN, "serve", "--stdio", "-p", str(file)], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "WARDEN_API_KEY"}, input="")
+    assert out.returncode == 1
+    assert "WARDEN_API_KEY" in out.stderr

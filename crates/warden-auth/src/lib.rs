@@ -6,7 +6,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod limiter;
 pub mod password;
 pub mod pkce;
+pub mod principal;
 pub mod registration;
+pub mod server;
 pub mod token;
+
+pub use principal::{AuthMethod, Principal};
+pub use server::AuthServer;

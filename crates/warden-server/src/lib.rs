@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod transport;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,8 +39,12 @@ impl HttpServer {
 
     /// Serves until `shutdown` is cancelled, then stops accepting, ends MCP sessions and
     /// waits for in-flight requests.
-    pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let app = router(self.pipeline, shutdown.clone());
+    pub async fn serve(
+        self,
+        auth: Option<web::oauth::AuthState>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let app = router(self.pipeline, auth, shutdown.clone());
         // Responses are written in several small pieces (SSE events); without TCP_NODELAY,
         // Nagle's algorithm and the client's delayed ACK hold each response ~40 ms.
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
@@ -47,8 +52,11 @@ impl HttpServer {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
     }
 }

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod init;
 
 use std::net::SocketAddr;
@@ -64,6 +65,71 @@ enum Command {
         /// Override server.bind from the project file.
         #[arg(long)]
         bind: Option<SocketAddr>,
+    },
+    /// Manage organisations.
+    Org {
+        #[arg(
+            short,
+            long,
+            global = true,
+            default_value = "warden.yaml",
+            env = "WARDEN_PROJECT"
+        )]
+        project: PathBuf,
+        #[command(subcommand)]
+        command: admin::OrgCommand,
+    },
+    /// Manage users.
+    User {
+        #[arg(
+            short,
+            long,
+            global = true,
+            default_value = "warden.yaml",
+            env = "WARDEN_PROJECT"
+        )]
+        project: PathBuf,
+        #[command(subcommand)]
+        command: admin::UserCommand,
+    },
+    /// Change or remove a member's role in an organisation.
+    Member {
+        #[arg(
+            short,
+            long,
+            global = true,
+            default_value = "warden.yaml",
+            env = "WARDEN_PROJECT"
+        )]
+        project: PathBuf,
+        #[command(subcommand)]
+        command: admin::MemberCommand,
+    },
+    /// Manage API keys.
+    Key {
+        #[arg(
+            short,
+            long,
+            global = true,
+            default_value = "warden.yaml",
+            env = "WARDEN_PROJECT"
+        )]
+        project: PathBuf,
+        #[command(subcommand)]
+        command: admin::KeyCommand,
+    },
+    /// List or revoke connected apps (OAuth clients) in an organisation.
+    Apps {
+        #[arg(
+            short,
+            long,
+            global = true,
+            default_value = "warden.yaml",
+            env = "WARDEN_PROJECT"
+        )]
+        project: PathBuf,
+        #[command(subcommand)]
+        command: admin::AppsCommand,
     },
     /// Run the example project from a temporary directory and print how to connect.
     #[command(
@@ -138,6 +204,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Org { project, command } => {
+            admin_command(&project, |s| Box::pin(admin::run_org(s, command))).await
+        }
+        Command::User { project, command } => {
+            admin_command(&project, |s| Box::pin(admin::run_user(s, command))).await
+        }
+        Command::Member { project, command } => {
+            admin_command(&project, |s| Box::pin(admin::run_member(s, command))).await
+        }
+        Command::Key { project, command } => {
+            admin_command(&project, |s| Box::pin(admin::run_key(s, command))).await
+        }
+        Command::Apps { project, command } => {
+            admin_command(&project, |s| Box::pin(admin::run_apps(s, command))).await
+        }
         Command::Serve {
             project,
             stdio,
@@ -145,6 +226,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let pipeline = open(&project).await?;
             if stdio {
+                if pipeline.project().auth.mode == AuthMode::OAuth {
+                    stdio_identity(&pipeline).await?;
+                }
                 warden_server::serve_stdio(pipeline.clone()).await?;
                 pipeline.close().await;
                 return Ok(ExitCode::SUCCESS);
@@ -168,12 +252,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .context("cannot create a temporary directory")?;
             let project_file = init::init(dir.path()).await?;
             let pipeline = open(&project_file).await?;
+            let identity =
+                admin::seed_demo(&admin::open_state_at(&pipeline.project().auth.state).await?)
+                    .await?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let exe = std::env::current_exe()
                 .map_or_else(|_| "warden".to_string(), |p| p.display().to_string());
             let project_path = project_file.display().to_string();
             serve_http(pipeline, addr, |a| {
-                print_demo_banner(a, &exe, &project_path)
+                print_demo_banner(a, &exe, &project_path, &identity)
             })
             .await?;
             if keep {
@@ -208,6 +295,39 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {
     Ok(Arc::new(Pipeline::new(Arc::new(project), data)))
 }
 
+type AdminFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
+async fn admin_command(
+    project: &Path,
+    run: impl for<'a> FnOnce(&'a warden_store::Store) -> AdminFuture<'a>,
+) -> anyhow::Result<ExitCode> {
+    let store = admin::open_state(project).await?;
+    let result = run(&store).await;
+    store.close().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Over stdio the caller is whoever holds the API key in WARDEN_API_KEY.
+async fn stdio_identity(pipeline: &Pipeline) -> anyhow::Result<()> {
+    let key = std::env::var("WARDEN_API_KEY").map_err(|_| {
+        anyhow::anyhow!(
+            "set WARDEN_API_KEY to an API key (`warden key create ...`): over stdio the caller is the key's owner"
+        )
+    })?;
+    let cfg = &pipeline.project().auth;
+    let store = admin::open_state_at(&cfg.state).await?;
+    let auth =
+        warden_auth::AuthServer::new(store, "stdio://local", cfg.access_ttl, cfg.refresh_ttl)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let principal = auth
+        .authenticate(&key)
+        .await
+        .map_err(|e| anyhow::anyhow!("WARDEN_API_KEY was refused: {e}"))?;
+    tracing::info!(user = %principal.email, org = %principal.org_slug, role = %principal.role, "stdio caller authenticated");
+    Ok(())
+}
+
 async fn serve_http(
     pipeline: Arc<Pipeline>,
     addr: SocketAddr,
@@ -216,7 +336,29 @@ async fn serve_http(
     let server = warden_server::HttpServer::bind(pipeline.clone(), addr).await.with_context(|| {
         format!("cannot listen on {addr}; is another server using that port? pick another with --bind or --port")
     })?;
-    on_ready(server.local_addr()?);
+    let local = server.local_addr()?;
+    let auth = match pipeline.project().auth.mode {
+        AuthMode::None => None,
+        AuthMode::OAuth => {
+            let cfg = &pipeline.project().auth;
+            let store = admin::open_state_at(&cfg.state).await?;
+            let issuer = pipeline
+                .project()
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{local}"));
+            let auth =
+                warden_auth::AuthServer::new(store, &issuer, cfg.access_ttl, cfg.refresh_ttl)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
+            Some(warden_server::web::oauth::AuthState::new(
+                Arc::new(auth),
+                mailer,
+            ))
+        }
+    };
+    on_ready(local);
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -225,7 +367,7 @@ async fn serve_http(
         signal.cancel();
     });
     server
-        .serve(shutdown)
+        .serve(auth, shutdown)
         .await
         .context("the HTTP server failed")?;
     pipeline.close().await;
@@ -254,10 +396,12 @@ async fn wait_for_signal() {
     }
 }
 
-fn print_demo_banner(addr: SocketAddr, exe: &str, project: &str) {
+fn print_demo_banner(addr: SocketAddr, exe: &str, project: &str, id: &admin::DemoIdentity) {
     let url = format!("http://{addr}/mcp");
     let stdio = serde_json::json!({
-        "mcpServers": { "warden-demo": { "command": exe, "args": ["serve", "--stdio", "--project", project] } }
+        "mcpServers": { "warden-demo": {
+            "command": exe, "args": ["serve", "--stdio", "--project", project],
+            "env": { "WARDEN_API_KEY": id.read_key } } }
     });
     let stdio = serde_json::to_string_pretty(&stdio).unwrap_or_default();
     println!(
@@ -267,7 +411,15 @@ Warden demo: a vendor-risk register with {vendors} vendors, ready for a client.
   MCP endpoint   {url}
   Project file   {project}
 
-Connect with the MCP Inspector (Streamable HTTP):
+Sign in (OAuth, in the browser your client opens) as
+  email          {email}
+  password       {password}
+  organisation   {org}
+
+Read-only API key (shown once; send it as `Authorization: Bearer ...`):
+  {key}
+
+Connect with the MCP Inspector (Streamable HTTP; it signs in through OAuth):
   npx @modelcontextprotocol/inspector --transport http --server-url {url}
 
 Connect a desktop assistant over stdio (paste into its MCP server configuration;
@@ -276,6 +428,10 @@ works while this demo runs, or use `warden init DIR` for a lasting project):
 
 Try the tools search_vendors, vendor_detail, list_findings, portfolio_report,
 upcoming_obligations and update_finding_status. Press Ctrl-C to stop.",
-        vendors = init::VENDOR_COUNT
+        vendors = init::VENDOR_COUNT,
+        email = id.admin_email,
+        password = id.admin_password,
+        org = id.org,
+        key = id.read_key,
     );
 }

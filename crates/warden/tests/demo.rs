@@ -48,7 +48,23 @@ async fn demo_prints_how_to_connect_and_serves_tools() {
         .to_string();
     assert!(std::path::Path::new(&project).exists());
 
-    let server = common::Server::attach(url);
+    let key = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("wdn_key_"))
+        .expect("a read-only key in the banner")
+        .to_string();
+    assert!(banner.contains("admin@demo.example"), "{banner}");
+    // Without the key, the endpoint refuses; with it, tools are served.
+    let anonymous = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let server = common::Server::attach(url).with_bearer(key);
     let mut s = server.session().await;
     let tools = s.request("tools/list", json!({})).await;
     assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 6);

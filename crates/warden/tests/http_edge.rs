@@ -58,6 +58,9 @@ async fn raw_post(
         .post(&server.url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
+    if let Some(b) = &server.bearer {
+        req = req.bearer_auth(b);
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -74,8 +77,8 @@ const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"p
 
 #[tokio::test]
 async fn malformed_and_non_jsonrpc_bodies_get_jsonrpc_errors() {
-    let (_d, project) = init_project();
-    let server = Server::start(&project);
+    let (_d, project, key) = init_project();
+    let server = Server::start(&project).with_bearer(key);
     let cases: &[(&str, u16, i64, &str)] = &[
         (
             r#"{"jsonrpc":"2.0","id":1,"method":"#,
@@ -117,7 +120,14 @@ async fn malformed_and_non_jsonrpc_bodies_get_jsonrpc_errors() {
 /// Sends raw HTTP on a socket and returns the status code. Writes may fail once the server
 /// has answered and closed (that is the point of refusing early), so write errors are
 /// ignored and only the response counts.
-fn raw_http_status(url: &str, head: &str, body_chunks: &[Vec<u8>]) -> u16 {
+fn raw_http_status(server: &Server, head: &str, body_chunks: &[Vec<u8>]) -> u16 {
+    let url = &server.url;
+    let auth = server
+        .bearer
+        .as_ref()
+        .map(|b| format!("Authorization: Bearer {b}\r\n"))
+        .unwrap_or_default();
+    let head = head.replacen("\r\n", &format!("\r\n{auth}"), 1);
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://").trim_end_matches("/mcp");
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
@@ -140,16 +150,16 @@ fn raw_http_status(url: &str, head: &str, body_chunks: &[Vec<u8>]) -> u16 {
 
 #[tokio::test]
 async fn oversized_body_gets_413_and_the_server_keeps_serving() {
-    let (_d, project) = init_project();
-    let server = Server::start(&project);
+    let (_d, project, key) = init_project();
+    let server = Server::start(&project).with_bearer(key);
     // Declared too large: refused before the body is read.
     let head = "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 2097152\r\n\r\n";
-    assert_eq!(raw_http_status(&server.url, head, &[]), 413);
+    assert_eq!(raw_http_status(&server, head, &[]), 413);
     // Streamed without a Content-Length: refused once the limit is crossed.
     let head = "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
     let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000)).into_bytes();
     let chunks = vec![chunk; 40];
-    assert_eq!(raw_http_status(&server.url, head, &chunks), 413);
+    assert_eq!(raw_http_status(&server, head, &chunks), 413);
     // A body at the limit is still read and answered normally.
     let big = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
@@ -159,6 +169,7 @@ async fn oversized_body_gets_413_and_the_server_keeps_serving() {
         .client()
         .post(&server.url)
         .header("content-type", "application/json")
+        .bearer_auth(server.bearer.clone().unwrap_or_default())
         .body(big)
         .send()
         .await;
@@ -174,8 +185,8 @@ async fn oversized_body_gets_413_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn foreign_origin_is_refused_even_with_a_good_host() {
-    let (_d, project) = init_project();
-    let server = Server::start(&project);
+    let (_d, project, key) = init_project();
+    let server = Server::start(&project).with_bearer(key);
     // Good Host (the real one), bad Origin: the case a Host-only check would miss.
     let (s, v) = raw_post(&server, INIT, &[("origin", "http://evil.example")]).await;
     assert_eq!(s, 403);
@@ -214,8 +225,8 @@ async fn foreign_origin_is_refused_even_with_a_good_host() {
 
 #[tokio::test]
 async fn unknown_tool_and_bad_arguments_name_what_is_wrong() {
-    let (_d, project) = init_project();
-    let server = Server::start(&project);
+    let (_d, project, key) = init_project();
+    let server = Server::start(&project).with_bearer(key);
     let mut s = server.session().await;
 
     let r = s
@@ -406,7 +417,7 @@ fn invalid_project_files_are_refused_with_file_line_and_field() {
 
 #[test]
 fn init_refuses_to_overwrite_a_project() {
-    let (_d, project) = init_project();
+    let (_d, project, _key) = init_project();
     let before = std::fs::read(&project).unwrap();
     let out = run(&["init", project.parent().unwrap().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

@@ -23,6 +23,7 @@ use warden_core::pipeline::{Pipeline, Source};
 use warden_core::project::ServerConfig;
 
 use super::mcp::WardenMcp;
+use crate::web::oauth::{AuthState, require_bearer};
 
 #[derive(Debug, Clone)]
 struct EdgeConfig {
@@ -30,22 +31,35 @@ struct EdgeConfig {
     max_body_bytes: usize,
 }
 
-/// The whole HTTP surface. `shutdown` ends open MCP sessions and their SSE streams.
-pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
+/// The whole HTTP surface. With `auth`, every `/mcp` request needs a bearer and the OAuth
+/// endpoints are served; without it (`auth: none`), nothing is authenticated. `shutdown`
+/// ends open MCP sessions and their SSE streams.
+pub fn router(
+    pipeline: Arc<Pipeline>,
+    auth: Option<AuthState>,
+    shutdown: CancellationToken,
+) -> Router {
     let server = pipeline.project().server.clone();
     let edge = EdgeConfig {
         allowed_origins: server.allowed_origins.clone().into(),
         max_body_bytes: server.max_body_bytes,
     };
     let mcp = mcp_service(pipeline, &server, shutdown);
-    let mcp_routes = Router::new()
+    let mut mcp_routes = Router::new()
         .fallback_service(mcp)
-        .layer(middleware::from_fn_with_state(edge.clone(), check_body))
-        .layer(middleware::from_fn_with_state(edge, check_origin));
-    Router::new()
+        .layer(middleware::from_fn_with_state(edge.clone(), check_body));
+    if let Some(auth) = &auth {
+        // Authenticate before reading the body: an anonymous request costs nothing.
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), require_bearer));
+    }
+    let mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge, check_origin));
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .nest_service("/mcp", mcp_routes)
-        .layer(middleware::from_fn(security_headers))
+        .nest_service("/mcp", mcp_routes);
+    if let Some(auth) = auth {
+        app = app.merge(crate::web::oauth::routes(auth));
+    }
+    app.layer(middleware::from_fn(security_headers))
 }
 
 fn mcp_service(

@@ -22,8 +22,9 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run warden")
 }
 
-/// A `warden init` project in a fresh temporary directory.
-pub fn init_project() -> (tempfile::TempDir, PathBuf) {
+/// A `warden init` project in a fresh temporary directory, with an organisation `acme`, an
+/// admin `ana@acme.example` (password [`PASSWORD`]) and a read-write API key for her.
+pub fn init_project() -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("p");
     let out = run(&["init", project.to_str().unwrap()]);
@@ -32,12 +33,68 @@ pub fn init_project() -> (tempfile::TempDir, PathBuf) {
         "init failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (dir, project.join("warden.yaml"))
+    let file = project.join("warden.yaml");
+    let key = add_member(
+        &file,
+        "ana@acme.example",
+        "admin",
+        "mcp:read mcp:write",
+        true,
+    );
+    (dir, file, key)
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Adds `email` to org `acme` (created if needed) with `role`, and returns a new API key.
+pub fn add_member(file: &Path, email: &str, role: &str, scope: &str, password: bool) -> String {
+    let f = file.to_str().unwrap();
+    let _ = run(&["org", "create", "acme", "--name", "Acme", "-p", f]);
+    let mut add = warden();
+    add.args([
+        "user", "add", email, "--org", "acme", "--role", role, "-p", f,
+    ])
+    .env("WARDEN_LOG", "warn");
+    if password {
+        add.arg("--password-stdin").stdin(Stdio::piped());
+    }
+    let mut child = add
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if password {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(PASSWORD.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "key", "create", "--org", "acme", "--user", email, "--name", "tests", "--scope", scope,
+        "-p", f,
+    ]);
+    assert!(
+        out.status.success(),
+        "key create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 pub struct Server {
     child: Option<Child>,
     pub url: String,
+    /// Sent as `Authorization: Bearer ...` by [`Server::session`].
+    pub bearer: Option<String>,
 }
 
 impl Server {
@@ -75,12 +132,17 @@ impl Server {
         Server {
             child: Some(child),
             url,
+            bearer: None,
         }
     }
 
     /// A server started by someone else, e.g. `warden demo`.
     pub fn attach(url: String) -> Server {
-        Server { child: None, url }
+        Server {
+            child: None,
+            url,
+            bearer: None,
+        }
     }
 
     pub fn client(&self) -> reqwest::Client {
@@ -90,9 +152,25 @@ impl Server {
             .unwrap()
     }
 
+    pub fn with_bearer(mut self, bearer: impl Into<String>) -> Self {
+        self.bearer = Some(bearer.into());
+        self
+    }
+
     /// A new MCP session (initialize + initialized).
     pub async fn session(&self) -> Session {
-        let http = self.client();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(b) = &self.bearer {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {b}").parse().unwrap(),
+            );
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .default_headers(headers)
+            .build()
+            .unwrap();
         let res = http
             .post(&self.url)
             .header("content-type", "application/json")

@@ -1,0 +1,421 @@
+//! Administration from the command line: organisations, users, memberships, API keys and
+//! connected apps. Every command works on the project's state store.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::Subcommand;
+use warden_auth::password::PasswordHasher;
+use warden_auth::token::{self, TokenKind};
+use warden_core::project::{self, DataLocation};
+use warden_store::{ApiKeyId, ClientId, Organization, Role, Scopes, Store, User};
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation.
+    #[command(after_help = "Example:\n  warden org create acme --name \"Acme Corp\"")]
+    Create {
+        /// URL-safe name: lowercase letters, digits and '-'.
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the members of an organisation.
+    #[command(after_help = "Example:\n  warden org members acme")]
+    Members { slug: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user, optionally with a password (read from standard input) and a membership.
+    #[command(
+        after_help = "Examples:\n  warden user add ana@acme.example --org acme --role member\n  printf '%s' \"$PW\" | warden user add ana@acme.example --org acme --role admin --password-stdin"
+    )]
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Organisation to add the user to.
+        #[arg(long)]
+        org: Option<String>,
+        /// admin, member, siloed_member, guest, auxiliary_member or service_account.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Read a password for sign-in from standard input (at least 10 characters).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Give a member a new role. OAuth connections take it at their next refresh; API keys at
+    /// their next request.
+    #[command(after_help = "Example:\n  warden member set-role ana@acme.example guest --org acme")]
+    SetRole {
+        email: String,
+        role: String,
+        #[arg(long)]
+        org: String,
+    },
+    /// Remove a member; their connected apps are revoked at once and their API keys stop
+    /// working on the next request.
+    #[command(after_help = "Example:\n  warden member remove ana@acme.example --org acme")]
+    Remove {
+        email: String,
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key. The key is printed once and never stored; keep it safe.
+    #[command(
+        after_help = "Example:\n  warden key create --org acme --user ana@acme.example --name laptop --scope mcp:read"
+    )]
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// mcp:read, or "mcp:read mcp:write".
+        #[arg(long, default_value = "mcp:read")]
+        scope: String,
+    },
+    /// List an organisation's API keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke an API key; it stops working on the next request.
+    #[command(after_help = "Example:\n  warden key revoke 6f1c...-... --org acme")]
+    Revoke {
+        id: String,
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// List the apps connected in an organisation, per user.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke a connected app in an organisation: all its tokens stop working at once.
+    #[command(after_help = "Example:\n  warden apps revoke 2b7e...-... --org acme")]
+    Revoke {
+        client_id: String,
+        #[arg(long)]
+        org: String,
+    },
+}
+
+/// Opens (creating and migrating if needed) the state store named by the project file.
+pub async fn open_state(project_file: &Path) -> anyhow::Result<Store> {
+    let project = project::load_file(project_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    open_state_at(&project.auth.state).await
+}
+
+pub async fn open_state_at(location: &DataLocation) -> anyhow::Result<Store> {
+    let store = match location {
+        DataLocation::Sqlite(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            Store::open_sqlite(path)
+                .await
+                .with_context(|| format!("cannot open the state store {}", path.display()))?
+        }
+        DataLocation::Postgres(url) => Store::connect(url)
+            .await
+            .context("cannot open the PostgreSQL state store")?,
+    };
+    store
+        .migrate()
+        .await
+        .context("cannot prepare the state store's tables")?;
+    Ok(store)
+}
+
+async fn org(store: &Store, slug: &str) -> anyhow::Result<Organization> {
+    store.org_by_slug(slug).await?.with_context(|| {
+        format!("no organisation '{slug}'; create it with `warden org create {slug}`")
+    })
+}
+
+async fn user(store: &Store, email: &str) -> anyhow::Result<User> {
+    store
+        .user_by_email(email)
+        .await?
+        .with_context(|| format!("no user '{email}'; add it with `warden user add {email}`"))
+}
+
+fn role(s: &str) -> anyhow::Result<Role> {
+    s.parse::<Role>().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub async fn run_org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
+    match cmd {
+        OrgCommand::Create { slug, name } => {
+            let o = store
+                .create_org(&slug, name.as_deref().unwrap_or(&slug))
+                .await?;
+            println!("Created organisation {} ({})", o.slug, o.name);
+        }
+        OrgCommand::Members { slug } => {
+            let o = org(store, &slug).await?;
+            println!("{:<36}  {:<16}  SINCE", "EMAIL", "ROLE");
+            for (u, m) in store.list_members(o.id).await? {
+                println!(
+                    "{:<36}  {:<16}  {}",
+                    u.email,
+                    m.role,
+                    m.created_at.format("%Y-%m-%d")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add {
+            email,
+            name,
+            org: org_slug,
+            role: role_name,
+            password_stdin,
+        } => {
+            let role = role(&role_name)?;
+            // Check everything before writing anything.
+            let o = match &org_slug {
+                Some(s) => Some(org(store, s).await?),
+                None => None,
+            };
+            let password = if password_stdin {
+                let mut p = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut p)
+                    .context("cannot read the password from standard input")?;
+                let p = p.trim_end_matches(['\r', '\n']).to_string();
+                let hasher = PasswordHasher::new(1).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Some(hasher.hash(&p).await.map_err(|e| anyhow::anyhow!("{e}"))?)
+            } else {
+                None
+            };
+            let display =
+                name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string());
+            let u = store.create_user(&email, &display).await?;
+            if let Some(phc) = password {
+                store.set_password_hash(u.id, &phc).await?;
+            }
+            if let Some(o) = o {
+                store.set_membership(o.id, u.id, role).await?;
+                println!("Added {} to {} as {role}", u.email, o.slug);
+            } else {
+                println!("Added {} (no organisation yet)", u.email);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_member(store: &Store, cmd: MemberCommand) -> anyhow::Result<()> {
+    match cmd {
+        MemberCommand::SetRole {
+            email,
+            role: role_name,
+            org: slug,
+        } => {
+            let role = role(&role_name)?;
+            let o = org(store, &slug).await?;
+            let u = user(store, &email).await?;
+            let before = store.membership(o.id, u.id).await?.map(|m| m.role);
+            store.set_membership(o.id, u.id, role).await?;
+            match before {
+                Some(b) => println!("{} in {}: {b} -> {role}", u.email, o.slug),
+                None => println!("{} joined {} as {role}", u.email, o.slug),
+            }
+        }
+        MemberCommand::Remove { email, org: slug } => {
+            let o = org(store, &slug).await?;
+            let u = user(store, &email).await?;
+            if !store.remove_membership(o.id, u.id).await? {
+                bail!("{} is not a member of {}", u.email, o.slug);
+            }
+            let revoked = store
+                .revoke_grants_of_member(o.id, u.id, "member removed", Utc::now())
+                .await?;
+            println!(
+                "Removed {} from {}; revoked {revoked} connected app(s)",
+                u.email, o.slug
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_key(store: &Store, cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::Create {
+            org: slug,
+            user: email,
+            name,
+            scope,
+        } => {
+            let scopes: Scopes = scope.parse().map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+            let o = org(store, &slug).await?;
+            let u = user(store, &email).await?;
+            if store.membership(o.id, u.id).await?.is_none() {
+                bail!("{} is not a member of {}; add them first", u.email, o.slug);
+            }
+            let raw = token::generate(TokenKind::ApiKey)?;
+            let key = store
+                .create_api_key(
+                    raw.hash().as_str(),
+                    &raw.display_prefix(),
+                    o.id,
+                    u.id,
+                    &name,
+                    scopes,
+                    Utc::now(),
+                )
+                .await?;
+            eprintln!(
+                "Created API key {} ({name}) for {} in {} with {scopes}.",
+                key.id, u.email, o.slug
+            );
+            eprintln!("This is the only time it is shown:");
+            println!("{}", raw.expose());
+        }
+        KeyCommand::List { org: slug } => {
+            let o = org(store, &slug).await?;
+            println!(
+                "{:<36}  {:<12}  {:<16}  {:<28}  {:<18}  STATUS",
+                "ID", "PREFIX", "NAME", "USER", "SCOPES"
+            );
+            for (k, u) in store.list_api_keys(o.id).await? {
+                let status = match (k.revoked_at, k.last_used_at) {
+                    (Some(r), _) => format!("revoked {}", r.format("%Y-%m-%d")),
+                    (None, Some(l)) => format!("last used {}", l.format("%Y-%m-%d %H:%M")),
+                    (None, None) => "never used".into(),
+                };
+                println!(
+                    "{:<36}  {:<12}  {:<16}  {:<28}  {:<18}  {status}",
+                    k.id,
+                    k.display_prefix,
+                    k.name,
+                    u.email,
+                    k.scopes.to_string()
+                );
+            }
+        }
+        KeyCommand::Revoke { id, org: slug } => {
+            let o = org(store, &slug).await?;
+            let key_id: ApiKeyId = id.parse().map_err(|_| {
+                anyhow::anyhow!("'{id}' is not an API key id; see `warden key list --org {slug}`")
+            })?;
+            if !store.revoke_api_key(o.id, &key_id, Utc::now()).await? {
+                bail!("no active API key {id} in {slug}");
+            }
+            println!("Revoked API key {id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_apps(store: &Store, cmd: AppsCommand) -> anyhow::Result<()> {
+    match cmd {
+        AppsCommand::List { org: slug } => {
+            let o = org(store, &slug).await?;
+            println!(
+                "{:<36}  {:<24}  {:<28}  {:<18}  CONNECTED",
+                "CLIENT ID", "APP", "USER", "SCOPES"
+            );
+            for (g, c, u) in store.list_grants(o.id).await? {
+                println!(
+                    "{:<36}  {:<24}  {:<28}  {:<18}  {}",
+                    c.id,
+                    c.name,
+                    u.email,
+                    g.scopes.to_string(),
+                    g.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
+        }
+        AppsCommand::Revoke {
+            client_id,
+            org: slug,
+        } => {
+            let o = org(store, &slug).await?;
+            let id: ClientId = client_id.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "'{client_id}' is not a client id; see `warden apps list --org {slug}`"
+                )
+            })?;
+            let n = store.revoke_client_in_org(o.id, &id, Utc::now()).await?;
+            if n == 0 {
+                bail!("no connection of app {client_id} in {slug}");
+            }
+            println!(
+                "Revoked {n} connection(s) of app {client_id} in {slug}; their tokens stop working now"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What `warden demo` seeds: an organisation, an admin who can sign in, a read-only key.
+pub struct DemoIdentity {
+    pub org: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub read_key: String,
+}
+
+pub async fn seed_demo(store: &Store) -> anyhow::Result<DemoIdentity> {
+    let o = store.create_org("demo", "Demo Organisation").await?;
+    let admin = store
+        .create_user("admin@demo.example", "Demo Admin")
+        .await?;
+    store.set_membership(o.id, admin.id, Role::Admin).await?;
+    let password =
+        token::generate(TokenKind::Csrf)?.expose()["wdn_csrf_".len()..][..16].to_string();
+    let hasher = PasswordHasher::new(1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    store
+        .set_password_hash(
+            admin.id,
+            &hasher
+                .hash(&password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+        .await?;
+    let key = token::generate(TokenKind::ApiKey)?;
+    store
+        .create_api_key(
+            key.hash().as_str(),
+            &key.display_prefix(),
+            o.id,
+            admin.id,
+            "demo read-only",
+            Scopes::READ,
+            Utc::now(),
+        )
+        .await?;
+    Ok(DemoIdentity {
+        org: o.slug,
+        admin_email: admin.email,
+        admin_password: password,
+        read_key: key.expose().to_string(),
+    })
+}
