@@ -22,6 +22,11 @@ pub fn is_valid_verifier(verifier: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+/// The S256 challenge for `verifier` (what a client sends to `/authorize`).
+pub fn challenge_s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
 /// Whether `verifier` hashes to `challenge`, compared in constant time.
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
     if !is_valid_verifier(verifier) {

@@ -24,7 +24,6 @@ use crate::principal::{AuthMethod, Principal, can_connect, can_write};
 use crate::registration::{self, ClientMetadata, RegistrationError};
 use crate::token::{self, RandomnessError, RawToken, TokenKind};
 
-pub const CODE_TTL: Duration = Duration::from_secs(5 * 60);
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 60 * 60);
 pub const MAGIC_LINK_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -210,6 +209,7 @@ pub struct AuthServer {
     resource: String,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    code_ttl: Duration,
     passwords: PasswordHasher,
     logins: Limiter,
     token_failures: Limiter,
@@ -236,6 +236,7 @@ impl AuthServer {
             issuer,
             access_ttl,
             refresh_ttl,
+            code_ttl: Duration::from_secs(5 * 60),
             passwords,
             logins: Limiter::new(LimiterConfig::default()),
             token_failures: Limiter::new(LimiterConfig {
@@ -244,6 +245,12 @@ impl AuthServer {
                 ..LimiterConfig::default()
             }),
         })
+    }
+
+    /// Authorization codes live 5 minutes unless shortened here (never lengthened).
+    pub fn with_code_ttl(mut self, ttl: Duration) -> Self {
+        self.code_ttl = ttl.min(Duration::from_secs(5 * 60));
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -574,7 +581,7 @@ impl AuthServer {
                 &req.redirect_uri,
                 &req.code_challenge,
                 now,
-                at(now, CODE_TTL),
+                at(now, self.code_ttl),
             )
             .await?;
         Ok(self.redirect_with(

@@ -350,7 +350,8 @@ async fn serve_http(
                 .unwrap_or_else(|| format!("http://{local}"));
             let auth =
                 warden_auth::AuthServer::new(store, &issuer, cfg.access_ttl, cfg.refresh_ttl)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .with_code_ttl(cfg.code_ttl);
             let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
             Some(warden_server::web::oauth::AuthState::new(
                 Arc::new(auth),

@@ -455,6 +455,18 @@ impl Checker<'_> {
                 30
             }
         };
+        let code_seconds = match &tokens.code_seconds {
+            None => 300,
+            Some(c) if (1..=300).contains(&c.value) => c.value,
+            Some(c) => {
+                self.err(
+                    c,
+                    "tokens.code_seconds",
+                    format!("must be between 1 and 300, got {}", c.value),
+                );
+                300
+            }
+        };
         let login = login.map(|l| l.value).unwrap_or_default();
         let mailer = match (&login.outbox, &login.smtp) {
             (Some(o), Some(_)) => {
@@ -494,6 +506,7 @@ impl Checker<'_> {
             state: state?,
             access_ttl: Duration::from_secs(minutes * 60),
             refresh_ttl: Duration::from_secs(days * 86_400),
+            code_ttl: Duration::from_secs(code_seconds),
             mailer: mailer?,
         })
     }

@@ -75,6 +75,7 @@ pub struct AuthConfig {
     pub state: DataLocation,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    pub code_ttl: Duration,
     pub mailer: MailerConfig,
 }
 

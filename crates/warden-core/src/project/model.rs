@@ -81,6 +81,9 @@ pub struct TokensSection {
     /// Refresh-token lifetime in days. Default 30.
     #[serde(default)]
     pub refresh_days: Option<Spanned<u64>>,
+    /// Authorization-code lifetime in seconds, at most (and by default) 300.
+    #[serde(default)]
+    pub code_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

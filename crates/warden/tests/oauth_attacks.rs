@@ -1,0 +1,653 @@
+//! The authorization server under attack, against the real binary: each case asserts the
+//! exact HTTP status or OAuth error, and that nothing was issued or that what was issued
+//! stopped working.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{PASSWORD, Server, add_member, init_project, run};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use warden_auth::pkce::challenge_s256;
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const VERIFIER: &str = "a-verifier-that-is-long-enough-for-rfc7636-and-then-some";
+
+struct Flow {
+    base: String,
+    mcp: String,
+    http: reqwest::Client,
+    client_id: String,
+}
+
+fn cookie_header(jar: &BTreeMap<String, String>) -> String {
+    jar.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn absorb(jar: &mut BTreeMap<String, String>, res: &reqwest::Response) {
+    for c in res.headers().get_all(SET_COOKIE) {
+        let c = c.to_str().unwrap();
+        let kv = c.split(';').next().unwrap();
+        let (k, v) = kv.split_once('=').unwrap();
+        jar.insert(k.to_string(), v.to_string());
+    }
+}
+
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find('"')? + start;
+    Some(
+        html[start..end]
+            .replace("&amp;", "&")
+            .replace("&#x2f;", "/")
+            .replace("&#x27;", "'"),
+    )
+}
+
+impl Flow {
+    async fn new(server: &Server) -> Flow {
+        let base = server.url.trim_end_matches("/mcp").to_string();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = http
+            .post(format!("{base}/register"))
+            .json(&json!({"redirect_uris": [REDIRECT], "client_name": "Attack Test", "token_endpoint_auth_method": "none"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let client_id = r.json::<Value>().await.unwrap()["client_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Flow {
+            mcp: server.url.clone(),
+            base,
+            http,
+            client_id,
+        }
+    }
+
+    fn params(&self, challenge: &str) -> Vec<(String, String)> {
+        [
+            ("response_type", "code"),
+            ("client_id", self.client_id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("state", "st4te"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+            ("scope", "mcp:read mcp:write"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    async fn get_authorize(
+        &self,
+        jar: &mut BTreeMap<String, String>,
+        params: &[(String, String)],
+    ) -> reqwest::Response {
+        let r = self
+            .http
+            .get(format!("{}/authorize", self.base))
+            .query(params)
+            .header(COOKIE, cookie_header(jar))
+            .send()
+            .await
+            .unwrap();
+        absorb(jar, &r);
+        r
+    }
+
+    /// Signs in as `email` and returns the cookie jar holding the session.
+    async fn sign_in(&self, email: &str) -> BTreeMap<String, String> {
+        let mut jar = BTreeMap::new();
+        let page = self
+            .get_authorize(&mut jar, &self.params(&challenge_s256(VERIFIER)))
+            .await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let form = [
+            ("csrf_token", hidden(&html, "csrf_token").unwrap()),
+            ("continue", hidden(&html, "continue").unwrap()),
+            ("email", email.to_string()),
+            ("password", PASSWORD.to_string()),
+        ];
+        let r = self
+            .http
+            .post(format!("{}/login", self.base))
+            .header(COOKIE, cookie_header(&jar))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "sign-in of {email} failed");
+        absorb(&mut jar, &r);
+        jar
+    }
+
+    /// Goes through consent; returns the final response (a redirect to the client, or a page).
+    async fn consent(
+        &self,
+        jar: &mut BTreeMap<String, String>,
+        params: &[(String, String)],
+        write: bool,
+        csrf: bool,
+    ) -> reqwest::Response {
+        let page = self.get_authorize(jar, params).await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("Allow Attack Test"), "{html}");
+        let mut form: Vec<(String, String)> = params.to_vec();
+        if csrf {
+            form.push(("csrf_token".into(), hidden(&html, "csrf_token").unwrap()));
+        }
+        form.push(("org".into(), "acme".into()));
+        form.push(("decision".into(), "allow".into()));
+        if write {
+            form.push(("write".into(), "1".into()));
+        }
+        self.http
+            .post(format!("{}/authorize", self.base))
+            .header(COOKIE, cookie_header(jar))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn code(&self, email: &str, write: bool) -> String {
+        let mut jar = self.sign_in(email).await;
+        let r = self
+            .consent(
+                &mut jar,
+                &self.params(&challenge_s256(VERIFIER)),
+                write,
+                true,
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+        let loc = r.headers()[LOCATION].to_str().unwrap().to_string();
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        let url = url_params(&loc);
+        assert_eq!(url["state"], "st4te");
+        assert_eq!(url["iss"], self.base);
+        url["code"].clone()
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/token", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        (status, r.json().await.unwrap())
+    }
+
+    async fn exchange(&self, code: &str, verifier: &str) -> (u16, Value) {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &self.client_id),
+        ])
+        .await
+    }
+
+    async fn refresh(&self, refresh: &str) -> (u16, Value) {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &self.client_id),
+        ])
+        .await
+    }
+
+    /// Status of an MCP ping with this bearer.
+    async fn mcp_status(&self, bearer: &str) -> u16 {
+        self.http
+            .post(&self.mcp)
+            .bearer_auth(bearer)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+fn url_params(url: &str) -> BTreeMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn project_with_members() -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let (dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{yaml}\ntokens:\n  code_seconds: 1\n")).unwrap();
+    for (email, role) in [
+        ("mo@acme.example", "member"),
+        ("gus@acme.example", "guest"),
+        ("aux@acme.example", "auxiliary_member"),
+    ] {
+        add_member(&file, email, role, "mcp:read", true);
+    }
+    (dir, file, key)
+}
+
+fn cli(file: &Path, args: &[&str]) {
+    let mut all = args.to_vec();
+    all.extend(["-p", file.to_str().unwrap()]);
+    let out = run(&all);
+    assert!(
+        out.status.success(),
+        "warden {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn authorization_requests_that_must_not_yield_a_code() {
+    let (_d, file, _) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+    let mut jar = flow.sign_in("ana@acme.example").await;
+    let good = flow.params(&challenge_s256(VERIFIER));
+    let with = |k: &str, v: Option<&str>| -> Vec<(String, String)> {
+        let mut p: Vec<_> = good.iter().filter(|(n, _)| n != k).cloned().collect();
+        if let Some(v) = v {
+            p.push((k.to_string(), v.to_string()));
+        }
+        p
+    };
+    // Reported to the client, at its registered redirect URI, with state and iss.
+    let redirected: &[(&str, Option<&str>, &str)] = &[
+        ("code_challenge_method", Some("plain"), "invalid_request"),
+        ("code_challenge_method", None, "invalid_request"),
+        ("code_challenge", None, "invalid_request"),
+        ("response_type", Some("token"), "unsupported_response_type"),
+        ("scope", Some("admin:everything"), "invalid_scope"),
+        (
+            "resource",
+            Some("https://other.example/mcp"),
+            "invalid_target",
+        ),
+    ];
+    for (param, value, error) in redirected {
+        let r = flow.get_authorize(&mut jar, &with(param, *value)).await;
+        assert_eq!(r.status(), 303, "{param}={value:?}");
+        let loc = url_params(r.headers()[LOCATION].to_str().unwrap());
+        assert_eq!(loc["error"], *error, "{param}={value:?}");
+        assert_eq!(loc["state"], "st4te");
+        assert!(!loc.contains_key("code"));
+    }
+    // Never redirected: an unknown client, or a redirect URI that is not registered.
+    for (param, value) in [
+        ("redirect_uri", "http://127.0.0.1:9/other"),
+        ("redirect_uri", "https://evil.example/cb"),
+        ("client_id", "not-a-client"),
+    ] {
+        let r = flow
+            .get_authorize(&mut jar, &with(param, Some(value)))
+            .await;
+        assert_eq!(r.status(), 400, "{param}={value}");
+        assert!(r.headers().get(LOCATION).is_none());
+    }
+    // Consent without the CSRF token: refused, no code.
+    let r = flow.consent(&mut jar, &good, false, false).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get(LOCATION).is_none());
+    // A cross-site form post carries no cookies at all: refused too.
+    let r = flow
+        .http
+        .post(format!("{}/authorize", flow.base))
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn token_endpoint_attack_table() {
+    let (_d, file, _) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+
+    // Wrong verifier: invalid_grant, and the code is spent.
+    let code = flow.code("ana@acme.example", false).await;
+    assert_eq!(
+        flow.exchange(&code, "the-wrong-verifier-the-wrong-verifier-the-wrong")
+            .await,
+        (
+            400,
+            json!({"error": "invalid_grant", "error_description": "code_verifier does not match the code_challenge"})
+        )
+    );
+
+    // Redirect URI mismatch at the token endpoint.
+    let code = flow.code("ana@acme.example", false).await;
+    let (s, v) = flow
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", "http://127.0.0.1:9/other"),
+            ("client_id", &flow.client_id),
+        ])
+        .await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (400, "invalid_grant"));
+
+    // Code replay: the first exchange works; the replay fails and kills what it issued.
+    let code = flow.code("ana@acme.example", true).await;
+    let (s, first) = flow.exchange(&code, VERIFIER).await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["scope"], "mcp:read mcp:write");
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(flow.mcp_status(access).await, 200);
+    let (s, v) = flow.exchange(&code, VERIFIER).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (400, "invalid_grant"));
+    assert_eq!(flow.mcp_status(access).await, 401);
+    assert_eq!(
+        flow.refresh(first["refresh_token"].as_str().unwrap())
+            .await
+            .0,
+        400
+    );
+
+    // Expired code (this project shortens codes to 1 s).
+    let code = flow.code("ana@acme.example", false).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        flow.exchange(&code, VERIFIER).await,
+        (
+            400,
+            json!({"error": "invalid_grant", "error_description": "the code has expired; start the sign-in again"})
+        )
+    );
+
+    // Refresh-token reuse: the whole grant stops working.
+    let code = flow.code("ana@acme.example", false).await;
+    let (_, t1) = flow.exchange(&code, VERIFIER).await;
+    let (s, t2) = flow.refresh(t1["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        flow.mcp_status(t2["access_token"].as_str().unwrap()).await,
+        200
+    );
+    let (s, v) = flow.refresh(t1["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (400, "invalid_grant"));
+    assert_eq!(
+        flow.mcp_status(t2["access_token"].as_str().unwrap()).await,
+        401
+    );
+    assert_eq!(
+        flow.refresh(t2["refresh_token"].as_str().unwrap()).await.0,
+        400
+    );
+
+    // Unknown client, unsupported grant type, garbage.
+    let (s, v) = flow
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("code_verifier", VERIFIER),
+            ("client_id", "nope"),
+        ])
+        .await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (401, "invalid_client"));
+    let (s, v) = flow.token(&[("grant_type", "client_credentials")]).await;
+    assert_eq!(
+        (s, v["error"].as_str().unwrap()),
+        (400, "unsupported_grant_type")
+    );
+}
+
+#[tokio::test]
+async fn bearers_revocation_roles_and_audience() {
+    let (_d, file, ana_key) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+
+    // Garbage and malformed bearers: 401.
+    for bearer in [
+        "garbage",
+        "wdn_at_short",
+        "wdn_key_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        assert_eq!(flow.mcp_status(bearer).await, 401, "{bearer}");
+    }
+    assert_eq!(flow.mcp_status(&ana_key).await, 200);
+
+    // RFC 7009 revocation of an access token takes effect on the next request.
+    let (_, t) = flow
+        .exchange(&flow.code("mo@acme.example", false).await, VERIFIER)
+        .await;
+    let access = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(flow.mcp_status(&access).await, 200);
+    let r = flow
+        .http
+        .post(format!("{}/revoke", flow.base))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(flow.mcp_status(&access).await, 401);
+
+    // Revoking the app in the organisation kills all its tokens.
+    let (_, t) = flow
+        .exchange(&flow.code("mo@acme.example", false).await, VERIFIER)
+        .await;
+    assert_eq!(
+        flow.mcp_status(t["access_token"].as_str().unwrap()).await,
+        200
+    );
+    cli(&file, &["apps", "revoke", &flow.client_id, "--org", "acme"]);
+    assert_eq!(
+        flow.mcp_status(t["access_token"].as_str().unwrap()).await,
+        401
+    );
+    assert_eq!(
+        flow.refresh(t["refresh_token"].as_str().unwrap()).await.0,
+        400
+    );
+
+    // A revoked API key stops working.
+    let key = add_member(&file, "kai@acme.example", "member", "mcp:read", false);
+    assert_eq!(flow.mcp_status(&key).await, 200);
+    let list = String::from_utf8(
+        run(&["key", "list", "--org", "acme", "-p", file.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let id = list
+        .lines()
+        .find(|l| l.contains("kai@acme.example"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    cli(&file, &["key", "revoke", &id, "--org", "acme"]);
+    assert_eq!(flow.mcp_status(&key).await, 401);
+
+    // Auxiliary Members (and Service Accounts) cannot connect: 403 before anything runs.
+    let aux_key = add_member(
+        &file,
+        "aux2@acme.example",
+        "auxiliary_member",
+        "mcp:read",
+        false,
+    );
+    assert_eq!(flow.mcp_status(&aux_key).await, 403);
+    let svc_key = add_member(
+        &file,
+        "svc@acme.example",
+        "service_account",
+        "mcp:read",
+        false,
+    );
+    assert_eq!(flow.mcp_status(&svc_key).await, 403);
+
+    // Removal: the member's API key and OAuth tokens stop at once; refresh is invalid_grant.
+    let flow2 = Flow::new(&server).await;
+    let (_, t) = flow2
+        .exchange(&flow2.code("gus@acme.example", false).await, VERIFIER)
+        .await;
+    let out = run(&[
+        "key",
+        "create",
+        "--org",
+        "acme",
+        "--user",
+        "gus@acme.example",
+        "--name",
+        "k",
+        "-p",
+        file.to_str().unwrap(),
+    ]);
+    let gus_key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(
+        flow2.mcp_status(t["access_token"].as_str().unwrap()).await,
+        200
+    );
+    assert_eq!(flow2.mcp_status(&gus_key).await, 200);
+    cli(
+        &file,
+        &["member", "remove", "gus@acme.example", "--org", "acme"],
+    );
+    assert_eq!(
+        flow2.mcp_status(t["access_token"].as_str().unwrap()).await,
+        401
+    );
+    assert_eq!(flow2.mcp_status(&gus_key).await, 401);
+    let (s, v) = flow2.refresh(t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (400, "invalid_grant"));
+}
+
+#[tokio::test]
+async fn demotion_applies_on_refresh_and_audience_is_enforced() {
+    let (dir, file, _) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+    let (_, t) = flow
+        .exchange(&flow.code("mo@acme.example", true).await, VERIFIER)
+        .await;
+    assert_eq!(t["scope"], "mcp:read mcp:write");
+    let state = dir.path().join("p/.warden/state.db");
+    let role_of_grant = || async {
+        use sqlx::{ConnectOptions, Connection};
+        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&state)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        let role: String =
+            sqlx::query_scalar("SELECT role FROM grants ORDER BY created_at DESC LIMIT 1")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        c.close().await.unwrap();
+        role
+    };
+    cli(
+        &file,
+        &[
+            "member",
+            "set-role",
+            "mo@acme.example",
+            "guest",
+            "--org",
+            "acme",
+        ],
+    );
+    // The role was bound at consent: until the next refresh, the grant keeps it.
+    assert_eq!(role_of_grant().await, "member");
+    let (s, t2) = flow.refresh(t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{t2}");
+    assert_eq!(
+        role_of_grant().await,
+        "guest",
+        "demotion must reach the grant on refresh"
+    );
+    assert_eq!(
+        flow.mcp_status(t2["access_token"].as_str().unwrap()).await,
+        200
+    );
+    // Demoted to a role that cannot connect: the refresh revokes the grant.
+    cli(
+        &file,
+        &[
+            "member",
+            "set-role",
+            "mo@acme.example",
+            "auxiliary_member",
+            "--org",
+            "acme",
+        ],
+    );
+    let (s, v) = flow.refresh(t2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (400, "invalid_grant"));
+    assert_eq!(
+        flow.mcp_status(t2["access_token"].as_str().unwrap()).await,
+        401
+    );
+
+    // Audience: a second server on the same state store is another resource; tokens issued
+    // by the first are refused there (no token passthrough).
+    cli(
+        &file,
+        &[
+            "member",
+            "set-role",
+            "mo@acme.example",
+            "member",
+            "--org",
+            "acme",
+        ],
+    );
+    let (_, t3) = flow
+        .exchange(&flow.code("mo@acme.example", false).await, VERIFIER)
+        .await;
+    let other = Server::start(&file);
+    let flow_other = Flow {
+        base: String::new(),
+        mcp: other.url.clone(),
+        http: flow.http.clone(),
+        client_id: String::new(),
+    };
+    assert_eq!(
+        flow.mcp_status(t3["access_token"].as_str().unwrap()).await,
+        200
+    );
+    assert_eq!(
+        flow_other
+            .mcp_status(t3["access_token"].as_str().unwrap())
+            .await,
+        401
+    );
+}
