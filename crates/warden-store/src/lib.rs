@@ -68,3 +68,4 @@ pub use model::{
     UnknownScope, User, UserId,
 };
 pub use store::Store;
+pub use store::bearer::Holder;

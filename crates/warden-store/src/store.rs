@@ -71,6 +71,7 @@ macro_rules! on_pool {
 }
 
 // After `on_pool!`, which they use.
+pub mod bearer;
 mod credentials;
 mod oauth;
 

@@ -1,0 +1,108 @@
+//! Bearer lookups for authentication: everything needed to build a caller from a token, in
+//! one query, because this runs on every MCP request.
+
+use chrono::{DateTime, Utc};
+
+use super::rows::{ApiKeyRow, GrantRow, millis};
+use super::{Backend, Store};
+use crate::StoreError;
+use crate::model::{ApiKey, Grant, Role};
+
+/// Who stands behind a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub email: String,
+    pub org_slug: String,
+    pub user_disabled: bool,
+}
+
+const ACCESS_IDENTITY: &str = "SELECT g.id, g.org_id, g.user_id, g.client_id, g.scopes, \
+      g.role, g.resource, g.created_at, g.updated_at, g.revoked_at, g.revoked_reason, \
+      u.email AS holder_email, o.slug AS holder_org_slug, u.disabled_at AS holder_disabled_at \
+     FROM access_tokens t \
+     JOIN grants g ON g.id = t.grant_id \
+     JOIN oauth_clients c ON c.id = g.client_id \
+     JOIN users u ON u.id = g.user_id \
+     JOIN organizations o ON o.id = g.org_id \
+     WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 \
+      AND g.revoked_at IS NULL AND c.revoked_at IS NULL";
+
+const KEY_IDENTITY: &str = "SELECT k.id, k.display_prefix, k.org_id, k.user_id, k.name, k.scopes, \
+      k.created_at, k.last_used_at, k.revoked_at, \
+      u.email AS holder_email, o.slug AS holder_org_slug, u.disabled_at AS holder_disabled_at, \
+      m.role AS live_role \
+     FROM api_keys k \
+     JOIN users u ON u.id = k.user_id \
+     JOIN organizations o ON o.id = k.org_id \
+     LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id \
+     WHERE k.token_hash = $1 AND k.revoked_at IS NULL";
+
+#[derive(sqlx::FromRow)]
+struct AccessIdentityRow {
+    #[sqlx(flatten)]
+    grant: GrantRow,
+    holder_email: String,
+    holder_org_slug: String,
+    holder_disabled_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyIdentityRow {
+    #[sqlx(flatten)]
+    key: ApiKeyRow,
+    holder_email: String,
+    holder_org_slug: String,
+    holder_disabled_at: Option<i64>,
+    live_role: Option<String>,
+}
+
+impl Store {
+    /// The grant behind a valid access token (unrevoked, unexpired, grant and client active)
+    /// and its holder, in one query.
+    pub async fn access_token_identity(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Grant, Holder)>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, AccessIdentityRow>(ACCESS_IDENTITY)
+            .bind(hash)
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await)?;
+        row.map(|r| {
+            let holder = Holder {
+                email: r.holder_email,
+                org_slug: r.holder_org_slug,
+                user_disabled: r.holder_disabled_at.is_some(),
+            };
+            Grant::try_from(r.grant).map(|g| (g, holder))
+        })
+        .transpose()
+    }
+
+    /// An unrevoked API key, its holder, and the holder's live role in the key's organisation
+    /// (`None` once they are no longer a member), in one query.
+    pub async fn api_key_identity(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(ApiKey, Holder, Option<Role>)>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, KeyIdentityRow>(KEY_IDENTITY)
+            .bind(hash)
+            .fetch_optional(pool)
+            .await)?;
+        let Some(r) = row else { return Ok(None) };
+        let role = match r.live_role {
+            Some(s) => Some(s.parse::<Role>().map_err(|e| StoreError::Corrupt {
+                entity: "membership",
+                detail: e.to_string(),
+            })?),
+            None => None,
+        };
+        let holder = Holder {
+            email: r.holder_email,
+            org_slug: r.holder_org_slug,
+            user_disabled: r.holder_disabled_at.is_some(),
+        };
+        Ok(Some((ApiKey::try_from(r.key)?, holder, role)))
+    }
+}
