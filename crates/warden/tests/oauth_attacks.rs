@@ -651,3 +651,137 @@ async fn demotion_applies_on_refresh_and_audience_is_enforced() {
         401
     );
 }
+
+#[tokio::test]
+async fn sign_in_links_are_single_use_and_do_not_reveal_accounts() {
+    let (dir, file, _) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+    let outbox = dir.path().join("p/.warden/outbox");
+    let mut jar = BTreeMap::new();
+    let page = flow
+        .get_authorize(&mut jar, &flow.params(&challenge_s256(VERIFIER)))
+        .await;
+    let html = page.text().await.unwrap();
+    let csrf = hidden(&html, "csrf_token").unwrap();
+    let cont = hidden(&html, "continue").unwrap();
+    let ask = |email: &'static str| {
+        let form = [
+            ("csrf_token", csrf.clone()),
+            ("continue", cont.clone()),
+            ("email", email.to_string()),
+        ];
+        flow.http
+            .post(format!("{}/login/magic", flow.base))
+            .header(COOKIE, cookie_header(&jar))
+            .form(&form)
+            .send()
+    };
+    // An unknown address gets the same answer, and no mail.
+    let unknown = ask("nobody@acme.example").await.unwrap();
+    assert_eq!(unknown.status(), 200);
+    let unknown_text = unknown.text().await.unwrap();
+    assert!(unknown_text.contains("sign-in link is on its way"));
+    assert!(!outbox.exists() || std::fs::read_dir(&outbox).unwrap().count() == 0);
+    let known = ask("mo@acme.example").await.unwrap();
+    assert_eq!(known.status(), 200);
+    assert!(
+        known
+            .text()
+            .await
+            .unwrap()
+            .contains("sign-in link is on its way")
+    );
+
+    let mail = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let body = std::fs::read_to_string(&mail).unwrap();
+    assert!(body.starts_with("To: mo@acme.example"), "{body}");
+    let link = body
+        .lines()
+        .find(|l| l.contains("/login/magic?token="))
+        .unwrap()
+        .trim()
+        .to_string();
+    // Following the link signs in and continues to the consent page.
+    let r = flow.http.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let mut session = BTreeMap::new();
+    absorb(&mut session, &r);
+    let next = r.headers()[LOCATION].to_str().unwrap().to_string();
+    assert!(next.starts_with("/authorize?"), "{next}");
+    let consent = flow
+        .http
+        .get(format!("{}{next}", flow.base))
+        .header(COOKIE, cookie_header(&session))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        consent
+            .text()
+            .await
+            .unwrap()
+            .contains("signed in as <strong>mo@acme.example</strong>")
+    );
+    // The link works once.
+    let again = flow.http.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("invalid, used or expired")
+    );
+}
+
+#[tokio::test]
+async fn repeated_sign_in_failures_lock_the_account() {
+    let (_d, file, _) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+    let mut jar = BTreeMap::new();
+    let page = flow
+        .get_authorize(&mut jar, &flow.params(&challenge_s256(VERIFIER)))
+        .await;
+    let html = page.text().await.unwrap();
+    let csrf = hidden(&html, "csrf_token").unwrap();
+    let cont = hidden(&html, "continue").unwrap();
+    let attempt = |password: &'static str| {
+        let form = [
+            ("csrf_token", csrf.clone()),
+            ("continue", cont.clone()),
+            ("email", "ana@acme.example".into()),
+            ("password", password.to_string()),
+        ];
+        flow.http
+            .post(format!("{}/login", flow.base))
+            .header(COOKIE, cookie_header(&jar))
+            .form(&form)
+            .send()
+    };
+    for _ in 0..4 {
+        let r = attempt("wrong password!").await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("the email or password is not right")
+        );
+    }
+    // The next failures are slowed down; sent together, they reach the lockout threshold.
+    let burst: Vec<_> = (0..6).map(|_| attempt("wrong password!")).collect();
+    for r in futures::future::join_all(burst).await {
+        assert_eq!(r.unwrap().status(), 401);
+    }
+    // Locked: even the right password is refused now, without being checked.
+    let r = attempt(PASSWORD).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("too many failed sign-ins"));
+}
