@@ -186,11 +186,11 @@ impl std::fmt::Debug for TokenResponse {
 /// Why a sign-in failed; the messages never reveal whether the account exists.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("the email or password is not right")]
+    #[error("The email or password is not right.")]
     BadCredentials,
-    #[error("too many failed sign-ins; try again in {} minutes", .retry_after.as_secs().div_ceil(60))]
+    #[error("Too many failed sign-ins; try again in {} minutes.", .retry_after.as_secs().div_ceil(60))]
     Locked { retry_after: Duration },
-    #[error("this sign-in link is invalid, used or expired; ask for a new one")]
+    #[error("This sign-in link is invalid, used or expired; ask for a new one.")]
     BadLink,
     #[error(transparent)]
     Internal(#[from] InternalError),

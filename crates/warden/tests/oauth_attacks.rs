@@ -772,7 +772,7 @@ async fn repeated_sign_in_failures_lock_the_account() {
             r.text()
                 .await
                 .unwrap()
-                .contains("the email or password is not right")
+                .contains("The email or password is not right.")
         );
     }
     // The next failures are slowed down; sent together, they reach the lockout threshold.
@@ -783,5 +783,5 @@ async fn repeated_sign_in_failures_lock_the_account() {
     // Locked: even the right password is refused now, without being checked.
     let r = attempt(PASSWORD).await.unwrap();
     assert_eq!(r.status(), 429);
-    assert!(r.text().await.unwrap().contains("too many failed sign-ins"));
+    assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
 }

@@ -485,13 +485,43 @@ impl Checker<'_> {
                     .password
                     .as_ref()
                     .and_then(|p| self.expand(p, "login.smtp.password"));
-                Some(MailerConfig::Smtp {
-                    host: host?,
-                    port: s.port.unwrap_or(587),
-                    username,
-                    password,
-                    from: from?,
-                })
+                {
+                    let tls = match s.tls.as_ref().map(|t| t.value.as_str()) {
+                        None if s.port == Some(465) => Some(super::SmtpTls::Implicit),
+                        None | Some("starttls") => Some(super::SmtpTls::StartTls),
+                        Some("implicit") => Some(super::SmtpTls::Implicit),
+                        Some("none") => Some(super::SmtpTls::None),
+                        Some(other) => {
+                            if let Some(t) = &s.tls {
+                                self.err(t, "login.smtp.tls", format!("'{other}' is not a TLS mode; use starttls, implicit or none"));
+                            }
+                            None
+                        }
+                    };
+                    let loopback = |h: &str| {
+                        h == "localhost"
+                            || h.parse::<std::net::IpAddr>()
+                                .is_ok_and(|ip| ip.is_loopback())
+                    };
+                    if tls == Some(super::SmtpTls::None)
+                        && let (Some(h), Some(t)) = (&host, &s.tls)
+                        && !loopback(h)
+                    {
+                        self.err(t, "login.smtp.tls", format!("`none` sends mail and credentials in clear; it is allowed only for a loopback relay, not {h}"));
+                    }
+                    Some(MailerConfig::Smtp {
+                        host: host?,
+                        port: s.port.unwrap_or(if tls == Some(super::SmtpTls::Implicit) {
+                            465
+                        } else {
+                            587
+                        }),
+                        username,
+                        password,
+                        from: from?,
+                        tls: tls?,
+                    })
+                }
             }
             (Some(o), None) => self
                 .expand(o, "login.outbox")

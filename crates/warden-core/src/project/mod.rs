@@ -88,7 +88,17 @@ pub enum MailerConfig {
         username: Option<String>,
         password: Option<String>,
         from: String,
+        tls: SmtpTls,
     },
+}
+
+/// How Warden talks TLS to the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    StartTls,
+    Implicit,
+    /// Plain SMTP: accepted only for a loopback host (a local relay).
+    None,
 }
 
 impl std::fmt::Debug for MailerConfig {
@@ -96,12 +106,17 @@ impl std::fmt::Debug for MailerConfig {
         match self {
             Self::Outbox(p) => f.debug_tuple("Outbox").field(p).finish(),
             Self::Smtp {
-                host, port, from, ..
+                host,
+                port,
+                from,
+                tls,
+                ..
             } => f
                 .debug_struct("Smtp")
                 .field("host", host)
                 .field("port", port)
                 .field("from", from)
+                .field("tls", tls)
                 .finish_non_exhaustive(),
         }
     }

@@ -109,6 +109,9 @@ pub struct SmtpSection {
     #[serde(default)]
     pub password: Option<Spanned<String>>,
     pub from: Spanned<String>,
+    /// `starttls` (default; port 587), `implicit` (port 465), or `none` (loopback hosts only).
+    #[serde(default)]
+    pub tls: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

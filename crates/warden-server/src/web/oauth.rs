@@ -380,7 +380,25 @@ fn safe_continue(c: Option<&str>) -> String {
     }
 }
 
-fn login_again(
+/// The name of the client an `/authorize?...` continuation belongs to, to show on the page.
+async fn client_name_of(s: &AuthState, continue_to: &str) -> Option<String> {
+    let query = continue_to.split_once('?')?.1;
+    let client_id = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "client_id")?
+        .1
+        .into_owned();
+    let id: warden_store::ClientId = client_id.parse().ok()?;
+    s.auth
+        .store()
+        .client(&id)
+        .await
+        .ok()
+        .flatten()
+        .filter(|c| c.revoked_at.is_none())
+        .map(|c| c.name)
+}
+
+async fn login_again(
     s: &AuthState,
     continue_to: &str,
     email: &str,
@@ -392,10 +410,11 @@ fn login_again(
         Some(c) => c,
         None => return csrf_unavailable(),
     };
+    let client_name = client_name_of(s, continue_to).await;
     page(
         status,
         "login.html",
-        minijinja::context! { csrf_token => csrf, continue_to, email, error, notice },
+        minijinja::context! { csrf_token => csrf, continue_to, email, error, notice, client_name },
         cookie,
     )
 }
@@ -447,7 +466,7 @@ async fn login(
             } else {
                 StatusCode::UNAUTHORIZED
             };
-            login_again(&s, &continue_to, &email, Some(&e.to_string()), None, status)
+            login_again(&s, &continue_to, &email, Some(&e.to_string()), None, status).await
         }
     }
 }
@@ -489,22 +508,26 @@ async fn magic_request(
                     Some("The sign-in link could not be sent; use your password or try later."),
                     None,
                     StatusCode::SERVICE_UNAVAILABLE,
-                );
+                )
+                .await;
             }
-            login_again(&s, &continue_to, "", None, Some(sent), StatusCode::OK)
+            login_again(&s, &continue_to, "", None, Some(sent), StatusCode::OK).await
         }
-        Ok(None) => login_again(&s, &continue_to, "", None, Some(sent), StatusCode::OK),
-        Err(LoginError::Locked { retry_after }) => login_again(
-            &s,
-            &continue_to,
-            "",
-            Some(&format!(
-                "Too many requests; try again in {} minutes.",
-                retry_after.as_secs().div_ceil(60)
-            )),
-            None,
-            StatusCode::TOO_MANY_REQUESTS,
-        ),
+        Ok(None) => login_again(&s, &continue_to, "", None, Some(sent), StatusCode::OK).await,
+        Err(LoginError::Locked { retry_after }) => {
+            login_again(
+                &s,
+                &continue_to,
+                "",
+                Some(&format!(
+                    "Too many requests; try again in {} minutes.",
+                    retry_after.as_secs().div_ceil(60)
+                )),
+                None,
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await
+        }
         Err(e) => {
             tracing::error!(error = %e, "sign-in link request failed");
             message(
