@@ -123,3 +123,28 @@ def test_stdio_without_a_key_is_refused(demo):
                          env={k: v for k, v in os.environ.items() if k != "WARDEN_API_KEY"}, input="")
     assert out.returncode == 1
     assert "WARDEN_API_KEY" in out.stderr
+
+
+def test_stdio_rechecks_the_key_on_every_request(demo):
+    """A key revoked while a stdio session is open stops the session's next request."""
+    from warden_fixtures import EMAIL, warden
+
+    file, _, _ = demo
+    f = str(file)
+    key = warden("key", "create", "--org", "acme", "--user", EMAIL, "--name", "stdio-revoke", "-p", f)
+    key_id = next(line.split()[0] for line in warden("key", "list", "--org", "acme", "-p", f).splitlines() if "stdio-revoke" in line)
+    params = StdioServerParameters(
+        command=WARDEN,
+        args=["serve", "--stdio", "-p", f],
+        env={**os.environ, "WARDEN_LOG": "warn", "WARDEN_API_KEY": key},
+    )
+
+    async def main():
+        async with Client(params, mode="legacy") as client:
+            assert not (await client.call_tool("portfolio_report", {})).is_error
+            warden("key", "revoke", key_id, "--org", "acme", "-p", f)
+            with pytest.raises(Exception) as refused:
+                await client.call_tool("portfolio_report", {})
+            assert "no longer grants access" in str(refused.value)
+
+    anyio.run(main)

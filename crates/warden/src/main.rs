@@ -226,10 +226,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let pipeline = open(&project).await?;
             if stdio {
-                if pipeline.project().auth.mode == AuthMode::OAuth {
-                    stdio_identity(&pipeline).await?;
-                }
-                warden_server::serve_stdio(pipeline.clone()).await?;
+                let key = match pipeline.project().auth.mode {
+                    AuthMode::OAuth => Some(stdio_identity(&pipeline).await?),
+                    AuthMode::None => None,
+                };
+                warden_server::serve_stdio(pipeline.clone(), key).await?;
                 pipeline.close().await;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -309,7 +310,9 @@ async fn admin_command(
 }
 
 /// Over stdio the caller is whoever holds the API key in WARDEN_API_KEY.
-async fn stdio_identity(pipeline: &Pipeline) -> anyhow::Result<()> {
+async fn stdio_identity(
+    pipeline: &Pipeline,
+) -> anyhow::Result<warden_server::transport::mcp::StdioKey> {
     let key = std::env::var("WARDEN_API_KEY").map_err(|_| {
         anyhow::anyhow!(
             "set WARDEN_API_KEY to an API key (`warden key create ...`): over stdio the caller is the key's owner"
@@ -325,7 +328,10 @@ async fn stdio_identity(pipeline: &Pipeline) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("WARDEN_API_KEY was refused: {e}"))?;
     tracing::info!(user = %principal.email, org = %principal.org_slug, role = %principal.role, "stdio caller authenticated");
-    Ok(())
+    Ok(warden_server::transport::mcp::StdioKey {
+        auth: Arc::new(auth),
+        key,
+    })
 }
 
 async fn serve_http(

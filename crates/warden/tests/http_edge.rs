@@ -424,3 +424,38 @@ fn init_refuses_to_overwrite_a_project() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert_eq!(std::fs::read(&project).unwrap(), before);
 }
+
+#[tokio::test]
+async fn auth_none_is_announced_and_loopback_only() {
+    let (dir, project) = edge_project();
+    let server = Server::start(&project);
+    let (status, body) = raw_post(&server, INIT, &[]).await;
+    assert_eq!(status, 200);
+    let body = body.as_str().unwrap_or_default().to_string();
+    assert!(
+        body.contains("WARNING: this Warden server runs with `auth: none`"),
+        "{body}"
+    );
+
+    let out = run(&[
+        "serve",
+        "-p",
+        project.to_str().unwrap(),
+        "--bind",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("binds only to loopback"));
+
+    let exposed = dir.path().join("exposed.yaml");
+    let yaml = std::fs::read_to_string(&project).unwrap().replace(
+        "name: edge\n",
+        "name: edge\nserver:\n  bind: 0.0.0.0:8080\n",
+    );
+    std::fs::write(&exposed, yaml).unwrap();
+    let out = run(&["check", "-p", exposed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`auth: none` serves without authentication")
+    );
+}

@@ -27,6 +27,8 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
+use warden_auth::server::AuthnError;
+use warden_auth::{AuthServer, Principal};
 use warden_core::pipeline::{
     CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, ResourceBody,
     ResourceError, Source,
@@ -41,8 +43,22 @@ pub struct WardenMcp {
     /// Lowest logging level the client asked to receive (`logging/setLevel`), as syslog
     /// severity: 0 = emergency .. 7 = debug.
     log_level: Arc<AtomicU8>,
-    /// Prepended to the `initialize` instructions (the no-auth warning, later).
+    /// Prepended to the `initialize` instructions (the no-auth warning).
     notice: Option<Arc<str>>,
+    /// Over stdio, the API key that identifies the caller; re-checked on every request.
+    stdio_key: Option<Arc<StdioKey>>,
+}
+
+/// The caller's API key over stdio, and the server that checks it.
+pub struct StdioKey {
+    pub auth: Arc<AuthServer>,
+    pub key: String,
+}
+
+impl std::fmt::Debug for StdioKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StdioKey(<redacted>)")
+    }
 }
 
 impl WardenMcp {
@@ -52,6 +68,7 @@ impl WardenMcp {
             source,
             log_level: Arc::new(AtomicU8::new(6)),
             notice: None,
+            stdio_key: None,
         }
     }
 
@@ -95,6 +112,56 @@ pub fn handler_for(pipeline: Arc<Pipeline>, source: Source) -> WardenMcp {
         handler.with_notice(NO_AUTH_NOTICE)
     } else {
         handler
+    }
+}
+
+impl WardenMcp {
+    /// Identifies every stdio request by this API key.
+    pub fn with_stdio_key(mut self, key: StdioKey) -> Self {
+        self.stdio_key = Some(Arc::new(key));
+        self
+    }
+
+    /// The authenticated caller: over HTTP, the principal the bearer gate attached to the
+    /// request; over stdio, the API key re-checked now (so a revoked key or a removed member
+    /// stops the session at the next request). `None` only with `auth: none`.
+    async fn caller(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Option<Principal>, ErrorData> {
+        if let Some(stdio) = &self.stdio_key {
+            return match stdio.auth.authenticate(&stdio.key).await {
+                Ok(p) => Ok(Some(p)),
+                Err(AuthnError::Internal(e)) => {
+                    tracing::error!(error = %e, "authentication failed internally");
+                    Err(ErrorData::internal_error(
+                        "authentication is temporarily unavailable",
+                        None,
+                    ))
+                }
+                Err(e) => Err(ErrorData::new(
+                    ErrorCode(-32001),
+                    format!("WARDEN_API_KEY no longer grants access: {e}"),
+                    None,
+                )),
+            };
+        }
+        let principal = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Principal>())
+            .cloned();
+        if principal.is_none()
+            && self.pipeline.project().auth.mode != warden_core::project::AuthMode::None
+        {
+            // Fail closed: an authenticated project never serves a request without a caller.
+            return Err(ErrorData::new(
+                ErrorCode(-32001),
+                "authentication required",
+                None,
+            ));
+        }
+        Ok(principal)
     }
 }
 
@@ -290,8 +357,9 @@ impl ServerHandler for WardenMcp {
     async fn list_tools(
         &self,
         _req: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let _caller = self.caller(&ctx).await?;
         Ok(ListToolsResult::with_all_items(
             self.pipeline.tools().map(Self::tool).collect(),
         ))
@@ -306,6 +374,7 @@ impl ServerHandler for WardenMcp {
         req: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let _caller = self.caller(&ctx).await?;
         let channel = PeerChannel {
             ctx: &ctx,
             log_level: &self.log_level,
@@ -331,8 +400,9 @@ impl ServerHandler for WardenMcp {
     async fn list_resources(
         &self,
         _req: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        let _caller = self.caller(&ctx).await?;
         let resources = self
             .pipeline
             .resources()
@@ -359,8 +429,9 @@ impl ServerHandler for WardenMcp {
     async fn list_resource_templates(
         &self,
         _req: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let _caller = self.caller(&ctx).await?;
         let templates = self
             .pipeline
             .resources()
@@ -386,6 +457,7 @@ impl ServerHandler for WardenMcp {
         req: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let _caller = self.caller(&ctx).await?;
         let r = self
             .pipeline
             .read_resource(&req.uri, &ctx.ct)
@@ -421,8 +493,9 @@ impl ServerHandler for WardenMcp {
     async fn list_prompts(
         &self,
         _req: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        let _caller = self.caller(&ctx).await?;
         let prompts = self
             .pipeline
             .prompts()
@@ -457,6 +530,7 @@ impl ServerHandler for WardenMcp {
         req: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let _caller = self.caller(&ctx).await?;
         let args = req.arguments.unwrap_or_default();
         let messages = self
             .pipeline

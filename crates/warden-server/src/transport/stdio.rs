@@ -14,9 +14,16 @@ pub enum StdioError {
     Session(String),
 }
 
-/// Serves one client on stdin/stdout until it disconnects.
-pub async fn serve_stdio(pipeline: Arc<Pipeline>) -> Result<(), StdioError> {
-    let handler = super::mcp::handler_for(pipeline, Source::Stdio);
+/// Serves one client on stdin/stdout until it disconnects. With `key`, every request is
+/// made as that API key's owner, re-checked each time.
+pub async fn serve_stdio(
+    pipeline: Arc<Pipeline>,
+    key: Option<super::mcp::StdioKey>,
+) -> Result<(), StdioError> {
+    let mut handler = super::mcp::handler_for(pipeline, Source::Stdio);
+    if let Some(key) = key {
+        handler = handler.with_stdio_key(key);
+    }
     let running = handler
         .serve(rmcp::transport::stdio())
         .await
