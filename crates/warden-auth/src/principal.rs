@@ -40,13 +40,32 @@ pub struct Principal {
     pub method: AuthMethod,
 }
 
-/// Roles that may connect an assistant at all. Auxiliary Members and Service Accounts never
-/// can: they are refused before anything runs.
+/// Roles that may connect an assistant at all (see [`Role::can_connect`]).
 pub fn can_connect(role: Role) -> bool {
-    !matches!(role, Role::AuxiliaryMember | Role::ServiceAccount)
+    role.can_connect()
 }
 
-/// Roles that may use write tools (given the `mcp:write` scope and confirmation).
+/// Roles that may use write tools (see [`Role::can_write`]).
 pub fn can_write(role: Role) -> bool {
-    matches!(role, Role::Admin | Role::Member)
+    role.can_write()
+}
+
+impl Principal {
+    /// The caller as the pipeline's later stages see it.
+    pub fn caller(&self) -> warden_core::authz::Caller {
+        let credential = match &self.method {
+            AuthMethod::OAuth { client_id, .. } => client_id.to_string(),
+            AuthMethod::ApiKey { key_id } => key_id.to_string(),
+            AuthMethod::Session => String::new(),
+        };
+        warden_core::authz::Caller {
+            user_id: self.user_id.to_string(),
+            email: self.email.clone(),
+            org: self.org_slug.clone(),
+            role: self.role,
+            scopes: self.scopes,
+            method: self.method.as_str(),
+            credential,
+        }
+    }
 }

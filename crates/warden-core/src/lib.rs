@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod exec;
+pub mod identity;
 pub mod pipeline;
 pub mod project;

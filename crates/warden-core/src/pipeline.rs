@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::authz::{self, Caller, Denial};
 use crate::exec::{DataSource, ExecError, QueryOutput, SqlValue};
 use crate::project::{
     ArgumentError, ContentBlock, ParamType, Project, Prompt, PromptMessage, Resource, ResourceUri,
@@ -85,6 +86,8 @@ impl std::fmt::Debug for CallRequest<'_> {
 
 pub struct CallRequest<'a> {
     pub tool: &'a str,
+    /// The authenticated caller; `None` only when the project runs with `auth: none`.
+    pub caller: Option<&'a Caller>,
     pub arguments: Option<&'a Map<String, Value>>,
     pub source: Source,
     pub cancel: CancellationToken,
@@ -130,6 +133,9 @@ pub enum CallError {
     NotFound(String),
     #[error("the client's answer could not be used: {0}")]
     Client(String),
+    /// The authorize stage refused the call.
+    #[error("{0}")]
+    Denied(Denial),
 }
 
 impl CallError {
@@ -203,6 +209,18 @@ impl Pipeline {
         self.project.tools.iter()
     }
 
+    /// The tools `tools/list` shows this caller (all of them with `auth: none`).
+    pub fn visible_tools<'a>(
+        &'a self,
+        caller: Option<&'a Caller>,
+    ) -> impl Iterator<Item = &'a Tool> + 'a {
+        let show = self.project.show_write_tools;
+        self.project
+            .tools
+            .iter()
+            .filter(move |t| caller.is_none_or(|c| authz::visible(c, t.access, show)))
+    }
+
     pub async fn call_tool(&self, req: CallRequest<'_>) -> Result<ToolResult, CallError> {
         let started = Instant::now();
         let tool = self
@@ -211,6 +229,9 @@ impl Pipeline {
             .ok_or_else(|| CallError::UnknownTool {
                 name: req.tool.to_string(),
             })?;
+        if let Some(caller) = req.caller {
+            authz::decide(caller, tool.access).map_err(CallError::Denied)?;
+        }
         let mut args = tool.bind_arguments(req.arguments)?;
         let result = self.execute(tool, &mut args, &req).await;
         tracing::debug!(

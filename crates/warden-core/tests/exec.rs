@@ -209,6 +209,7 @@ async fn call_with(
     let args = args.as_object().cloned();
     let req = CallRequest {
         tool,
+        caller: None,
         arguments: args.as_ref(),
         source: Source::Stdio,
         cancel,

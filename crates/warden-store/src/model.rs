@@ -138,77 +138,7 @@ pub struct Membership {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The role a user holds in an organization. Stored as its [`Role::as_str`] name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Manages the organization, its members and its configuration.
-    Admin,
-    /// Regular member.
-    Member,
-    /// Member who sees only what is explicitly shared with them.
-    SiloedMember,
-    /// Outside collaborator with limited access.
-    Guest,
-    /// Member with access restricted to auxiliary features.
-    AuxiliaryMember,
-    /// Non-human identity acting for automation.
-    ServiceAccount,
-}
-
-impl Role {
-    /// Every role, in privilege order from most to least.
-    pub const ALL: [Role; 6] = [
-        Role::Admin,
-        Role::Member,
-        Role::SiloedMember,
-        Role::Guest,
-        Role::AuxiliaryMember,
-        Role::ServiceAccount,
-    ];
-
-    /// The stored and configuration name, e.g. `"siloed_member"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-            Role::SiloedMember => "siloed_member",
-            Role::Guest => "guest",
-            Role::AuxiliaryMember => "auxiliary_member",
-            Role::ServiceAccount => "service_account",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-
-    /// Exact, case-sensitive match on the stored names.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| UnknownRole {
-                value: s.to_owned(),
-            })
-    }
-}
-
-/// A string that names no [`Role`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown role {value:?}; valid roles are admin, member, siloed_member, guest, \
-     auxiliary_member, service_account"
-)]
-pub struct UnknownRole {
-    /// The rejected input.
-    pub value: String,
-}
+pub use warden_core::identity::{Role, UnknownRole};
 
 /// Longest organization slug: fits a DNS label.
 pub const MAX_SLUG_LEN: usize = 63;

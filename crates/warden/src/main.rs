@@ -131,6 +131,27 @@ enum Command {
         #[command(subcommand)]
         command: admin::AppsCommand,
     },
+    /// Explain whether a user may use a tool through an assistant, and which rule decides.
+    #[command(
+        after_help = "Examples:\n  warden why --user ana@acme.example --tool update_finding_status --org acme\n  warden why --user gus@acme.example --tool search_vendors --org acme --scope mcp:read"
+    )]
+    Why {
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
+        /// The user's email.
+        #[arg(long)]
+        user: String,
+        /// The tool's name.
+        #[arg(long)]
+        tool: String,
+        /// The organisation (required when the user belongs to several).
+        #[arg(long)]
+        org: Option<String>,
+        /// The connection's scopes; by default both a read-only and a read-write connection
+        /// are explained.
+        #[arg(long)]
+        scope: Option<String>,
+    },
     /// Run the example project from a temporary directory and print how to connect.
     #[command(
         after_help = "Examples:\n  warden demo\n  warden demo --port 9000\n  warden demo --keep        keep the temporary project after exit"
@@ -219,6 +240,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Apps { project, command } => {
             admin_command(&project, |s| Box::pin(admin::run_apps(s, command))).await
         }
+        Command::Why {
+            project,
+            user,
+            tool,
+            org,
+            scope,
+        } => why(&project, &user, &tool, org.as_deref(), scope.as_deref()).await,
         Command::Serve {
             project,
             stdio,
@@ -271,6 +299,82 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `warden why`: the authorize stage's own decision, spelled out.
+async fn why(
+    project_file: &Path,
+    email: &str,
+    tool: &str,
+    org: Option<&str>,
+    scope: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let project = project::load_file(project_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = project.tool(tool).ok_or_else(|| {
+        let names: Vec<&str> = project.tools.iter().map(|t| t.name.as_str()).collect();
+        anyhow::anyhow!(
+            "no tool '{tool}' in {}; its tools are: {}",
+            project_file.display(),
+            names.join(", ")
+        )
+    })?;
+    let store = admin::open_state_at(&project.auth.state).await?;
+    let user = store
+        .user_by_email(email)
+        .await?
+        .with_context(|| format!("no user '{email}'"))?;
+    let memberships = store.orgs_of_user(user.id).await?;
+    let (o, m) = match (org, memberships.as_slice()) {
+        (Some(slug), _) => memberships
+            .iter()
+            .find(|(o, _)| o.slug == slug)
+            .with_context(|| format!("{email} is not a member of '{slug}'"))?,
+        (None, [one]) => one,
+        (None, []) => {
+            anyhow::bail!("{email} belongs to no organisation, so it cannot use any tool")
+        }
+        (None, _) => anyhow::bail!("{email} belongs to several organisations; name one with --org"),
+    };
+    let scope_sets: Vec<warden_store::Scopes> = match scope {
+        Some(s) => vec![s.parse().map_err(|e| anyhow::anyhow!("--scope: {e}"))?],
+        None => vec![warden_store::Scopes::READ, warden_store::Scopes::READ_WRITE],
+    };
+    println!(
+        "{email} is {} in {}; {tool} is a {} tool.",
+        m.role.title(),
+        o.slug,
+        t.access.as_str()
+    );
+    let mut any_allowed = false;
+    for scopes in scope_sets {
+        let caller = warden_core::authz::Caller {
+            user_id: user.id.to_string(),
+            email: user.email.clone(),
+            org: o.slug.clone(),
+            role: m.role,
+            scopes,
+            method: "explain",
+            credential: String::new(),
+        };
+        match warden_core::authz::decide(&caller, t.access) {
+            Ok(p) => {
+                any_allowed = true;
+                println!("  with {scopes}: ALLOWED by rule {}", p.rule);
+            }
+            Err(d) => println!(
+                "  with {scopes}: DENIED at the {} stage by rule {}: {}",
+                d.stage.as_str(),
+                d.rule,
+                d.reason
+            ),
+        }
+    }
+    store.close().await;
+    Ok(if any_allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 async fn open(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {

@@ -261,6 +261,10 @@ impl Checker<'_> {
             server: server?,
             data: data?,
             auth: auth?,
+            show_write_tools: raw
+                .authorization
+                .as_ref()
+                .is_some_and(|a| a.show_write_tools),
             tools,
             resources,
             prompts,

@@ -32,6 +32,8 @@ pub struct Project {
     pub server: ServerConfig,
     pub data: DataConfig,
     pub auth: AuthConfig,
+    /// `authorization.show_write_tools`: read-only connections still see write tools.
+    pub show_write_tools: bool,
     pub tools: Vec<Tool>,
     pub resources: Vec<Resource>,
     pub prompts: Vec<Prompt>,

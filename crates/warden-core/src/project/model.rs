@@ -33,6 +33,9 @@ pub struct ProjectFile {
     /// How sign-in links are delivered.
     #[serde(default)]
     pub login: Option<Spanned<LoginSection>>,
+    /// What callers may see and do beyond the role and scope rules.
+    #[serde(default)]
+    pub authorization: Option<AuthorizationSection>,
     #[serde(default)]
     pub tools: Vec<Spanned<ToolSpec>>,
     #[serde(default)]
@@ -59,6 +62,14 @@ pub struct ServerSection {
     /// Largest accepted request body, in bytes. Default 1 MiB.
     #[serde(default)]
     pub max_body_bytes: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationSection {
+    /// List write tools to read-only connections too (calling them is still refused).
+    #[serde(default)]
+    pub show_write_tools: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -44,10 +44,16 @@ pub fn router(
         allowed_origins: server.allowed_origins.clone().into(),
         max_body_bytes: server.max_body_bytes,
     };
-    let mcp = mcp_service(pipeline, &server, shutdown);
-    let mut mcp_routes = Router::new()
-        .fallback_service(mcp)
-        .layer(middleware::from_fn_with_state(edge.clone(), check_body));
+    let mcp = mcp_service(pipeline.clone(), &server, shutdown);
+    let mut mcp_routes = Router::new().fallback_service(mcp);
+    if let Some(auth) = &auth {
+        let s = StepUp {
+            pipeline: pipeline.clone(),
+            resource_metadata: auth.prm_url(),
+        };
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(s, step_up));
+    }
+    let mut mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge.clone(), check_body));
     if let Some(auth) = &auth {
         // Authenticate before reading the body: an anonymous request costs nothing.
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), require_bearer));
@@ -194,20 +200,73 @@ async fn check_body(State(edge): State<EdgeConfig>, req: Request, next: Next) ->
                 .to_ascii_lowercase()
                 .starts_with("application/json")
         });
-    if is_json && let Err(message) = check_jsonrpc(&bytes) {
-        let code = if message.starts_with("parse error") {
-            -32700
-        } else {
-            -32600
-        };
-        return jsonrpc_error(StatusCode::BAD_REQUEST, code, message);
+    let mut parts = parts;
+    if is_json {
+        match check_jsonrpc(&bytes) {
+            Err(message) => {
+                let code = if message.starts_with("parse error") {
+                    -32700
+                } else {
+                    -32600
+                };
+                return jsonrpc_error(StatusCode::BAD_REQUEST, code, message);
+            }
+            Ok(Some(call)) => {
+                parts.extensions.insert(call);
+            }
+            Ok(None) => {}
+        }
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
 
+/// A `tools/call` seen in a request body: which tool, and the request id to answer with.
+#[derive(Debug, Clone)]
+pub(crate) struct ToolCallPeek {
+    id: Value,
+    tool: String,
+}
+
+#[derive(Debug, Clone)]
+struct StepUp {
+    pipeline: Arc<Pipeline>,
+    resource_metadata: String,
+}
+
+/// Scope step-up (MCP authorization, insufficient scope): a write call on a connection
+/// without `mcp:write` gets HTTP 403 with a challenge naming the scope to ask for, so the
+/// client can re-authorize. The decision is the pipeline's own ([`authz::decide`]); a
+/// refusal for any other reason (the role) is left to the pipeline, which explains it.
+async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -> Response {
+    let call = req.extensions().get::<ToolCallPeek>().cloned();
+    let principal = req.extensions().get::<warden_auth::Principal>().cloned();
+    if let (Some(call), Some(principal)) = (call, principal)
+        && let Some(tool) = s.pipeline.project().tool(&call.tool)
+        && let Err(denial) = warden_core::authz::decide(&principal.caller(), tool.access)
+        && denial.stage == warden_core::authz::Stage::Scope
+    {
+        let challenge = format!(
+            r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="{}", error_description="{} needs the mcp:write scope""#,
+            s.resource_metadata, tool.name
+        );
+        let body = json!({ "jsonrpc": "2.0", "id": call.id, "error": { "code": -32003, "message": denial.reason } });
+        let mut res = (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        return res;
+    }
+    next.run(req).await
+}
+
 /// `Err` names what is wrong: not JSON (with line and column), a batch, or not JSON-RPC 2.0.
-pub(crate) fn check_jsonrpc(bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn check_jsonrpc(bytes: &[u8]) -> Result<Option<ToolCallPeek>, String> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| format!("parse error: the body is not valid JSON ({e})"))?;
     let Value::Object(msg) = value else {
@@ -237,7 +296,18 @@ pub(crate) fn check_jsonrpc(bytes: &[u8]) -> Result<(), String> {
     {
         return Err("invalid request: \"params\" must be an object".into());
     }
-    Ok(())
+    let call = (msg.get("method").and_then(Value::as_str) == Some("tools/call"))
+        .then(|| {
+            msg.get("params")
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str)
+        })
+        .flatten()
+        .map(|tool| ToolCallPeek {
+            id: msg.get("id").cloned().unwrap_or(Value::Null),
+            tool: tool.to_string(),
+        });
+    Ok(call)
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {

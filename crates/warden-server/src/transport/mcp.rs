@@ -122,6 +122,15 @@ impl WardenMcp {
         self
     }
 
+    /// Resources and prompts are reads: the same decision as a read tool.
+    fn check_read(principal: Option<&Principal>) -> Result<(), ErrorData> {
+        if let Some(p) = principal {
+            warden_core::authz::decide(&p.caller(), Access::Read)
+                .map_err(|d| ErrorData::new(ErrorCode(-32003), d.reason, None))?;
+        }
+        Ok(())
+    }
+
     /// The authenticated caller: over HTTP, the principal the bearer gate attached to the
     /// request; over stdio, the API key re-checked now (so a revoked key or a removed member
     /// stops the session at the next request). `None` only with `auth: none`.
@@ -360,8 +369,12 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let _caller = self.caller(&ctx).await?;
+        let caller = _caller.as_ref().map(Principal::caller);
         Ok(ListToolsResult::with_all_items(
-            self.pipeline.tools().map(Self::tool).collect(),
+            self.pipeline
+                .visible_tools(caller.as_ref())
+                .map(Self::tool)
+                .collect(),
         ))
     }
 
@@ -379,8 +392,10 @@ impl ServerHandler for WardenMcp {
             ctx: &ctx,
             log_level: &self.log_level,
         };
+        let caller = _caller.as_ref().map(Principal::caller);
         let request = CallRequest {
             tool: req.name.as_ref(),
+            caller: caller.as_ref(),
             arguments: req.arguments.as_ref(),
             source: self.source,
             cancel: ctx.ct.clone(),
@@ -403,6 +418,7 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let _caller = self.caller(&ctx).await?;
+        Self::check_read(_caller.as_ref())?;
         let resources = self
             .pipeline
             .resources()
@@ -432,6 +448,7 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let _caller = self.caller(&ctx).await?;
+        Self::check_read(_caller.as_ref())?;
         let templates = self
             .pipeline
             .resources()
@@ -458,6 +475,7 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let _caller = self.caller(&ctx).await?;
+        Self::check_read(_caller.as_ref())?;
         let r = self
             .pipeline
             .read_resource(&req.uri, &ctx.ct)
@@ -496,6 +514,7 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let _caller = self.caller(&ctx).await?;
+        Self::check_read(_caller.as_ref())?;
         let prompts = self
             .pipeline
             .prompts()
@@ -531,6 +550,7 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let _caller = self.caller(&ctx).await?;
+        Self::check_read(_caller.as_ref())?;
         let args = req.arguments.unwrap_or_default();
         let messages = self
             .pipeline

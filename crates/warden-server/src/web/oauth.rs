@@ -40,7 +40,7 @@ impl AuthState {
         }
     }
 
-    fn prm_url(&self) -> String {
+    pub(crate) fn prm_url(&self) -> String {
         format!(
             "{}/.well-known/oauth-protected-resource/mcp",
             self.auth.issuer()
