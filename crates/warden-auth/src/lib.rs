@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod confirm;
 pub mod limiter;
 pub mod password;
 pub mod pkce;

@@ -21,10 +21,11 @@ pub enum TokenKind {
     Session,
     MagicLink,
     Csrf,
+    Confirmation,
 }
 
 impl TokenKind {
-    pub const ALL: [TokenKind; 7] = [
+    pub const ALL: [TokenKind; 8] = [
         Self::AccessToken,
         Self::RefreshToken,
         Self::AuthorizationCode,
@@ -32,6 +33,7 @@ impl TokenKind {
         Self::Session,
         Self::MagicLink,
         Self::Csrf,
+        Self::Confirmation,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -43,6 +45,7 @@ impl TokenKind {
             Self::Session => "wdn_ses_",
             Self::MagicLink => "wdn_ml_",
             Self::Csrf => "wdn_csrf_",
+            Self::Confirmation => "wdn_cf_",
         }
     }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authz;
+pub mod confirm;
 pub mod exec;
 pub mod identity;
 pub mod pipeline;

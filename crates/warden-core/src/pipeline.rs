@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::authz::{self, Caller, Denial};
+use crate::confirm::{self, Ledger};
 use crate::exec::{DataSource, ExecError, QueryOutput, SqlValue};
 use crate::project::{
     ArgumentError, ContentBlock, ParamType, Project, Prompt, PromptMessage, Resource, ResourceUri,
@@ -136,6 +137,44 @@ pub enum CallError {
     /// The authorize stage refused the call.
     #[error("{0}")]
     Denied(Denial),
+    /// A write without `confirm: true`: nothing changed; here is what would, and the token
+    /// to confirm it with.
+    #[error("{}", .0.message())]
+    ConfirmationRequired(Box<Preview>),
+    /// A confirmation that cannot be accepted.
+    #[error("the write was not confirmed: {0}; nothing was changed")]
+    Confirmation(String),
+}
+
+/// What a previewed write would do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    pub tool: String,
+    pub rows_affected: u64,
+    /// The rows as they would be after the write (its `RETURNING` rows).
+    pub rows: Vec<Map<String, Value>>,
+    pub token: String,
+    pub expires_in_secs: u64,
+}
+
+impl Preview {
+    pub fn message(&self) -> String {
+        let rows = serde_json::to_string(&self.rows).unwrap_or_default();
+        format!(
+            "Confirmation required: this is a preview and nothing was changed. {tool} would change {n} row(s){after}. \
+             Show this to the user; if they agree, call {tool} again with exactly the same arguments plus \
+             \"confirm\": true and \"confirmation_token\": \"{token}\" (valid {secs} seconds, once).",
+            tool = self.tool,
+            n = self.rows_affected,
+            after = if self.rows.is_empty() {
+                String::new()
+            } else {
+                format!("; afterwards they would read: {rows}")
+            },
+            token = self.token,
+            secs = self.expires_in_secs,
+        )
+    }
 }
 
 impl CallError {
@@ -194,11 +233,16 @@ pub struct ResourceContents {
 pub struct Pipeline {
     project: Arc<Project>,
     data: DataSource,
+    confirmations: Arc<dyn Ledger>,
 }
 
 impl Pipeline {
-    pub fn new(project: Arc<Project>, data: DataSource) -> Self {
-        Self { project, data }
+    pub fn new(project: Arc<Project>, data: DataSource, confirmations: Arc<dyn Ledger>) -> Self {
+        Self {
+            project,
+            data,
+            confirmations,
+        }
     }
 
     pub fn project(&self) -> &Project {
@@ -232,7 +276,15 @@ impl Pipeline {
         if let Some(caller) = req.caller {
             authz::decide(caller, tool.access).map_err(CallError::Denied)?;
         }
-        let mut args = tool.bind_arguments(req.arguments)?;
+        let Split {
+            confirm,
+            token,
+            own: own_args,
+        } = split_confirmation(tool, req.arguments)?;
+        let mut args = tool.bind_arguments(own_args.as_ref())?;
+        if tool.access == crate::project::Access::Write {
+            self.confirm(tool, &args, confirm, token, &req).await?;
+        }
         let result = self.execute(tool, &mut args, &req).await;
         tracing::debug!(
             tool = tool.name,
@@ -242,6 +294,55 @@ impl Pipeline {
             "tool call"
         );
         result
+    }
+
+    /// The third key for writes: without `confirm`, preview and mint a token; with it,
+    /// redeem the token for exactly this call.
+    async fn confirm(
+        &self,
+        tool: &Tool,
+        args: &[SqlValue],
+        confirm: bool,
+        token: Option<String>,
+        req: &CallRequest<'_>,
+    ) -> Result<(), CallError> {
+        let binding = confirm::Binding {
+            user: req
+                .caller
+                .map_or_else(|| "local".to_string(), |c| c.user_id.clone()),
+            org: req
+                .caller
+                .map_or_else(|| "local".to_string(), |c| c.org.clone()),
+            tool: tool.name.clone(),
+            args_hash: confirm::args_hash(&tool.name, args),
+        };
+        if !confirm {
+            let preview = self
+                .data
+                .dry_run(&tool.statement, args, &req.cancel)
+                .await?;
+            let token = self
+                .confirmations
+                .mint(binding)
+                .await
+                .map_err(|e| CallError::Confirmation(e.to_string()))?;
+            return Err(CallError::ConfirmationRequired(Box::new(Preview {
+                tool: tool.name.clone(),
+                rows_affected: preview.rows_affected,
+                rows: preview.rows,
+                token,
+                expires_in_secs: confirm::TTL.as_secs(),
+            })));
+        }
+        let token = token.ok_or_else(|| {
+            CallError::Confirmation(
+                "confirm: true needs the confirmation_token from the preview; call the tool without confirm first".into(),
+            )
+        })?;
+        self.confirmations
+            .redeem(&token, &binding)
+            .await
+            .map_err(|e| CallError::Confirmation(e.to_string()))
     }
 
     async fn execute(
@@ -585,6 +686,60 @@ fn content_result(tool: &Tool, rows: Vec<Map<String, Value>>) -> Result<ToolResu
     Ok(ToolResult {
         content,
         structured: None,
+    })
+}
+
+/// Takes `confirm` and `confirmation_token` out of a write tool's arguments (checking their
+/// types); a read tool has no such arguments, so they stay and are refused as unknown.
+/// A call's arguments with the confirmation ones taken out.
+struct Split {
+    confirm: bool,
+    token: Option<String>,
+    own: Option<Map<String, Value>>,
+}
+
+fn split_confirmation(tool: &Tool, args: Option<&Map<String, Value>>) -> Result<Split, CallError> {
+    let Some(args) = args else {
+        return Ok(Split {
+            confirm: false,
+            token: None,
+            own: None,
+        });
+    };
+    if tool.access != crate::project::Access::Write {
+        return Ok(Split {
+            confirm: false,
+            token: None,
+            own: Some(args.clone()),
+        });
+    }
+    let mut own = args.clone();
+    let confirm = match own.remove(confirm::CONFIRM) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(ArgumentError {
+                param: confirm::CONFIRM.into(),
+                message: "expected boolean".into(),
+            }
+            .into());
+        }
+    };
+    let token = match own.remove(confirm::TOKEN) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(t),
+        Some(_) => {
+            return Err(ArgumentError {
+                param: confirm::TOKEN.into(),
+                message: "expected string".into(),
+            }
+            .into());
+        }
+    };
+    Ok(Split {
+        confirm,
+        token,
+        own: Some(own),
     })
 }
 

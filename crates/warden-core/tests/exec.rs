@@ -193,7 +193,47 @@ tools:
     let project = project::load_str(&yaml, Path::new("exec-tests.yaml"), |_| None)
         .unwrap_or_else(|e| panic!("{e}"));
     let data = DataSource::open(&project.data).await.unwrap();
-    Pipeline::new(Arc::new(project), data)
+    Pipeline::new(Arc::new(project), data, Arc::new(TestLedger::default()))
+}
+
+/// A confirmation ledger for these tests (the real ones live in warden-auth).
+#[derive(Debug, Default)]
+struct TestLedger {
+    minted: std::sync::Mutex<Vec<(String, warden_core::confirm::Binding, bool)>>,
+}
+
+impl warden_core::confirm::Ledger for TestLedger {
+    fn mint(
+        &self,
+        b: warden_core::confirm::Binding,
+    ) -> futures::future::BoxFuture<'_, Result<String, warden_core::confirm::LedgerError>> {
+        Box::pin(async move {
+            let mut m = self.minted.lock().unwrap();
+            let token = format!("test-token-{}", m.len());
+            m.push((token.clone(), b, false));
+            Ok(token)
+        })
+    }
+
+    fn redeem<'a>(
+        &'a self,
+        token: &'a str,
+        b: &'a warden_core::confirm::Binding,
+    ) -> futures::future::BoxFuture<'a, Result<(), warden_core::confirm::LedgerError>> {
+        Box::pin(async move {
+            let mut m = self.minted.lock().unwrap();
+            let entry = m
+                .iter_mut()
+                .find(|(t, _, _)| t == token)
+                .ok_or(warden_core::confirm::Refusal::Unknown)?;
+            if entry.2 {
+                return Err(warden_core::confirm::Refusal::Used.into());
+            }
+            warden_core::confirm::compare(&entry.1, b)?;
+            entry.2 = true;
+            Ok(())
+        })
+    }
 }
 
 async fn call(p: &Pipeline, tool: &str, args: Value) -> Result<Value, CallError> {
@@ -206,16 +246,28 @@ async fn call_with(
     args: Value,
     cancel: CancellationToken,
 ) -> Result<Value, CallError> {
-    let args = args.as_object().cloned();
-    let req = CallRequest {
-        tool,
-        caller: None,
-        arguments: args.as_ref(),
-        source: Source::Stdio,
-        cancel,
-        channel: &NoChannel,
+    let mut args = args.as_object().cloned();
+    let mut confirmed = false;
+    let r = loop {
+        let req = CallRequest {
+            tool,
+            caller: None,
+            arguments: args.as_ref(),
+            source: Source::Stdio,
+            cancel: cancel.clone(),
+            channel: &NoChannel,
+        };
+        match p.call_tool(req).await {
+            // Writes are previewed first; approve exactly once, as a user would.
+            Err(CallError::ConfirmationRequired(preview)) if !confirmed => {
+                confirmed = true;
+                let a = args.get_or_insert_with(Default::default);
+                a.insert("confirm".into(), json!(true));
+                a.insert("confirmation_token".into(), json!(preview.token));
+            }
+            other => break other?,
+        }
     };
-    let r = p.call_tool(req).await?;
     match &r.content[0] {
         warden_core::pipeline::Content::Text(t) => Ok(serde_json::from_str(t).unwrap()),
         other => panic!("unexpected content {other:?}"),

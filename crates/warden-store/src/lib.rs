@@ -69,3 +69,4 @@ pub use model::{
 };
 pub use store::Store;
 pub use store::bearer::Holder;
+pub use store::confirm::Confirmation;

@@ -72,6 +72,7 @@ macro_rules! on_pool {
 
 // After `on_pool!`, which they use.
 pub mod bearer;
+pub mod confirm;
 mod credentials;
 mod oauth;
 

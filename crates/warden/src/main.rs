@@ -397,7 +397,19 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {
     let data = DataSource::open(&project.data)
         .await
         .context("cannot open the project's data")?;
-    Ok(Arc::new(Pipeline::new(Arc::new(project), data)))
+    // Write confirmations live with the rest of the state, so any instance can redeem them;
+    // without authentication there is no shared state, and memory suffices.
+    let confirmations: Arc<dyn warden_core::confirm::Ledger> = match project.auth.mode {
+        AuthMode::OAuth => Arc::new(warden_auth::confirm::StoreLedger::new(
+            admin::open_state_at(&project.auth.state).await?,
+        )),
+        AuthMode::None => Arc::new(warden_auth::confirm::MemoryLedger::default()),
+    };
+    Ok(Arc::new(Pipeline::new(
+        Arc::new(project),
+        data,
+        confirmations,
+    )))
 }
 
 type AdminFuture<'a> =

@@ -172,7 +172,20 @@ async fn role_scope_access_matrix() {
             }
             200 => {
                 let v = common::sse_response(&body, 4);
-                if v["result"]["isError"] == true {
+                if let Some(token) = common::confirmation_token(&v["result"]) {
+                    // Allowed: first a preview that changes nothing, then the confirmed write.
+                    assert_eq!(
+                        finding_note(&db).await,
+                        before,
+                        "{role} {scope}: a preview changed data"
+                    );
+                    let done = post(&server, key, Some(&session), json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{
+                        "name":WRITE_TOOL,"arguments":{"finding_id":1,"status":"in_progress","note":note,
+                        "confirm":true,"confirmation_token":token}}})).await;
+                    let done = common::sse_response(&done.text().await.unwrap(), 5);
+                    assert_eq!(done["result"]["isError"], false, "{role} {scope}: {done}");
+                    Outcome::Ok
+                } else if v["result"]["isError"] == true {
                     let t = text(&v["result"]);
                     assert!(
                         t.contains("can only read") && t.contains("ask a Member or an Admin"),

@@ -315,7 +315,10 @@ async fn sql_failures_timeouts_and_read_only_reads() {
     );
 
     // A read tool runs on a read-only connection: its DELETE fails and nothing is removed.
-    assert_eq!(s.call("add_item", json!({"n": 1})).await["isError"], false);
+    assert_eq!(
+        s.call_confirmed("add_item", json!({"n": 1})).await["isError"],
+        false
+    );
     let r = s.call("sneaky_read", json!({})).await;
     assert_eq!(r["isError"], true);
     assert!(text(&r).contains("readonly"), "{}", text(&r));
@@ -332,19 +335,21 @@ async fn failed_writes_leave_nothing_behind() {
     let count = |v: Value| serde_json::from_str::<Value>(&text(&v)).unwrap()["n"].clone();
 
     // A write that times out is rolled back.
-    let r = s.call("slow_write", json!({})).await;
+    let r = s.call_confirmed("slow_write", json!({})).await;
     assert_eq!(r["isError"], true);
     assert!(text(&r).contains("took longer than 300 ms"), "{}", text(&r));
     assert_eq!(count(s.call("count_items", json!({})).await), 0);
 
     // A statement whose second row breaks a constraint changes nothing.
-    let r = s.call("add_pair_checked", json!({"a": 5, "b": -1})).await;
+    let r = s
+        .call_confirmed("add_pair_checked", json!({"a": 5, "b": -1}))
+        .await;
     assert_eq!(r["isError"], true);
     assert!(text(&r).contains("CHECK constraint failed"), "{}", text(&r));
     assert_eq!(count(s.call("count_items", json!({})).await), 0);
 
     // A good write commits and reports what it wrote.
-    let r = s.call("add_item", json!({"n": 42})).await;
+    let r = s.call_confirmed("add_item", json!({"n": 42})).await;
     assert_eq!(r["isError"], false);
     let body: Value = serde_json::from_str(&text(&r)).unwrap();
     assert_eq!(body["rows"], json!([{"n": 42}]));
@@ -358,7 +363,10 @@ async fn results_are_capped_at_max_rows() {
     let server = Server::start(&project);
     let mut s = server.session().await;
     for n in 0..8 {
-        assert_eq!(s.call("add_item", json!({"n": n})).await["isError"], false);
+        assert_eq!(
+            s.call_confirmed("add_item", json!({"n": n})).await["isError"],
+            false
+        );
     }
     let body: Value = serde_json::from_str(&text(&s.call("all_items", json!({})).await)).unwrap();
     assert_eq!(body["row_count"], 5);

@@ -169,6 +169,28 @@ impl DataSource {
         access: Access,
         cancel: &CancellationToken,
     ) -> Result<QueryOutput, ExecError> {
+        self.execute(stmt, args, access, cancel, true).await
+    }
+
+    /// Runs a write statement in a transaction that is always rolled back: what the write
+    /// would do (rows affected, `RETURNING` rows), with nothing changed.
+    pub async fn dry_run(
+        &self,
+        stmt: &Statement,
+        args: &[SqlValue],
+        cancel: &CancellationToken,
+    ) -> Result<QueryOutput, ExecError> {
+        self.execute(stmt, args, Access::Write, cancel, false).await
+    }
+
+    async fn execute(
+        &self,
+        stmt: &Statement,
+        args: &[SqlValue],
+        access: Access,
+        cancel: &CancellationToken,
+        commit: bool,
+    ) -> Result<QueryOutput, ExecError> {
         let limits = self.limits();
         match self {
             Self::Sqlite { read, write, .. } => {
@@ -181,6 +203,7 @@ impl DataSource {
                     access,
                     limits,
                     stop.clone(),
+                    commit,
                 ));
                 let joined = tokio::select! {
                     r = &mut task => r,
@@ -199,7 +222,7 @@ impl DataSource {
                     biased;
                     () = cancel.cancelled() => Err(ExecError::Cancelled),
                     r = tokio::time::timeout(limits.timeout + Duration::from_secs(1),
-                                             run_postgres(pool, stmt, args, access, limits)) => {
+                                             run_postgres(pool, stmt, args, access, limits, commit)) => {
                         r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
                     }
                 }
@@ -276,6 +299,7 @@ async fn run_sqlite(
     access: Access,
     limits: Limits,
     stop: Arc<AtomicBool>,
+    commit: bool,
 ) -> Result<QueryOutput, ExecError> {
     let mut conn = pool.acquire().await.map_err(db_error)?;
     let deadline = Instant::now() + limits.timeout;
@@ -317,6 +341,16 @@ async fn run_sqlite(
         let out = async { Ok(collect!(q.fetch_many(&mut *tx), decode::sqlite_row, limits)) }.await;
         armed.store(false, Ordering::Release);
         match out {
+            Ok(out) if !commit => {
+                healthy = tx.rollback().await.is_ok();
+                if healthy {
+                    Ok(out)
+                } else {
+                    Err(ExecError::Database(
+                        "the dry run could not be rolled back".into(),
+                    ))
+                }
+            }
             Ok(out) => match tx.commit().await {
                 Ok(()) => Ok(out),
                 Err(e) => {
@@ -353,6 +387,7 @@ async fn run_postgres(
     args: &[SqlValue],
     access: Access,
     limits: Limits,
+    commit: bool,
 ) -> Result<QueryOutput, ExecError> {
     let begin = if access == Access::Read {
         "BEGIN READ ONLY"
@@ -378,7 +413,11 @@ async fn run_postgres(
         }
         Err(e) => return Err(e),
     };
-    tx.commit().await.map_err(db_error)?;
+    if commit {
+        tx.commit().await.map_err(db_error)?;
+    } else {
+        tx.rollback().await.map_err(db_error)?;
+    }
     Ok(out)
 }
 

@@ -684,6 +684,8 @@ impl Checker<'_> {
                 super::ELICIT_ACTION,
                 super::ELICIT_CONTENT,
                 super::SAMPLE_TEXT,
+                crate::confirm::CONFIRM,
+                crate::confirm::TOKEN,
             ]
             .contains(&p.name.as_str())
             {
@@ -803,7 +805,10 @@ impl Checker<'_> {
         if self.errors.len() > before {
             return None;
         }
-        let input_schema = input_schema(&params);
+        let mut input_schema = input_schema(&params);
+        if access == Access::Write {
+            add_confirmation_params(&mut input_schema);
+        }
         Some(Tool {
             name: t.name.value,
             title: t.title,
@@ -1240,6 +1245,20 @@ pub(crate) fn split_origin(url: &str) -> Option<(String, String)> {
         authority.split(':').next()?.to_string()
     };
     Some((format!("{scheme}://{authority}"), host))
+}
+
+/// Write tools take `confirm` and `confirmation_token` besides their own parameters.
+fn add_confirmation_params(schema: &mut serde_json::Map<String, serde_json::Value>) {
+    if let Some(serde_json::Value::Object(props)) = schema.get_mut("properties") {
+        props.insert(
+            crate::confirm::CONFIRM.into(),
+            serde_json::json!({"type": "boolean", "description": "Set to true, with confirmation_token, only after the user approved the preview returned by a call without it."}),
+        );
+        props.insert(
+            crate::confirm::TOKEN.into(),
+            serde_json::json!({"type": "string", "description": "The token from the preview of exactly this call."}),
+        );
+    }
 }
 
 #[cfg(test)]

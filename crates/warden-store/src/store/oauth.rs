@@ -137,6 +137,9 @@ const ACCESS_TOKEN_GRANT: &str = "SELECT g.id, g.org_id, g.user_id, g.client_id,
 const REVOKE_ACCESS_TOKEN: &str =
     "UPDATE access_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL";
 
+const LOCK_GRANT_OF_REFRESH: &str = "UPDATE grants SET updated_at = updated_at \
+     WHERE id = (SELECT grant_id FROM refresh_tokens WHERE token_hash = $1)";
+
 const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens \
      (token_hash, grant_id, created_at, expires_at, used_at, revoked_at) \
      VALUES ($1, $2, $3, $4, NULL, NULL)";
@@ -681,6 +684,13 @@ impl Store {
         let refresh_expires_at = millis(refresh_expires_at);
         on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
+            // Take the grant's row lock before any token row: concurrent rotations of one
+            // token, and the grant-wide revocation that reuse triggers, then queue in one
+            // order instead of deadlocking (PostgreSQL; SQLite already serializes writers).
+            sqlx::query(LOCK_GRANT_OF_REFRESH)
+                .bind(old_hash)
+                .execute(&mut *tx)
+                .await?;
             let used = sqlx::query_scalar::<_, String>(USE_REFRESH_TOKEN)
                 .bind(old_hash)
                 .bind(now)

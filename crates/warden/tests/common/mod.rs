@@ -268,6 +268,35 @@ impl Session {
     }
 }
 
+/// The confirmation token in a write preview, if `result` is one.
+pub fn confirmation_token(result: &Value) -> Option<String> {
+    let t = text(result);
+    if result["isError"] != true || !t.starts_with("Confirmation required") {
+        return None;
+    }
+    let start = t.find("wdn_cf_")?;
+    Some(
+        t[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect(),
+    )
+}
+
+impl Session {
+    /// A write as a user who approves the preview: call, then confirm with its token.
+    pub async fn call_confirmed(&mut self, tool: &str, args: Value) -> Value {
+        let preview = self.call(tool, args.clone()).await;
+        let Some(token) = confirmation_token(&preview) else {
+            return preview;
+        };
+        let mut args = args.as_object().cloned().unwrap_or_default();
+        args.insert("confirm".into(), Value::Bool(true));
+        args.insert("confirmation_token".into(), Value::String(token));
+        self.call(tool, Value::Object(args)).await
+    }
+}
+
 pub fn text(result: &Value) -> String {
     result["content"][0]["text"]
         .as_str()
