@@ -232,16 +232,81 @@ pub struct ResourceContents {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     project: Arc<Project>,
-    data: DataSource,
+    data: Data,
     confirmations: Arc<dyn Ledger>,
 }
+
+/// Where tool SQL runs: one shared data source, or one per organisation (`{org}` in the
+/// data location), opened on first use and kept.
+#[derive(Debug, Clone)]
+enum Data {
+    Shared(DataSource),
+    PerOrg {
+        config: crate::project::DataConfig,
+        open: Arc<tokio::sync::Mutex<std::collections::HashMap<String, DataSource>>>,
+    },
+}
+
+/// Names of values the pipeline binds from the authenticated caller.
+pub const CALLER_ORG: &str = "caller_org";
+pub const CALLER_USER_ID: &str = "caller_user_id";
+pub const CALLER_EMAIL: &str = "caller_email";
 
 impl Pipeline {
     pub fn new(project: Arc<Project>, data: DataSource, confirmations: Arc<dyn Ledger>) -> Self {
         Self {
             project,
+            data: Data::Shared(data),
+            confirmations,
+        }
+    }
+
+    /// Opens the project's data: the shared data source now, or, with `{org}` in its
+    /// location, each organisation's on its first call.
+    pub async fn open(
+        project: Arc<Project>,
+        confirmations: Arc<dyn Ledger>,
+    ) -> Result<Self, ExecError> {
+        let data = if project.data.per_org() {
+            Data::PerOrg {
+                config: project.data.clone(),
+                open: Arc::default(),
+            }
+        } else {
+            Data::Shared(DataSource::open(&project.data).await?)
+        };
+        Ok(Self {
+            project,
             data,
             confirmations,
+        })
+    }
+
+    /// The data source for this caller: its own organisation's, never another's.
+    async fn data_for(&self, caller: Option<&Caller>) -> Result<DataSource, ExecError> {
+        match &self.data {
+            Data::Shared(d) => Ok(d.clone()),
+            Data::PerOrg { config, open } => {
+                let org = caller.map(|c| c.org.as_str()).ok_or_else(|| {
+                    ExecError::Connect("this project keeps data per organisation, so every call needs an authenticated caller".into())
+                })?;
+                if org.is_empty()
+                    || !org
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                {
+                    return Err(ExecError::Connect(format!(
+                        "'{org}' is not a valid organisation name"
+                    )));
+                }
+                let mut map = open.lock().await;
+                if let Some(d) = map.get(org) {
+                    return Ok(d.clone());
+                }
+                let d = DataSource::open(&config.for_org(org)).await?;
+                map.insert(org.to_string(), d.clone());
+                Ok(d)
+            }
         }
     }
 
@@ -282,6 +347,7 @@ impl Pipeline {
             own: own_args,
         } = split_confirmation(tool, req.arguments)?;
         let mut args = tool.bind_arguments(own_args.as_ref())?;
+        bind_caller(&tool.statement.names, &mut args, req.caller);
         if tool.access == crate::project::Access::Write {
             self.confirm(tool, &args, confirm, token, &req).await?;
         }
@@ -318,7 +384,8 @@ impl Pipeline {
         };
         if !confirm {
             let preview = self
-                .data
+                .data_for(req.caller)
+                .await?
                 .dry_run(&tool.statement, args, &req.cancel)
                 .await?;
             let token = self
@@ -384,7 +451,8 @@ impl Pipeline {
                 .await;
         }
         let output = self
-            .data
+            .data_for(req.caller)
+            .await?
             .run(&tool.statement, args, tool.access, &req.cancel)
             .await?;
         if steps > 0 {
@@ -412,6 +480,7 @@ impl Pipeline {
     pub async fn read_resource(
         &self,
         uri: &str,
+        caller: Option<&Caller>,
         cancel: &CancellationToken,
     ) -> Result<ResourceContents, ResourceError> {
         let (resource, vars) = self
@@ -424,7 +493,7 @@ impl Pipeline {
                 ResourceUri::Fixed(_) => None,
             })
             .ok_or_else(|| ResourceError::NotFound(uri.to_string()))?;
-        let args: Vec<SqlValue> = resource
+        let mut args: Vec<SqlValue> = resource
             .statement
             .names
             .iter()
@@ -436,8 +505,10 @@ impl Pipeline {
                     })
             })
             .collect();
+        bind_caller(&resource.statement.names, &mut args, caller);
         let out = self
-            .data
+            .data_for(caller)
+            .await?
             .run(
                 &resource.statement,
                 &args,
@@ -475,6 +546,7 @@ impl Pipeline {
         &self,
         name: &str,
         arguments: &Map<String, Value>,
+        caller: Option<&Caller>,
         cancel: &CancellationToken,
     ) -> Result<Vec<PromptMessageOut>, PromptError> {
         let prompt = self
@@ -512,7 +584,7 @@ impl Pipeline {
                     let uri = env
                         .render_str(uri, &ctx)
                         .map_err(|e| PromptError::Render(e.to_string()))?;
-                    let r = self.read_resource(&uri, cancel).await?;
+                    let r = self.read_resource(&uri, caller, cancel).await?;
                     let text = match r.body {
                         ResourceBody::Text(t) | ResourceBody::Blob(t) => t,
                     };
@@ -563,7 +635,14 @@ impl Pipeline {
     }
 
     pub async fn close(&self) {
-        self.data.close().await;
+        match &self.data {
+            Data::Shared(d) => d.close().await,
+            Data::PerOrg { open, .. } => {
+                for d in open.lock().await.values() {
+                    d.close().await;
+                }
+            }
+        }
     }
 }
 
@@ -691,6 +770,20 @@ fn content_result(tool: &Tool, rows: Vec<Map<String, Value>>) -> Result<ToolResu
 
 /// Takes `confirm` and `confirmation_token` out of a write tool's arguments (checking their
 /// types); a read tool has no such arguments, so they stay and are refused as unknown.
+/// Fills `:caller_org`, `:caller_user_id` and `:caller_email` from the authenticated caller
+/// (NULL without one): the only way tool SQL learns who calls.
+fn bind_caller(names: &[String], args: &mut [SqlValue], caller: Option<&Caller>) {
+    for (slot, name) in args.iter_mut().zip(names) {
+        let value = match name.as_str() {
+            CALLER_ORG => caller.map(|c| c.org.clone()),
+            CALLER_USER_ID => caller.map(|c| c.user_id.clone()),
+            CALLER_EMAIL => caller.map(|c| c.email.clone()),
+            _ => continue,
+        };
+        *slot = value.map_or(SqlValue::Null(ParamType::String), SqlValue::Text);
+    }
+}
+
 /// A call's arguments with the confirmation ones taken out.
 struct Split {
     confirm: bool,

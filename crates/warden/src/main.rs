@@ -15,7 +15,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use warden_core::exec::DataSource;
 use warden_core::pipeline::Pipeline;
 use warden_core::project::{self, AuthMode, Project};
 
@@ -394,9 +393,6 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {
             e.errors.len()
         )
     })?;
-    let data = DataSource::open(&project.data)
-        .await
-        .context("cannot open the project's data")?;
     // Write confirmations live with the rest of the state, so any instance can redeem them;
     // without authentication there is no shared state, and memory suffices.
     let confirmations: Arc<dyn warden_core::confirm::Ledger> = match project.auth.mode {
@@ -405,11 +401,10 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {
         )),
         AuthMode::None => Arc::new(warden_auth::confirm::MemoryLedger::default()),
     };
-    Ok(Arc::new(Pipeline::new(
-        Arc::new(project),
-        data,
-        confirmations,
-    )))
+    let pipeline = Pipeline::open(Arc::new(project), confirmations)
+        .await
+        .context("cannot open the project's data")?;
+    Ok(Arc::new(pipeline))
 }
 
 type AdminFuture<'a> =

@@ -248,6 +248,18 @@ impl Checker<'_> {
                 prompts.push(p);
             }
         }
+        if let (Some(d), Some(a)) = (&data, &auth)
+            && d.per_org()
+            && a.mode == AuthMode::None
+        {
+            self.errors.push(ProjectError {
+                file: self.file.clone(),
+                line: None,
+                column: None,
+                field: "data".into(),
+                message: "`{org}` keeps a database per organisation, which needs authenticated callers; remove `auth: none`".into(),
+            });
+        }
         let tool_index = tools
             .iter()
             .enumerate()
@@ -672,7 +684,11 @@ impl Checker<'_> {
                 None
             }
         };
-        let mut provided: Vec<&str> = Vec::new();
+        let mut provided: Vec<&str> = vec![
+            crate::pipeline::CALLER_ORG,
+            crate::pipeline::CALLER_USER_ID,
+            crate::pipeline::CALLER_EMAIL,
+        ];
         if t.elicit.is_some() {
             provided.extend([super::ELICIT_ACTION, super::ELICIT_CONTENT]);
         }
@@ -686,6 +702,9 @@ impl Checker<'_> {
                 super::SAMPLE_TEXT,
                 crate::confirm::CONFIRM,
                 crate::confirm::TOKEN,
+                crate::pipeline::CALLER_ORG,
+                crate::pipeline::CALLER_USER_ID,
+                crate::pipeline::CALLER_EMAIL,
             ]
             .contains(&p.name.as_str())
             {
@@ -830,6 +849,26 @@ impl Checker<'_> {
 
     fn param(&mut self, p: model::ParamSpec, field: &str) -> Option<Param> {
         let before = self.errors.len();
+        const TENANT: [&str; 8] = [
+            "org",
+            "org_id",
+            "organisation",
+            "organization",
+            "organisation_id",
+            "organization_id",
+            "tenant",
+            "tenant_id",
+        ];
+        if TENANT.contains(&p.name.value.to_ascii_lowercase().as_str()) {
+            self.err(
+                &p.name,
+                format!("{field}.name"),
+                format!(
+                    "'{}' would let the client choose the organisation; Warden takes it from the caller's credential: use :caller_org in the SQL instead",
+                    p.name.value
+                ),
+            );
+        }
         if !is_name(&p.name.value) {
             self.err(&p.name, format!("{field}.name"), format!("'{}' is not a valid parameter name: start with a letter or '_', then letters, digits or '_'", p.name.value));
         }
@@ -1066,7 +1105,13 @@ impl Checker<'_> {
                 ResourceUri::Template(t) => t.variables().collect(),
             };
             for n in &s.names {
-                if !vars.contains(&n.as_str()) {
+                let from_caller = [
+                    crate::pipeline::CALLER_ORG,
+                    crate::pipeline::CALLER_USER_ID,
+                    crate::pipeline::CALLER_EMAIL,
+                ]
+                .contains(&n.as_str());
+                if !vars.contains(&n.as_str()) && !from_caller {
                     self.err(
                         &r.sql,
                         format!("{field}.sql"),

@@ -124,6 +124,9 @@ impl std::fmt::Debug for MailerConfig {
     }
 }
 
+/// In a data location, stands for the caller's organisation.
+pub const ORG_PLACEHOLDER: &str = "{org}";
+
 /// Where a project's data lives.
 #[derive(Clone)]
 pub enum DataLocation {
@@ -150,6 +153,28 @@ pub struct DataConfig {
 }
 
 impl DataConfig {
+    /// The location holds `{org}`: each organisation has its own database.
+    pub fn per_org(&self) -> bool {
+        match &self.location {
+            DataLocation::Sqlite(p) => p.to_string_lossy().contains(ORG_PLACEHOLDER),
+            DataLocation::Postgres(u) => u.contains(ORG_PLACEHOLDER),
+        }
+    }
+
+    /// This configuration with `{org}` replaced by an organisation's slug.
+    pub fn for_org(&self, org: &str) -> DataConfig {
+        let location = match &self.location {
+            DataLocation::Sqlite(p) => DataLocation::Sqlite(PathBuf::from(
+                p.to_string_lossy().replace(ORG_PLACEHOLDER, org),
+            )),
+            DataLocation::Postgres(u) => DataLocation::Postgres(u.replace(ORG_PLACEHOLDER, org)),
+        };
+        DataConfig {
+            location,
+            ..self.clone()
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self.location {
             DataLocation::Sqlite(_) => Dialect::Sqlite,

@@ -478,7 +478,11 @@ impl ServerHandler for WardenMcp {
         Self::check_read(_caller.as_ref())?;
         let r = self
             .pipeline
-            .read_resource(&req.uri, &ctx.ct)
+            .read_resource(
+                &req.uri,
+                _caller.as_ref().map(Principal::caller).as_ref(),
+                &ctx.ct,
+            )
             .await
             .map_err(resource_error)?;
         let mut contents = match r.body {
@@ -554,7 +558,12 @@ impl ServerHandler for WardenMcp {
         let args = req.arguments.unwrap_or_default();
         let messages = self
             .pipeline
-            .get_prompt(&req.name, &args, &ctx.ct)
+            .get_prompt(
+                &req.name,
+                &args,
+                _caller.as_ref().map(Principal::caller).as_ref(),
+                &ctx.ct,
+            )
             .await
             .map_err(prompt_error)?;
         let messages = messages
