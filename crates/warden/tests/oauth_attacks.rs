@@ -785,3 +785,123 @@ async fn repeated_sign_in_failures_lock_the_account() {
     assert_eq!(r.status(), 429);
     assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
 }
+
+/// The write tool over a bearer: `Ok(true)` for a preview (allowed), `Ok(false)` for a
+/// refusal by role, `Err(status)` for an HTTP refusal.
+async fn write_allowed(flow: &Flow, bearer: &str) -> Result<bool, u16> {
+    let init = flow
+        .http
+        .post(&flow.mcp)
+        .bearer_auth(bearer)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    if init.status() != 200 {
+        return Err(init.status().as_u16());
+    }
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let call = flow
+        .http
+        .post(&flow.mcp)
+        .bearer_auth(bearer)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"update_finding_status",
+            "arguments":{"finding_id":3,"status":"in_progress","note":"demotion test"}}}))
+        .send()
+        .await
+        .unwrap();
+    if call.status() != 200 {
+        return Err(call.status().as_u16());
+    }
+    let v = common::sse_response(&call.text().await.unwrap(), 2);
+    Ok(common::confirmation_token(&v["result"]).is_some())
+}
+
+#[tokio::test]
+async fn demotion_while_connected() {
+    let (_d, file, _) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+
+    // API key: the next write after a demotion is refused.
+    let key = add_member(
+        &file,
+        "kim@acme.example",
+        "member",
+        "mcp:read mcp:write",
+        true,
+    );
+    assert_eq!(write_allowed(&flow, &key).await, Ok(true));
+    cli(
+        &file,
+        &[
+            "member",
+            "set-role",
+            "kim@acme.example",
+            "guest",
+            "--org",
+            "acme",
+        ],
+    );
+    assert_eq!(write_allowed(&flow, &key).await, Ok(false));
+
+    // OAuth: the role was bound at consent; writes stop after the next refresh.
+    cli(
+        &file,
+        &[
+            "member",
+            "set-role",
+            "kim@acme.example",
+            "member",
+            "--org",
+            "acme",
+        ],
+    );
+    let (_, t) = flow
+        .exchange(&flow.code("kim@acme.example", true).await, VERIFIER)
+        .await;
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(write_allowed(&flow, access).await, Ok(true));
+    cli(
+        &file,
+        &[
+            "member",
+            "set-role",
+            "kim@acme.example",
+            "guest",
+            "--org",
+            "acme",
+        ],
+    );
+    assert_eq!(
+        write_allowed(&flow, access).await,
+        Ok(true),
+        "bound role until the refresh"
+    );
+    let (s, t2) = flow.refresh(t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        write_allowed(&flow, t2["access_token"].as_str().unwrap()).await,
+        Ok(false)
+    );
+
+    // Removal refuses everything, at once.
+    cli(
+        &file,
+        &["member", "remove", "kim@acme.example", "--org", "acme"],
+    );
+    assert_eq!(write_allowed(&flow, &key).await, Err(401));
+    assert_eq!(
+        write_allowed(&flow, t2["access_token"].as_str().unwrap()).await,
+        Err(401)
+    );
+}
