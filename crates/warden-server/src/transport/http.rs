@@ -106,7 +106,7 @@ fn jsonrpc_error(status: StatusCode, code: i64, message: impl Into<String>) -> R
 /// True when `origin` is a loopback page or one of the configured origins. Browsers send
 /// `Origin` on cross-site requests; refusing foreign ones stops DNS-rebinding pages from
 /// driving a local server. Requests without `Origin` (non-browser clients) pass.
-pub(crate) fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     let origin = origin.trim().to_ascii_lowercase();
     if allowed.iter().any(|a| a == &origin) {
         return true;
@@ -223,7 +223,7 @@ async fn check_body(State(edge): State<EdgeConfig>, req: Request, next: Next) ->
 
 /// A `tools/call` seen in a request body: which tool, and the request id to answer with.
 #[derive(Debug, Clone)]
-pub(crate) struct ToolCallPeek {
+pub struct ToolCallPeek {
     id: Value,
     tool: String,
 }
@@ -266,7 +266,7 @@ async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -> Response 
 }
 
 /// `Err` names what is wrong: not JSON (with line and column), a batch, or not JSON-RPC 2.0.
-pub(crate) fn check_jsonrpc(bytes: &[u8]) -> Result<Option<ToolCallPeek>, String> {
+pub fn check_jsonrpc(bytes: &[u8]) -> Result<Option<ToolCallPeek>, String> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| format!("parse error: the body is not valid JSON ({e})"))?;
     let Value::Object(msg) = value else {
