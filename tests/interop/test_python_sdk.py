@@ -148,3 +148,26 @@ def test_stdio_rechecks_the_key_on_every_request(demo):
             assert "no longer grants access" in str(refused.value)
 
     anyio.run(main)
+
+
+def test_sensitive_fields_never_reach_a_caller_whose_policy_removes_them(demo):
+    """vendor_detail marks annual_spend sensitive; only Admins see it (example policies)."""
+    from warden_fixtures import warden
+
+    file, admin_key, url = demo
+    f = str(file)
+    warden("user", "add", "gus@acme.example", "--org", "acme", "--role", "guest", "-p", f)
+    guest_key = warden("key", "create", "--org", "acme", "--user", "gus@acme.example", "--name", "guest", "-p", f)
+
+    async def detail(key):
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            async with Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
+                return await client.call_tool("vendor_detail", {"vendor_id": "V-001"})
+
+    guest = anyio.run(detail, guest_key)
+    assert not guest.is_error
+    assert "annual_spend" not in guest.content[0].text
+    assert "annual_spend" not in guest.structured_content
+    assert guest.structured_content["owner_email"] == "****"
+    admin = anyio.run(detail, admin_key)
+    assert isinstance(admin.structured_content["annual_spend"], int)

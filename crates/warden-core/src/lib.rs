@@ -11,4 +11,5 @@ pub mod confirm;
 pub mod exec;
 pub mod identity;
 pub mod pipeline;
+pub mod policy;
 pub mod project;

@@ -119,6 +119,8 @@ pub struct ToolResult {
     pub content: Vec<Content>,
     /// Set when the tool declares an output schema.
     pub structured: Option<Value>,
+    /// What the output policy did: rules fired, fields filtered or masked, policy version.
+    pub policy: crate::policy::PolicyReport,
 }
 
 /// Why a call produced no result. The edge maps each variant to the wire in one place.
@@ -141,6 +143,9 @@ pub enum CallError {
     /// to confirm it with.
     #[error("{}", .0.message())]
     ConfirmationRequired(Box<Preview>),
+    /// A policy rule denied the call (or failed, which denies too).
+    #[error("{0}")]
+    Policy(crate::policy::PolicyDenial),
     /// A confirmation that cannot be accepted.
     #[error("the write was not confirmed: {0}; nothing was changed")]
     Confirmation(String),
@@ -348,10 +353,14 @@ impl Pipeline {
         } = split_confirmation(tool, req.arguments)?;
         let mut args = tool.bind_arguments(own_args.as_ref())?;
         bind_caller(&tool.statement.names, &mut args, req.caller);
+        let mut vars = policy_vars(tool, own_args.as_ref(), &req);
+        tool.policies
+            .check_input(&vars)
+            .map_err(CallError::Policy)?;
         if tool.access == crate::project::Access::Write {
             self.confirm(tool, &args, confirm, token, &req).await?;
         }
-        let result = self.execute(tool, &mut args, &req).await;
+        let result = self.execute(tool, &mut args, &req, &mut vars).await;
         tracing::debug!(
             tool = tool.name,
             access = tool.access.as_str(),
@@ -417,6 +426,7 @@ impl Pipeline {
         tool: &Tool,
         args: &mut [SqlValue],
         req: &CallRequest<'_>,
+        vars: &mut Map<String, Value>,
     ) -> Result<ToolResult, CallError> {
         for line in &tool.log {
             req.channel.log(line.clone()).await;
@@ -460,7 +470,7 @@ impl Pipeline {
                 .progress(steps, steps, format!("step {steps} of {steps}"))
                 .await;
         }
-        shape(tool, output)
+        shape(tool, output, vars)
     }
 
     /// Fills a value the pipeline produced itself (an elicitation answer, a model's reply)
@@ -681,8 +691,12 @@ fn template_value(v: &Value) -> minijinja::Value {
 }
 
 /// Turns rows into the tool's declared result shape and content blocks.
-fn shape(tool: &Tool, out: QueryOutput) -> Result<ToolResult, CallError> {
-    let value = match (tool.returns, tool.access) {
+fn shape(
+    tool: &Tool,
+    out: QueryOutput,
+    vars: &mut Map<String, Value>,
+) -> Result<ToolResult, CallError> {
+    let mut value = match (tool.returns, tool.access) {
         (Returns::Row, _) => match out.rows.into_iter().next() {
             Some(row) => Value::Object(row),
             None => {
@@ -696,17 +710,12 @@ fn shape(tool: &Tool, out: QueryOutput) -> Result<ToolResult, CallError> {
             json!({ "rows_affected": out.rows_affected })
         }
         (Returns::Rows, _) => {
-            let count = out.rows.len();
             let mut m = Map::new();
-            if tool.content.is_empty() {
-                m.insert(
-                    "rows".into(),
-                    Value::Array(out.rows.into_iter().map(Value::Object).collect()),
-                );
-            } else {
-                return content_result(tool, out.rows);
-            }
-            m.insert("row_count".into(), json!(count));
+            m.insert("row_count".into(), json!(out.rows.len()));
+            m.insert(
+                "rows".into(),
+                Value::Array(out.rows.into_iter().map(Value::Object).collect()),
+            );
             m.insert("truncated".into(), json!(out.truncated));
             if tool.access == crate::project::Access::Write {
                 m.insert("rows_affected".into(), json!(out.rows_affected));
@@ -714,15 +723,38 @@ fn shape(tool: &Tool, out: QueryOutput) -> Result<ToolResult, CallError> {
             Value::Object(m)
         }
     };
-    if !tool.content.is_empty()
-        && let Value::Object(row) = &value
-    {
-        return content_result(tool, vec![row.clone()]);
+    // The output policy sees (and edits) the whole result before anything is rendered.
+    let report = tool
+        .policies
+        .apply_output(vars, &mut value)
+        .map_err(CallError::Policy)?;
+    if !tool.content.is_empty() {
+        let rows: Vec<Map<String, Value>> = match value {
+            Value::Object(mut m) if tool.returns == Returns::Rows => match m.remove("rows") {
+                Some(Value::Array(rows)) => rows
+                    .into_iter()
+                    .filter_map(|r| {
+                        if let Value::Object(o) = r {
+                            Some(o)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            Value::Object(row) => vec![row],
+            _ => Vec::new(),
+        };
+        let mut r = content_result(tool, rows)?;
+        r.policy = report;
+        return Ok(r);
     }
     let text = serde_json::to_string(&value).unwrap_or_default();
     Ok(ToolResult {
         content: vec![Content::Text(text)],
         structured: tool.output_schema.is_some().then_some(value),
+        policy: report,
     })
 }
 
@@ -765,11 +797,63 @@ fn content_result(tool: &Tool, rows: Vec<Map<String, Value>>) -> Result<ToolResu
     Ok(ToolResult {
         content,
         structured: None,
+        policy: Default::default(),
     })
 }
 
 /// Takes `confirm` and `confirmation_token` out of a write tool's arguments (checking their
 /// types); a read tool has no such arguments, so they stay and are refused as unknown.
+/// What policy expressions can read: `user`, `args` (with defaults), `tool` and `request`.
+/// Without an authenticated caller there is no `user`, so a rule that reads it errors and
+/// denies.
+fn policy_vars(
+    tool: &Tool,
+    args: Option<&Map<String, Value>>,
+    req: &CallRequest<'_>,
+) -> Map<String, Value> {
+    let mut vars = Map::new();
+    if let Some(c) = req.caller {
+        vars.insert(
+            "user".into(),
+            json!({
+                "id": c.user_id,
+                "email": c.email,
+                "role": c.role.as_str(),
+                "org": c.org,
+                "scopes": c.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                "attributes": {},
+            }),
+        );
+    }
+    let mut a = Map::new();
+    for p in &tool.params {
+        let v = args
+            .and_then(|m| m.get(&p.name))
+            .filter(|v| !v.is_null())
+            .or(p.default.as_ref())
+            .cloned()
+            .unwrap_or(Value::Null);
+        a.insert(p.name.clone(), v);
+    }
+    vars.insert("args".into(), Value::Object(a));
+    let read = tool.access == crate::project::Access::Read;
+    vars.insert(
+        "tool".into(),
+        json!({"name": tool.name, "access": tool.access.as_str(),
+               "annotations": {"readOnlyHint": read, "destructiveHint": !read}}),
+    );
+    vars.insert(
+        "request".into(),
+        json!({
+            "source": match req.source { Source::Http => "http", Source::Stdio => "stdio" },
+            "client": req.caller.map(|c| c.credential.clone()).unwrap_or_default(),
+            "method": req.caller.map(|c| c.method).unwrap_or("none"),
+            "time": chrono::Utc::now().to_rfc3339(),
+        }),
+    );
+    vars
+}
+
 /// Fills `:caller_org`, `:caller_user_id` and `:caller_email` from the authenticated caller
 /// (NULL without one): the only way tool SQL learns who calls.
 fn bind_caller(names: &[String], args: &mut [SqlValue], caller: Option<&Caller>) {

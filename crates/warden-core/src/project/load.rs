@@ -197,6 +197,9 @@ impl Checker<'_> {
         let auth = self.auth(raw.auth, raw.state, raw.tokens, raw.login, server.as_ref());
         let dialect = data.as_ref().map_or(Dialect::Sqlite, DataConfig::dialect);
 
+        let global_policies = raw.policies.map(|p| p.value).unwrap_or_default();
+        // Checked once here; each tool gets its own compiled copy below.
+        let _ = self.policies(&global_policies, "policies", true);
         let mut tools = Vec::new();
         let mut seen = HashSet::new();
         for (i, spec) in raw.tools.into_iter().enumerate() {
@@ -208,7 +211,7 @@ impl Checker<'_> {
                     format!("duplicate tool name '{}'", spec.value.name.value),
                 );
             }
-            if let Some(t) = self.tool(spec.value, &field, dialect) {
+            if let Some(t) = self.tool(spec.value, &field, dialect, &global_policies) {
                 tools.push(t);
             }
         }
@@ -631,7 +634,13 @@ impl Checker<'_> {
         })
     }
 
-    fn tool(&mut self, t: model::ToolSpec, field: &str, dialect: Dialect) -> Option<Tool> {
+    fn tool(
+        &mut self,
+        t: model::ToolSpec,
+        field: &str,
+        dialect: Dialect,
+        global: &model::PoliciesSpec,
+    ) -> Option<Tool> {
         let before = self.errors.len();
         if !is_tool_name(&t.name.value) {
             self.err(
@@ -824,6 +833,25 @@ impl Checker<'_> {
         if self.errors.len() > before {
             return None;
         }
+        let (mut input_rules, mut output_rules) = self.policies(global, "policies", false);
+        let mut policy_text = describe_policies(global);
+        if let Some(p) = &t.policies {
+            let (i, o) = self.policies(&p.value, &format!("{field}.policies"), true);
+            input_rules.extend(i);
+            output_rules.extend(o);
+            policy_text.push_str(&describe_policies(&p.value));
+        }
+        let sensitive: Vec<String> = t.sensitive.iter().map(|s| s.value.clone()).collect();
+        policy_text.push_str(&format!("sensitive={sensitive:?}"));
+        let policies = crate::policy::PolicySet {
+            input: input_rules,
+            output: output_rules,
+            sensitive,
+            version: crate::policy::version_of(&policy_text),
+        };
+        if self.errors.len() > before {
+            return None;
+        }
         let mut input_schema = input_schema(&params);
         if access == Access::Write {
             add_confirmation_params(&mut input_schema);
@@ -844,7 +872,112 @@ impl Checker<'_> {
             idempotent: t.idempotent,
             elicit,
             sample,
+            policies,
         })
+    }
+
+    /// Compiles a set of policy rules; with `report`, every problem becomes a load error.
+    fn policies(
+        &mut self,
+        spec: &model::PoliciesSpec,
+        field: &str,
+        report: bool,
+    ) -> (
+        Vec<crate::policy::InputRule>,
+        Vec<crate::policy::OutputRule>,
+    ) {
+        use crate::policy::{Condition, InputRule, OutputAction, OutputRule};
+        let mut names = HashSet::new();
+        let mut input = Vec::new();
+        for (i, r) in spec.input.iter().enumerate() {
+            let f = format!("{field}.input[{i}]");
+            let r = &r.value;
+            if report && !names.insert(r.name.value.clone()) {
+                self.err(
+                    &r.name,
+                    format!("{f}.name"),
+                    format!("duplicate rule name '{}'", r.name.value),
+                );
+            }
+            match Condition::compile(&r.condition.value) {
+                Ok(c) if c.reads("response") => {
+                    if report {
+                        self.err(&r.condition, format!("{f}.condition"), "an input rule runs before the tool, so it cannot read `response`; use an output rule");
+                    }
+                }
+                Ok(condition) => input.push(InputRule {
+                    name: r.name.value.clone(),
+                    condition,
+                    reason: r.reason.value.clone(),
+                }),
+                Err(e) => {
+                    if report {
+                        self.err(
+                            &r.condition,
+                            format!("{f}.condition"),
+                            format!("invalid CEL in rule '{}': {}", r.name.value, first_line(&e)),
+                        );
+                    }
+                }
+            }
+        }
+        let mut output = Vec::new();
+        for (i, r) in spec.output.iter().enumerate() {
+            let f = format!("{field}.output[{i}]");
+            let r = &r.value;
+            if report && !names.insert(r.name.value.clone()) {
+                self.err(
+                    &r.name,
+                    format!("{f}.name"),
+                    format!("duplicate rule name '{}'", r.name.value),
+                );
+            }
+            let needs_fields = matches!(r.action.value.as_str(), "filter_fields" | "mask_fields");
+            if report && needs_fields && r.fields.is_empty() {
+                self.err(
+                    &r.action,
+                    format!("{f}.fields"),
+                    format!("{} needs `fields`: the fields to act on", r.action.value),
+                );
+            }
+            let action = match r.action.value.as_str() {
+                "deny" => Some(OutputAction::Deny),
+                "filter_fields" => Some(OutputAction::FilterFields(r.fields.clone())),
+                "mask_fields" => Some(OutputAction::MaskFields(r.fields.clone())),
+                "filter_sensitive_fields" => Some(OutputAction::FilterSensitive),
+                other => {
+                    if report {
+                        self.err(&r.action, format!("{f}.action"), format!("unknown action '{other}'; use deny, filter_fields, mask_fields or filter_sensitive_fields"));
+                    }
+                    None
+                }
+            };
+            let condition = match &r.condition {
+                None => Ok(None),
+                Some(c) => Condition::compile(&c.value).map(Some).map_err(|e| (c, e)),
+            };
+            match (action, condition) {
+                (Some(action), Ok(condition)) => output.push(OutputRule {
+                    name: r.name.value.clone(),
+                    condition,
+                    action,
+                    reason: r.reason.clone().unwrap_or_else(|| {
+                        format!("the result was withheld by policy rule '{}'", r.name.value)
+                    }),
+                }),
+                (_, Err((c, e))) => {
+                    if report {
+                        self.err(
+                            c,
+                            format!("{f}.condition"),
+                            format!("invalid CEL in rule '{}': {}", r.name.value, first_line(&e)),
+                        );
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+        (input, output)
     }
 
     fn param(&mut self, p: model::ParamSpec, field: &str) -> Option<Param> {
@@ -1308,3 +1441,27 @@ fn add_confirmation_params(schema: &mut serde_json::Map<String, serde_json::Valu
 
 #[cfg(test)]
 mod tests;
+
+/// A stable text of a rule set, hashed into the policy version.
+fn describe_policies(p: &model::PoliciesSpec) -> String {
+    let mut out = String::new();
+    for r in &p.input {
+        out.push_str(&format!(
+            "in|{}|{}|{}\n",
+            r.value.name.value, r.value.condition.value, r.value.reason.value
+        ));
+    }
+    for r in &p.output {
+        let c = r
+            .value
+            .condition
+            .as_ref()
+            .map(|c| c.value.as_str())
+            .unwrap_or("");
+        out.push_str(&format!(
+            "out|{}|{}|{}|{:?}|{:?}\n",
+            r.value.name.value, c, r.value.action.value, r.value.fields, r.value.reason
+        ));
+    }
+    out
+}

@@ -233,6 +233,8 @@ pub struct Tool {
     pub idempotent: bool,
     pub elicit: Option<Elicit>,
     pub sample: Option<Sample>,
+    /// The project's global rules, then the tool's own.
+    pub policies: crate::policy::PolicySet,
 }
 
 /// Names bound by the pipeline itself rather than by the caller.

@@ -36,6 +36,9 @@ pub struct ProjectFile {
     /// What callers may see and do beyond the role and scope rules.
     #[serde(default)]
     pub authorization: Option<AuthorizationSection>,
+    /// CEL rules applied to every tool, before the tool's own.
+    #[serde(default)]
+    pub policies: Option<Spanned<PoliciesSpec>>,
     #[serde(default)]
     pub tools: Vec<Spanned<ToolSpec>>,
     #[serde(default)]
@@ -174,6 +177,12 @@ pub struct ToolSpec {
     /// Marks an idempotent write (MCP `idempotentHint`).
     #[serde(default)]
     pub idempotent: bool,
+    /// CEL rules for this tool, after the project's global ones.
+    #[serde(default)]
+    pub policies: Option<Spanned<PoliciesSpec>>,
+    /// Output fields (dotted paths, matched at any depth) that hold sensitive values.
+    #[serde(default)]
+    pub sensitive: Vec<Spanned<String>>,
     /// Ask the user for input (MCP elicitation) before the SQL runs; the answer is bound as
     /// `:elicit_action` and `:elicit_content` (JSON text).
     #[serde(default)]
@@ -320,4 +329,37 @@ pub struct PromptMessageSpec {
     pub image: Option<String>,
     #[serde(default)]
     pub mime_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesSpec {
+    #[serde(default)]
+    pub input: Vec<Spanned<InputRuleSpec>>,
+    #[serde(default)]
+    pub output: Vec<Spanned<OutputRuleSpec>>,
+}
+
+/// When `condition` is true, the call is denied with `reason`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputRuleSpec {
+    pub name: Spanned<String>,
+    pub condition: Spanned<String>,
+    pub reason: Spanned<String>,
+}
+
+/// When `condition` is true (or always, without one), `action` applies to the result.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputRuleSpec {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub condition: Option<Spanned<String>>,
+    /// `deny`, `filter_fields`, `mask_fields` or `filter_sensitive_fields`.
+    pub action: Spanned<String>,
+    #[serde(default)]
+    pub fields: Vec<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
 }

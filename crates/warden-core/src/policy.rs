@@ -1,0 +1,267 @@
+//! Policy: CEL rules on what goes into a tool and what comes out of it.
+//!
+//! Pipeline position: the input policy runs after authorization and argument checks, before
+//! execution; the output policy runs on the result, before it is returned.
+//!
+//! Fail closed, always: an expression that errors (a missing attribute, a type error) or
+//! yields anything but a boolean denies the call as a "policy error" naming the rule. It is
+//! never read as "condition false". Filtering and masking act on every object at any depth,
+//! arrays included, and report exactly which fields they touched.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The text a masked value is replaced with.
+pub const MASK: &str = "****";
+
+/// A compiled CEL condition, with its source for messages.
+pub struct Condition {
+    pub source: String,
+    program: cel::Program,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Condition").field(&self.source).finish()
+    }
+}
+
+impl Condition {
+    /// Compiles `source`; the error is the parser's message.
+    pub fn compile(source: &str) -> Result<Self, String> {
+        let program = cel::Program::compile(source).map_err(|e| e.to_string())?;
+        Ok(Self {
+            source: source.to_string(),
+            program,
+        })
+    }
+
+    /// Whether the expression reads the variable `name` (e.g. `response`).
+    pub fn reads(&self, name: &str) -> bool {
+        self.program.references().has_variable(name)
+    }
+
+    /// Evaluates to a boolean; anything else is an error (and so a denial).
+    fn eval(&self, vars: &Map<String, Value>) -> Result<bool, String> {
+        let mut ctx = cel::Context::default();
+        for (k, v) in vars {
+            ctx.add_variable(k.clone(), v.clone())
+                .map_err(|e| e.to_string())?;
+        }
+        match self.program.execute(&ctx) {
+            Ok(cel::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("the condition gave {other:?}, not true or false")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct InputRule {
+    pub name: String,
+    pub condition: Condition,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputAction {
+    Deny,
+    FilterFields(Vec<String>),
+    MaskFields(Vec<String>),
+    FilterSensitive,
+}
+
+#[derive(Debug)]
+pub struct OutputRule {
+    pub name: String,
+    /// Applies when true; always without one.
+    pub condition: Option<Condition>,
+    pub action: OutputAction,
+    pub reason: String,
+}
+
+/// The rules that apply to one tool: the project's global rules, then the tool's own.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    pub input: Vec<InputRule>,
+    pub output: Vec<OutputRule>,
+    /// Paths of the tool's output fields marked `sensitive`.
+    pub sensitive: Vec<String>,
+    /// SHA-256 of the policy text this set was built from: which version decided.
+    pub version: String,
+}
+
+/// What the policy stage did, for the caller and the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyReport {
+    pub version: String,
+    /// Rules that fired (denied, filtered or masked), in order.
+    pub fired: Vec<String>,
+    pub filtered: BTreeSet<String>,
+    pub masked: BTreeSet<String>,
+}
+
+/// A policy refused the call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason} (policy rule '{rule}')")]
+pub struct PolicyDenial {
+    pub rule: String,
+    pub reason: String,
+    /// The rule itself failed to evaluate; the call is denied all the same.
+    pub error: Option<String>,
+    pub version: String,
+}
+
+pub fn version_of(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl PolicySet {
+    fn deny(&self, rule: &str, reason: &str, error: Option<String>) -> PolicyDenial {
+        let reason = match &error {
+            Some(e) => format!("policy error in rule '{rule}': {e}; the call is denied"),
+            None => reason.to_string(),
+        };
+        PolicyDenial {
+            rule: rule.to_string(),
+            reason,
+            error,
+            version: self.version.clone(),
+        }
+    }
+
+    /// Runs the input rules with `vars` (`user`, `args`, `tool`, `request`).
+    pub fn check_input(&self, vars: &Map<String, Value>) -> Result<(), PolicyDenial> {
+        for rule in &self.input {
+            match rule.condition.eval(vars) {
+                Ok(false) => {}
+                Ok(true) => return Err(self.deny(&rule.name, &rule.reason, None)),
+                Err(e) => return Err(self.deny(&rule.name, &rule.reason, Some(e))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the output rules on `response`, changing it in place.
+    pub fn apply_output(
+        &self,
+        vars: &mut Map<String, Value>,
+        response: &mut Value,
+    ) -> Result<PolicyReport, PolicyDenial> {
+        let mut report = PolicyReport {
+            version: self.version.clone(),
+            ..PolicyReport::default()
+        };
+        for rule in &self.output {
+            if let Some(c) = &rule.condition {
+                vars.insert("response".into(), response.clone());
+                match c.eval(vars) {
+                    Ok(false) => continue,
+                    Ok(true) => {}
+                    Err(e) => return Err(self.deny(&rule.name, &rule.reason, Some(e))),
+                }
+            }
+            let touched = match &rule.action {
+                OutputAction::Deny => return Err(self.deny(&rule.name, &rule.reason, None)),
+                OutputAction::FilterFields(paths) => {
+                    edit(response, paths, Edit::Remove, &mut report.filtered)
+                }
+                OutputAction::MaskFields(paths) => {
+                    edit(response, paths, Edit::Mask, &mut report.masked)
+                }
+                OutputAction::FilterSensitive => edit(
+                    response,
+                    &self.sensitive,
+                    Edit::Remove,
+                    &mut report.filtered,
+                ),
+            };
+            if touched {
+                report.fired.push(rule.name.clone());
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Edit {
+    Remove,
+    Mask,
+}
+
+/// Applies `edit` to every field matching one of `paths` (dotted, matched at any depth,
+/// through arrays); records which paths were touched. Returns whether anything changed.
+fn edit(value: &mut Value, paths: &[String], how: Edit, touched: &mut BTreeSet<String>) -> bool {
+    let mut any = false;
+    for path in paths {
+        let segments: Vec<&str> = path.split('.').collect();
+        if walk(value, &segments, how) {
+            touched.insert(path.clone());
+            any = true;
+        }
+    }
+    any
+}
+
+/// Finds `segments` starting at this value or any value below it.
+fn walk(value: &mut Value, segments: &[&str], how: Edit) -> bool {
+    let mut changed = at(value, segments, how);
+    match value {
+        Value::Object(map) => {
+            for child in map.values_mut() {
+                changed |= walk(child, segments, how);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                changed |= walk(item, segments, how);
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+/// Matches `segments` exactly from this value down (arrays are crossed transparently).
+fn at(value: &mut Value, segments: &[&str], how: Edit) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return false;
+    };
+    match value {
+        Value::Object(map) => {
+            if rest.is_empty() {
+                match how {
+                    Edit::Remove => map.remove(*first).is_some(),
+                    Edit::Mask => match map.get_mut(*first) {
+                        Some(v) if !v.is_null() => {
+                            *v = Value::String(MASK.into());
+                            true
+                        }
+                        _ => false,
+                    },
+                }
+            } else {
+                map.get_mut(*first)
+                    .is_some_and(|child| at(child, rest, how))
+            }
+        }
+        Value::Array(items) => {
+            let mut any = false;
+            for item in items {
+                any |= at(item, segments, how);
+            }
+            any
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+use serde_json::{Map, Value, json};
+
+use super::*;
+
+fn vars(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn set(input: Vec<InputRule>, output: Vec<OutputRule>, sensitive: &[&str]) -> PolicySet {
+    PolicySet {
+        input,
+        output,
+        sensitive: sensitive.iter().map(|s| s.to_string()).collect(),
+        version: version_of("test"),
+    }
+}
+
+fn input(name: &str, cond: &str) -> InputRule {
+    InputRule {
+        name: name.into(),
+        condition: Condition::compile(cond).unwrap(),
+        reason: format!("{name} says no"),
+    }
+}
+
+fn output(name: &str, cond: Option<&str>, action: OutputAction) -> OutputRule {
+    OutputRule {
+        name: name.into(),
+        condition: cond.map(|c| Condition::compile(c).unwrap()),
+        action,
+        reason: format!("{name} says no"),
+    }
+}
+
+#[test]
+fn input_rules_deny_with_reason_and_fail_closed() {
+    let p = set(
+        vec![input(
+            "big-limit",
+            "args.limit > 50 && user.role != 'admin'",
+        )],
+        vec![],
+        &[],
+    );
+    let guest = json!({"user": {"role": "guest", "email": "g@x"}, "args": {"limit": 100}});
+    let d = p.check_input(&vars(guest)).unwrap_err();
+    assert_eq!(d.rule, "big-limit");
+    assert_eq!(d.error, None);
+    assert!(
+        p.check_input(&vars(
+            json!({"user": {"role": "admin"}, "args": {"limit": 100}})
+        ))
+        .is_ok()
+    );
+    assert!(
+        p.check_input(&vars(
+            json!({"user": {"role": "guest"}, "args": {"limit": 5}})
+        ))
+        .is_ok()
+    );
+
+    // A deny rule over an attribute some users lack denies them: never "condition false".
+    let domain = set(
+        vec![input(
+            "outside-domain",
+            "!user.email.endsWith('@acme.example')",
+        )],
+        vec![],
+        &[],
+    );
+    let no_email = domain
+        .check_input(&vars(json!({"user": {"role": "member"}, "args": {}})))
+        .unwrap_err();
+    assert!(no_email.error.is_some(), "{no_email:?}");
+    assert!(
+        no_email
+            .reason
+            .starts_with("policy error in rule 'outside-domain'"),
+        "{}",
+        no_email.reason
+    );
+    assert!(
+        domain
+            .check_input(&vars(
+                json!({"user": {"email": "a@acme.example"}, "args": {}})
+            ))
+            .is_ok()
+    );
+    assert!(
+        domain
+            .check_input(&vars(
+                json!({"user": {"email": "a@evil.example"}, "args": {}})
+            ))
+            .is_err()
+    );
+
+    // A type error, and a non-boolean result, deny too.
+    for cond in ["args.limit + 'x' > 1", "args.limit"] {
+        let p = set(vec![input("bad", cond)], vec![], &[]);
+        let d = p
+            .check_input(&vars(json!({"args": {"limit": 3}})))
+            .unwrap_err();
+        assert!(d.error.is_some(), "{cond}");
+    }
+}
+
+#[test]
+fn output_actions_flat_nested_arrays_and_absent() {
+    let response = json!({
+        "rows": [
+            {"id": 1, "owner_email": "a@x", "spend": 10, "contact": {"phone": "123", "name": "A"}},
+            {"id": 2, "owner_email": null, "spend": 20, "contact": {"name": "B"}}
+        ],
+        "owner_email": "top@x"
+    });
+    let p = set(
+        vec![],
+        vec![
+            output(
+                "hide-spend",
+                None,
+                OutputAction::FilterFields(vec!["spend".into()]),
+            ),
+            output(
+                "mask-phone",
+                None,
+                OutputAction::MaskFields(vec!["contact.phone".into(), "absent.field".into()]),
+            ),
+            output("no-sensitive", None, OutputAction::FilterSensitive),
+        ],
+        &["owner_email"],
+    );
+    let mut r = response.clone();
+    let report = p.apply_output(&mut vars(json!({})), &mut r).unwrap();
+    assert_eq!(
+        r,
+        json!({"rows": [
+            {"id": 1, "contact": {"phone": MASK, "name": "A"}},
+            {"id": 2, "contact": {"name": "B"}}
+        ]})
+    );
+    assert_eq!(report.fired, ["hide-spend", "mask-phone", "no-sensitive"]);
+    assert_eq!(
+        report.filtered.iter().collect::<Vec<_>>(),
+        ["owner_email", "spend"]
+    );
+    assert_eq!(
+        report.masked.iter().collect::<Vec<_>>(),
+        ["contact.phone"],
+        "absent fields are not reported"
+    );
+}
+
+#[test]
+fn conditional_output_rules_and_deny() {
+    let p = set(
+        vec![],
+        vec![
+            output(
+                "guests-no-spend",
+                Some("user.role == 'guest'"),
+                OutputAction::FilterFields(vec!["spend".into()]),
+            ),
+            output(
+                "too-many",
+                Some("size(response.rows) > 1"),
+                OutputAction::Deny,
+            ),
+        ],
+        &[],
+    );
+    let mut admin = vars(json!({"user": {"role": "admin"}}));
+    let mut one = json!({"rows": [{"spend": 1}]});
+    assert!(p.apply_output(&mut admin, &mut one).is_ok());
+    assert_eq!(one, json!({"rows": [{"spend": 1}]}));
+    let mut guest = vars(json!({"user": {"role": "guest"}}));
+    let mut one = json!({"rows": [{"spend": 1}]});
+    p.apply_output(&mut guest, &mut one).unwrap();
+    assert_eq!(one, json!({"rows": [{}]}));
+    let mut two = json!({"rows": [{}, {}]});
+    assert_eq!(
+        p.apply_output(&mut admin, &mut two).unwrap_err().rule,
+        "too-many"
+    );
+    // An output condition that errors denies.
+    let broken = set(
+        vec![],
+        vec![output(
+            "broken",
+            Some("response.nope.deeper == 1"),
+            OutputAction::Deny,
+        )],
+        &[],
+    );
+    let d = broken
+        .apply_output(&mut admin, &mut json!({"rows": []}))
+        .unwrap_err();
+    assert!(d.error.is_some());
+}
+
+#[test]
+fn reads_detects_response_use() {
+    assert!(
+        Condition::compile("size(response.rows) > 0")
+            .unwrap()
+            .reads("response")
+    );
+    assert!(
+        !Condition::compile("args.limit > 0")
+            .unwrap()
+            .reads("response")
+    );
+    assert!(Condition::compile("args.limit >").is_err());
+}

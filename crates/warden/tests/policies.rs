@@ -1,0 +1,129 @@
+//! CEL policies on the example project, against the real binary: input rules deny with
+//! their reason, output rules filter and mask, and every policy failure denies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Server, add_member, init_project, run, text};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn who_sees_what() {
+    let (_dir, file, ana) = init_project();
+    let mo = add_member(&file, "mo@acme.example", "member", "mcp:read", false);
+    let gus = add_member(&file, "gus@acme.example", "guest", "mcp:read", false);
+    let server = Server::start(&file);
+    let detail = |key: String| {
+        let url = server.url.clone();
+        async move {
+            let mut s = Server::attach(url).with_bearer(key).session().await;
+            s.call("vendor_detail", json!({"vendor_id": "V-001"})).await
+        }
+    };
+
+    let admin = detail(ana.clone()).await;
+    let body: Value = serde_json::from_str(&text(&admin)).unwrap();
+    assert!(body["annual_spend"].is_number(), "{body}");
+    assert!(body["owner_email"].as_str().unwrap().contains('@'));
+
+    let member = detail(mo.clone()).await;
+    let body: Value = serde_json::from_str(&text(&member)).unwrap();
+    assert!(
+        body.get("annual_spend").is_none(),
+        "sensitive field reached a member: {body}"
+    );
+    assert!(body["owner_email"].as_str().unwrap().contains('@'));
+    assert_eq!(
+        member["structuredContent"], body,
+        "structured content is filtered the same way"
+    );
+
+    let guest = detail(gus).await;
+    let body: Value = serde_json::from_str(&text(&guest)).unwrap();
+    assert!(body.get("annual_spend").is_none());
+    assert_eq!(body["owner_email"], "****");
+    assert!(
+        !text(&guest).contains("@example.com"),
+        "no email anywhere in the guest's result"
+    );
+
+    // Input rule: large searches are for Admins.
+    let mut s = Server::attach(server.url.clone())
+        .with_bearer(mo)
+        .session()
+        .await;
+    let r = s.call("search_vendors", json!({"limit": 60})).await;
+    assert_eq!(r["isError"], true);
+    assert!(
+        text(&r).contains("Searches of more than 50 vendors are for Admins"),
+        "{}",
+        text(&r)
+    );
+    assert!(text(&r).contains("bulk-search-admins-only"));
+    assert_eq!(
+        s.call("search_vendors", json!({"limit": 5})).await["isError"],
+        false
+    );
+    let mut a = Server::attach(server.url.clone())
+        .with_bearer(ana)
+        .session()
+        .await;
+    assert_eq!(
+        a.call("search_vendors", json!({"limit": 60})).await["isError"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn a_rule_over_a_missing_attribute_denies() {
+    let (_dir, file, ana) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    // The domain check reads an attribute nobody has: it must deny, not pass.
+    let yaml = yaml.replace(
+        "    policies:\n      input:\n        - name: bulk-search-admins-only",
+        "    policies:\n      input:\n        - name: department-check\n          condition: user.attributes.department != 'risk'\n          reason: Only the risk department may search\n        - name: bulk-search-admins-only",
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let server = Server::start(&file).with_bearer(ana);
+    let mut s = server.session().await;
+    let r = s.call("search_vendors", json!({"limit": 5})).await;
+    assert_eq!(r["isError"], true);
+    assert!(
+        text(&r).contains("policy error in rule 'department-check'"),
+        "{}",
+        text(&r)
+    );
+    // Tools without the rule are unaffected.
+    assert_eq!(
+        s.call("portfolio_report", json!({})).await["isError"],
+        false
+    );
+}
+
+#[test]
+fn policy_mistakes_are_load_errors_with_line_and_rule() {
+    let (_dir, file, _) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap().replace(
+        "          condition: args.limit > 50 && user.role != 'admin'",
+        "          condition: size(response.rows) > 50",
+    );
+    std::fs::write(&file, &yaml).unwrap();
+    let out = run(&["check", "-p", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tools[0].policies.input[0].condition: an input rule runs before the tool, so it cannot read `response`"), "{err}");
+    assert!(err.contains("warden.yaml:"), "{err}");
+
+    let yaml = yaml.replace(
+        "          condition: size(response.rows) > 50",
+        "          condition: args.limit >>> 50",
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let err =
+        String::from_utf8_lossy(&run(&["check", "-p", file.to_str().unwrap()]).stderr).to_string();
+    assert!(
+        err.contains("invalid CEL in rule 'bulk-search-admins-only'"),
+        "{err}"
+    );
+}
