@@ -811,8 +811,18 @@ fn policy_vars(
     args: Option<&Map<String, Value>>,
     req: &CallRequest<'_>,
 ) -> Map<String, Value> {
+    policy_variables(tool, args, req.caller, req.source)
+}
+
+/// The variables policy expressions see for a call of `tool` by `caller`.
+pub fn policy_variables(
+    tool: &Tool,
+    args: Option<&Map<String, Value>>,
+    caller: Option<&Caller>,
+    source: Source,
+) -> Map<String, Value> {
     let mut vars = Map::new();
-    if let Some(c) = req.caller {
+    if let Some(c) = caller {
         vars.insert(
             "user".into(),
             json!({
@@ -845,9 +855,9 @@ fn policy_vars(
     vars.insert(
         "request".into(),
         json!({
-            "source": match req.source { Source::Http => "http", Source::Stdio => "stdio" },
-            "client": req.caller.map(|c| c.credential.clone()).unwrap_or_default(),
-            "method": req.caller.map(|c| c.method).unwrap_or("none"),
+            "source": match source { Source::Http => "http", Source::Stdio => "stdio" },
+            "client": caller.map(|c| c.credential.clone()).unwrap_or_default(),
+            "method": caller.map(|c| c.method).unwrap_or("none"),
             "time": chrono::Utc::now().to_rfc3339(),
         }),
     );

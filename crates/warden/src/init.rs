@@ -12,6 +12,7 @@ use sqlx::{ConnectOptions, Connection};
 
 const PROJECT: &str = include_str!("../assets/vendor-risk/warden.yaml");
 const SCHEMA: &str = include_str!("../assets/vendor-risk/schema.sql");
+const POLICY_TESTS: &str = include_str!("../assets/vendor-risk/policies.test.yaml");
 
 pub const VENDOR_COUNT: usize = 80;
 
@@ -20,7 +21,8 @@ pub const VENDOR_COUNT: usize = 80;
 pub async fn init(dir: &Path) -> anyhow::Result<PathBuf> {
     let project = dir.join("warden.yaml");
     let db = dir.join("data").join("vendors.db");
-    for existing in [&project, &db] {
+    let tests = dir.join("policies.test.yaml");
+    for existing in [&project, &db, &tests] {
         if existing.exists() {
             bail!(
                 "{} already exists; choose an empty directory (nothing was changed)",
@@ -41,6 +43,8 @@ pub async fn init(dir: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot move the database to {}", db.display()))?;
     std::fs::write(&project, PROJECT)
         .with_context(|| format!("cannot write {}", project.display()))?;
+    std::fs::write(&tests, POLICY_TESTS)
+        .with_context(|| format!("cannot write {}", tests.display()))?;
     Ok(project)
 }
 

@@ -6,6 +6,7 @@
 
 mod admin;
 mod init;
+mod policy_test;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,20 @@ struct Cli {
     log: String,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Run policy test cases (default: policies.test.yaml beside the project file).
+    #[command(
+        after_help = "Example:\n  warden policy test -p warden.yaml\n  warden policy test -p warden.yaml cases/guests.yaml\nExit status is 0 when every case passes, 1 otherwise."
+    )]
+    Test {
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
+        /// The cases file.
+        cases: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +144,11 @@ enum Command {
         project: PathBuf,
         #[command(subcommand)]
         command: admin::AppsCommand,
+    },
+    /// Test the project's policies against YAML cases.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
     /// Explain whether a user may use a tool through an assistant, and which rule decides.
     #[command(
@@ -238,6 +258,26 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Apps { project, command } => {
             admin_command(&project, |s| Box::pin(admin::run_apps(s, command))).await
+        }
+        Command::Policy {
+            command:
+                PolicyCommand::Test {
+                    project: file,
+                    cases,
+                },
+        } => {
+            let project = project::load_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let cases = cases.unwrap_or_else(|| {
+                file.parent()
+                    .unwrap_or(Path::new("."))
+                    .join("policies.test.yaml")
+            });
+            let (_, failed) = policy_test::run(&project, &cases)?;
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Why {
             project,

@@ -127,3 +127,42 @@ fn policy_mistakes_are_load_errors_with_line_and_rule() {
         "{err}"
     );
 }
+
+#[test]
+fn policy_tests_pass_on_the_example_and_fail_readably_on_a_wrong_case() {
+    let (dir, file, _) = init_project();
+    let f = file.to_str().unwrap();
+    let out = run(&["policy", "test", "-p", f]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 passed, 0 failed"));
+
+    let wrong = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &wrong,
+        "cases:\n  - name: guests see owner emails (wrong on purpose)\n    user: { role: guest }\n    tool: vendor_detail\n    args: { vendor_id: V-001 }\n    response: { id: V-001, owner_email: a@x.example, annual_spend: 5 }\n    expect:\n      output: { id: V-001, owner_email: a@x.example }\n  - name: guests may search in bulk (wrong on purpose)\n    user: { role: guest }\n    tool: search_vendors\n    args: { limit: 60 }\n    expect:\n      allow: true\n",
+    )
+    .unwrap();
+    let out = run(&["policy", "test", "-p", f, wrong.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("FAIL  guests see owner emails (wrong on purpose)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"-   "owner_email": "a@x.example""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#"+   "owner_email": "****""#), "{stdout}");
+    assert!(
+        stdout.contains(
+            "expected the call to be allowed, but it was denied: Searches of more than 50 vendors"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 2 failed"), "{stdout}");
+}
