@@ -196,6 +196,8 @@ pub enum ResourceError {
     NotFound(String),
     #[error(transparent)]
     Execution(#[from] ExecError),
+    #[error("{0}")]
+    Policy(crate::policy::PolicyDenial),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -516,6 +518,15 @@ impl Pipeline {
             })
             .collect();
         bind_caller(&resource.statement.names, &mut args, caller);
+        let uri_vars: Map<String, Value> = vars
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let mut policy_vars = resource_policy_vars(&resource.name, "resource", &uri_vars, caller);
+        self.project
+            .policies
+            .check_input(&policy_vars)
+            .map_err(ResourceError::Policy)?;
         let out = self
             .data_for(caller)
             .await?
@@ -535,6 +546,23 @@ impl Pipeline {
         let text = match first {
             Value::String(s) => s.clone(),
             other => other.to_string(),
+        };
+        // Output rules edit JSON content; any other content can only be denied.
+        let text = match serde_json::from_str::<Value>(&text) {
+            Ok(mut json) if !resource.binary => {
+                self.project
+                    .policies
+                    .apply_output(&mut policy_vars, &mut json)
+                    .map_err(ResourceError::Policy)?;
+                json.to_string()
+            }
+            _ => {
+                self.project
+                    .policies
+                    .apply_output(&mut policy_vars, &mut Value::Null)
+                    .map_err(ResourceError::Policy)?;
+                text
+            }
         };
         let body = if resource.binary {
             ResourceBody::Blob(text)
@@ -576,6 +604,11 @@ impl Pipeline {
         {
             return Err(PromptError::MissingArgument(a.name.clone()));
         }
+        let policy_vars = resource_policy_vars(&prompt.name, "prompt", arguments, caller);
+        self.project
+            .policies
+            .check_input(&policy_vars)
+            .map_err(|d| PromptError::Resource(ResourceError::Policy(d)))?;
         let env = minijinja::Environment::new();
         let ctx = template_value(&Value::Object(arguments.clone()));
         let mut out = Vec::with_capacity(prompt.messages.len());
@@ -849,7 +882,7 @@ pub fn policy_variables(
     let read = tool.access == crate::project::Access::Read;
     vars.insert(
         "tool".into(),
-        json!({"name": tool.name, "access": tool.access.as_str(),
+        json!({"name": tool.name, "kind": "tool", "access": tool.access.as_str(),
                "annotations": {"readOnlyHint": read, "destructiveHint": !read}}),
     );
     vars.insert(
@@ -860,6 +893,31 @@ pub fn policy_variables(
             "method": caller.map(|c| c.method).unwrap_or("none"),
             "time": chrono::Utc::now().to_rfc3339(),
         }),
+    );
+    vars
+}
+
+/// Policy variables for a resource read or a prompt: `args` are the URI's variables or the
+/// prompt's arguments; `tool` describes the resource or prompt.
+fn resource_policy_vars(
+    name: &str,
+    kind: &str,
+    args: &Map<String, Value>,
+    caller: Option<&Caller>,
+) -> Map<String, Value> {
+    let mut vars = Map::new();
+    if let Some(c) = caller {
+        vars.insert(
+            "user".into(),
+            json!({"id": c.user_id, "email": c.email, "role": c.role.as_str(), "org": c.org,
+                   "scopes": c.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(), "attributes": {}}),
+        );
+    }
+    vars.insert("args".into(), Value::Object(args.clone()));
+    vars.insert("tool".into(), json!({"name": name, "kind": kind, "access": "read", "annotations": {"readOnlyHint": true}}));
+    vars.insert(
+        "request".into(),
+        json!({"time": chrono::Utc::now().to_rfc3339()}),
     );
     vars
 }

@@ -166,3 +166,76 @@ fn policy_tests_pass_on_the_example_and_fail_readably_on_a_wrong_case() {
     );
     assert!(stdout.contains("0 passed, 2 failed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn project_wide_policies_govern_resources_and_prompts_too() {
+    let (_dir, file, admin) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{yaml}\npolicies:\n  input:\n    - name: no-prompts-for-guests\n      condition: tool.kind == 'prompt' && user.role == 'guest'\n      reason: Guests cannot use prompts\n  output:\n    - name: guests-see-no-country\n      condition: user.role == 'guest'\n      action: filter_fields\n      fields: [country]\n"
+        ),
+    )
+    .unwrap();
+    let guest = add_member(&file, "gus@acme.example", "guest", "mcp:read", false);
+    let server = Server::start(&file);
+    let mut g = Server::attach(server.url.clone())
+        .with_bearer(guest)
+        .session()
+        .await;
+    let mut a = Server::attach(server.url.clone())
+        .with_bearer(admin)
+        .session()
+        .await;
+
+    let read = |v: &Value| -> Value {
+        serde_json::from_str(v["result"]["contents"][0]["text"].as_str().unwrap()).unwrap()
+    };
+    let as_guest = read(
+        &g.request("resources/read", json!({"uri": "vendor://V-001"}))
+            .await,
+    );
+    assert!(as_guest.get("country").is_none(), "{as_guest}");
+    assert!(as_guest["name"].is_string());
+    let as_admin = read(
+        &a.request("resources/read", json!({"uri": "vendor://V-001"}))
+            .await,
+    );
+    assert!(as_admin["country"].is_string(), "{as_admin}");
+
+    let p = g
+        .request(
+            "prompts/get",
+            json!({"name": "vendor_review", "arguments": {"vendor_id": "V-001"}}),
+        )
+        .await;
+    assert!(
+        p["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Guests cannot use prompts"),
+        "{p}"
+    );
+    assert!(
+        a.request(
+            "prompts/get",
+            json!({"name": "vendor_review", "arguments": {"vendor_id": "V-001"}})
+        )
+        .await
+        .get("error")
+        .is_none()
+    );
+
+    // The same project-wide rule reaches tool results.
+    let rows: Value =
+        serde_json::from_str(&text(&g.call("search_vendors", json!({"limit": 3})).await)).unwrap();
+    assert!(
+        rows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("country").is_none()),
+        "{rows}"
+    );
+}

@@ -199,7 +199,13 @@ impl Checker<'_> {
 
         let global_policies = raw.policies.map(|p| p.value).unwrap_or_default();
         // Checked once here; each tool gets its own compiled copy below.
-        let _ = self.policies(&global_policies, "policies", true);
+        let (global_input, global_output) = self.policies(&global_policies, "policies", true);
+        let project_policies = crate::policy::PolicySet {
+            input: global_input,
+            output: global_output,
+            sensitive: Vec::new(),
+            version: crate::policy::version_of(&describe_policies(&global_policies)),
+        };
         let mut tools = Vec::new();
         let mut seen = HashSet::new();
         for (i, spec) in raw.tools.into_iter().enumerate() {
@@ -276,6 +282,7 @@ impl Checker<'_> {
             server: server?,
             data: data?,
             auth: auth?,
+            policies: project_policies,
             show_write_tools: raw
                 .authorization
                 .as_ref()

@@ -34,6 +34,8 @@ pub struct Project {
     pub auth: AuthConfig,
     /// `authorization.show_write_tools`: read-only connections still see write tools.
     pub show_write_tools: bool,
+    /// The project-wide policy rules; they also govern resources and prompts.
+    pub policies: crate::policy::PolicySet,
     pub tools: Vec<Tool>,
     pub resources: Vec<Resource>,
     pub prompts: Vec<Prompt>,

@@ -214,6 +214,8 @@ fn resource_error(e: ResourceError) -> ErrorData {
             Some(json!({ "uri": uri })),
         ),
         ResourceError::Execution(e) => ErrorData::internal_error(e.to_string(), None),
+        // A policy refusal, stated plainly (-32003, as for other denials).
+        ResourceError::Policy(d) => ErrorData::new(ErrorCode(-32003), d.to_string(), None),
     }
 }
 
