@@ -20,6 +20,7 @@ pub const MASK: &str = "****";
 pub struct Condition {
     pub source: String,
     program: cel::Program,
+    reads_response: bool,
 }
 
 impl std::fmt::Debug for Condition {
@@ -32,9 +33,11 @@ impl Condition {
     /// Compiles `source`; the error is the parser's message.
     pub fn compile(source: &str) -> Result<Self, String> {
         let program = cel::Program::compile(source).map_err(|e| e.to_string())?;
+        let reads_response = program.references().has_variable("response");
         Ok(Self {
             source: source.to_string(),
             program,
+            reads_response,
         })
     }
 
@@ -44,13 +47,8 @@ impl Condition {
     }
 
     /// Evaluates to a boolean; anything else is an error (and so a denial).
-    fn eval(&self, vars: &Map<String, Value>) -> Result<bool, String> {
-        let mut ctx = cel::Context::default();
-        for (k, v) in vars {
-            ctx.add_variable(k.clone(), v.clone())
-                .map_err(|e| e.to_string())?;
-        }
-        match self.program.execute(&ctx) {
+    fn eval(&self, ctx: &cel::Context<'_, '_>) -> Result<bool, String> {
+        match self.program.execute(ctx) {
             Ok(cel::Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!("the condition gave {other:?}, not true or false")),
             Err(e) => Err(e.to_string()),
@@ -114,6 +112,24 @@ pub struct PolicyDenial {
     pub version: String,
 }
 
+/// The CEL standard library, built once: building it per call costs more than every rule.
+fn stdlib() -> std::sync::Arc<cel::Env> {
+    thread_local! {
+        static ENV: std::sync::Arc<cel::Env> = std::sync::Arc::new(cel::Env::stdlib());
+    }
+    ENV.with(std::sync::Arc::clone)
+}
+
+/// One CEL context for all the rules of a stage: the variables are converted once.
+fn context(vars: &Map<String, Value>) -> Result<cel::Context<'static, 'static>, String> {
+    let mut ctx = cel::Context::with_env(stdlib());
+    for (k, v) in vars {
+        ctx.add_variable(k.clone(), v.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(ctx)
+}
+
 pub fn version_of(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
@@ -138,8 +154,12 @@ impl PolicySet {
 
     /// Runs the input rules with `vars` (`user`, `args`, `tool`, `request`).
     pub fn check_input(&self, vars: &Map<String, Value>) -> Result<(), PolicyDenial> {
+        let Some(first) = self.input.first() else {
+            return Ok(());
+        };
+        let ctx = context(vars).map_err(|e| self.deny(&first.name, &first.reason, Some(e)))?;
         for rule in &self.input {
-            match rule.condition.eval(vars) {
+            match rule.condition.eval(&ctx) {
                 Ok(false) => {}
                 Ok(true) => return Err(self.deny(&rule.name, &rule.reason, None)),
                 Err(e) => return Err(self.deny(&rule.name, &rule.reason, Some(e))),
@@ -158,10 +178,29 @@ impl PolicySet {
             version: self.version.clone(),
             ..PolicyReport::default()
         };
+        let mut ctx: Option<cel::Context<'static, 'static>> = None;
+        // Whether `response` in the context reflects the current result.
+        let mut response_fresh = false;
         for rule in &self.output {
             if let Some(c) = &rule.condition {
-                vars.insert("response".into(), response.clone());
-                match c.eval(vars) {
+                let cx = match ctx.as_mut() {
+                    Some(cx) => cx,
+                    None => {
+                        vars.remove("response");
+                        ctx.insert(
+                            context(vars)
+                                .map_err(|e| self.deny(&rule.name, &rule.reason, Some(e)))?,
+                        )
+                    }
+                };
+                // `response` is converted only for rules that read it, and again only after
+                // an action changed it.
+                if c.reads_response && !response_fresh {
+                    cx.add_variable("response", response.clone())
+                        .map_err(|e| self.deny(&rule.name, &rule.reason, Some(e.to_string())))?;
+                    response_fresh = true;
+                }
+                match c.eval(cx) {
                     Ok(false) => continue,
                     Ok(true) => {}
                     Err(e) => return Err(self.deny(&rule.name, &rule.reason, Some(e))),
@@ -184,6 +223,7 @@ impl PolicySet {
             };
             if touched {
                 report.fired.push(rule.name.clone());
+                response_fresh = false;
             }
         }
         Ok(report)
