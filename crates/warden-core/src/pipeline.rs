@@ -856,17 +856,7 @@ pub fn policy_variables(
 ) -> Map<String, Value> {
     let mut vars = Map::new();
     if let Some(c) = caller {
-        vars.insert(
-            "user".into(),
-            json!({
-                "id": c.user_id,
-                "email": c.email,
-                "role": c.role.as_str(),
-                "org": c.org,
-                "scopes": c.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-                "attributes": {},
-            }),
-        );
+        vars.insert("user".into(), user_value(c));
     }
     let mut a = Map::new();
     for p in &tool.params {
@@ -897,6 +887,18 @@ pub fn policy_variables(
     vars
 }
 
+/// The caller as policy expressions see it: `user`.
+fn user_value(c: &Caller) -> Value {
+    json!({
+        "id": c.user_id,
+        "email": c.email,
+        "role": c.role.as_str(),
+        "org": c.org,
+        "scopes": c.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "attributes": {},
+    })
+}
+
 /// Policy variables for a resource read or a prompt: `args` are the URI's variables or the
 /// prompt's arguments; `tool` describes the resource or prompt.
 fn resource_policy_vars(
@@ -907,11 +909,7 @@ fn resource_policy_vars(
 ) -> Map<String, Value> {
     let mut vars = Map::new();
     if let Some(c) = caller {
-        vars.insert(
-            "user".into(),
-            json!({"id": c.user_id, "email": c.email, "role": c.role.as_str(), "org": c.org,
-                   "scopes": c.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(), "attributes": {}}),
-        );
+        vars.insert("user".into(), user_value(c));
     }
     vars.insert("args".into(), Value::Object(args.clone()));
     vars.insert("tool".into(), json!({"name": name, "kind": kind, "access": "read", "annotations": {"readOnlyHint": true}}));

@@ -57,6 +57,7 @@ pub enum MemberCommand {
     SetRole {
         email: String,
         role: String,
+        /// The organisation's slug, e.g. acme.
         #[arg(long)]
         org: String,
     },
@@ -65,6 +66,7 @@ pub enum MemberCommand {
     #[command(after_help = "Example:\n  warden member remove ana@acme.example --org acme")]
     Remove {
         email: String,
+        /// The organisation's slug, e.g. acme.
         #[arg(long)]
         org: String,
     },
@@ -77,10 +79,13 @@ pub enum KeyCommand {
         after_help = "Example:\n  warden key create --org acme --user ana@acme.example --name laptop --scope mcp:read"
     )]
     Create {
+        /// The organisation's slug, e.g. acme.
         #[arg(long)]
         org: String,
+        /// The user's email.
         #[arg(long)]
         user: String,
+        /// A name to recognise the key by in `warden key list`.
         #[arg(long)]
         name: String,
         /// mcp:read, or "mcp:read mcp:write".
@@ -89,6 +94,7 @@ pub enum KeyCommand {
     },
     /// List an organisation's API keys (never the keys themselves).
     List {
+        /// The organisation's slug, e.g. acme.
         #[arg(long)]
         org: String,
     },
@@ -96,6 +102,7 @@ pub enum KeyCommand {
     #[command(after_help = "Example:\n  warden key revoke 6f1c...-... --org acme")]
     Revoke {
         id: String,
+        /// The organisation's slug, e.g. acme.
         #[arg(long)]
         org: String,
     },
@@ -105,6 +112,7 @@ pub enum KeyCommand {
 pub enum AppsCommand {
     /// List the apps connected in an organisation, per user.
     List {
+        /// The organisation's slug, e.g. acme.
         #[arg(long)]
         org: String,
     },
@@ -112,6 +120,7 @@ pub enum AppsCommand {
     #[command(after_help = "Example:\n  warden apps revoke 2b7e...-... --org acme")]
     Revoke {
         client_id: String,
+        /// The organisation's slug, e.g. acme.
         #[arg(long)]
         org: String,
     },

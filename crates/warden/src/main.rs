@@ -34,6 +34,20 @@ struct Cli {
     command: Command,
 }
 
+/// `-p/--project`, accepted anywhere after an admin command.
+#[derive(Debug, clap::Args)]
+struct ProjectArg {
+    /// The project file (its `state` section says where users and tokens are kept).
+    #[arg(
+        short,
+        long = "project",
+        global = true,
+        default_value = "warden.yaml",
+        env = "WARDEN_PROJECT"
+    )]
+    path: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum PolicyCommand {
     /// Run policy test cases (default: policies.test.yaml beside the project file).
@@ -82,66 +96,36 @@ enum Command {
     },
     /// Manage organisations.
     Org {
-        #[arg(
-            short,
-            long,
-            global = true,
-            default_value = "warden.yaml",
-            env = "WARDEN_PROJECT"
-        )]
-        project: PathBuf,
+        #[command(flatten)]
+        project: ProjectArg,
         #[command(subcommand)]
         command: admin::OrgCommand,
     },
     /// Manage users.
     User {
-        #[arg(
-            short,
-            long,
-            global = true,
-            default_value = "warden.yaml",
-            env = "WARDEN_PROJECT"
-        )]
-        project: PathBuf,
+        #[command(flatten)]
+        project: ProjectArg,
         #[command(subcommand)]
         command: admin::UserCommand,
     },
     /// Change or remove a member's role in an organisation.
     Member {
-        #[arg(
-            short,
-            long,
-            global = true,
-            default_value = "warden.yaml",
-            env = "WARDEN_PROJECT"
-        )]
-        project: PathBuf,
+        #[command(flatten)]
+        project: ProjectArg,
         #[command(subcommand)]
         command: admin::MemberCommand,
     },
     /// Manage API keys.
     Key {
-        #[arg(
-            short,
-            long,
-            global = true,
-            default_value = "warden.yaml",
-            env = "WARDEN_PROJECT"
-        )]
-        project: PathBuf,
+        #[command(flatten)]
+        project: ProjectArg,
         #[command(subcommand)]
         command: admin::KeyCommand,
     },
     /// List or revoke connected apps (OAuth clients) in an organisation.
     Apps {
-        #[arg(
-            short,
-            long,
-            global = true,
-            default_value = "warden.yaml",
-            env = "WARDEN_PROJECT"
-        )]
-        project: PathBuf,
+        #[command(flatten)]
+        project: ProjectArg,
         #[command(subcommand)]
         command: admin::AppsCommand,
     },
@@ -245,19 +229,19 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Org { project, command } => {
-            admin_command(&project, |s| Box::pin(admin::run_org(s, command))).await
+            admin_command(&project.path, |s| Box::pin(admin::run_org(s, command))).await
         }
         Command::User { project, command } => {
-            admin_command(&project, |s| Box::pin(admin::run_user(s, command))).await
+            admin_command(&project.path, |s| Box::pin(admin::run_user(s, command))).await
         }
         Command::Member { project, command } => {
-            admin_command(&project, |s| Box::pin(admin::run_member(s, command))).await
+            admin_command(&project.path, |s| Box::pin(admin::run_member(s, command))).await
         }
         Command::Key { project, command } => {
-            admin_command(&project, |s| Box::pin(admin::run_key(s, command))).await
+            admin_command(&project.path, |s| Box::pin(admin::run_key(s, command))).await
         }
         Command::Apps { project, command } => {
-            admin_command(&project, |s| Box::pin(admin::run_apps(s, command))).await
+            admin_command(&project.path, |s| Box::pin(admin::run_apps(s, command))).await
         }
         Command::Policy {
             command:
