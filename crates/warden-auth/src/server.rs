@@ -1059,10 +1059,14 @@ impl AuthServer {
         email: &str,
         addr: &str,
     ) -> Result<Option<(User, RawToken)>, LoginError> {
-        let keys = Self::login_keys(email, addr);
+        // Link requests have their own counters: they may slow or stop more link mail (no
+        // flooding an inbox), but never lock the account out of password sign-in.
+        let keys = vec![
+            format!("link:{}", email.trim().to_lowercase()),
+            format!("link-addr:{addr}"),
+        ];
         self.wait_turn(&keys).await?;
-        // Each request counts, so the link mail cannot be used to flood an inbox.
-        self.login_failed(&keys[..1]);
+        self.login_failed(&keys);
         let Some(user) = self
             .store
             .user_by_email(email)

@@ -905,3 +905,84 @@ async fn demotion_while_connected() {
         Err(401)
     );
 }
+
+#[tokio::test]
+async fn link_requests_cannot_lock_out_password_sign_in_and_logout_needs_csrf() {
+    let (_d, file, _) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+    let mut jar = BTreeMap::new();
+    let page = flow
+        .get_authorize(&mut jar, &flow.params(&challenge_s256(VERIFIER)))
+        .await;
+    let html = page.text().await.unwrap();
+    let csrf = hidden(&html, "csrf_token").unwrap();
+    let cont = hidden(&html, "continue").unwrap();
+    // Someone floods sign-in link requests for ana...
+    let burst: Vec<_> = (0..12)
+        .map(|_| {
+            let form = [
+                ("csrf_token", csrf.clone()),
+                ("continue", cont.clone()),
+                ("email", "ana@acme.example".to_string()),
+            ];
+            flow.http
+                .post(format!("{}/login/magic", flow.base))
+                .header(COOKIE, cookie_header(&jar))
+                .form(&form)
+                .send()
+        })
+        .collect();
+    for r in futures::future::join_all(burst).await {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    // Sent together, they were all counted: the next one is refused.
+    let form = [
+        ("csrf_token", csrf.clone()),
+        ("continue", cont.clone()),
+        ("email", "ana@acme.example".to_string()),
+    ];
+    let next = flow
+        .http
+        .post(format!("{}/login/magic", flow.base))
+        .header(COOKIE, cookie_header(&jar))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 429, "link requests are limited");
+    // ...yet ana can still sign in with her password.
+    let mut session = flow.sign_in("ana@acme.example").await;
+    assert!(session.keys().any(|k| k.ends_with("warden_session")));
+
+    // Logout without the CSRF token is refused; with it, the session ends.
+    let r = flow
+        .http
+        .post(format!("{}/logout", flow.base))
+        .header(COOKIE, cookie_header(&session))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let page = flow
+        .get_authorize(&mut session, &flow.params(&challenge_s256(VERIFIER)))
+        .await;
+    let token = hidden(&page.text().await.unwrap(), "csrf_token").unwrap();
+    let r = flow
+        .http
+        .post(format!("{}/logout", flow.base))
+        .header(COOKIE, cookie_header(&session))
+        .form(&[("csrf_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let after = flow
+        .get_authorize(&mut session, &flow.params(&challenge_s256(VERIFIER)))
+        .await;
+    assert!(
+        after.text().await.unwrap().contains("Sign in to Warden"),
+        "the session still works after logout"
+    );
+}

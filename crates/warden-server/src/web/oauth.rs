@@ -569,7 +569,19 @@ async fn magic_redeem(State(s): State<AuthState>, Query(q): Query<MagicRedeem>) 
     }
 }
 
-async fn logout(State(s): State<AuthState>, headers: HeaderMap) -> Response {
+#[derive(Debug, Deserialize)]
+struct LogoutForm {
+    csrf_token: Option<String>,
+}
+
+async fn logout(
+    State(s): State<AuthState>,
+    headers: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    if !csrf_ok(&s, &headers, f.csrf_token.as_deref()) {
+        return csrf_failed();
+    }
     if let Some(raw) = Cookies::get(&headers, s.cookies.session_name()) {
         let _ = s.auth.logout(&raw).await;
     }
