@@ -355,7 +355,12 @@ impl Pipeline {
         } = split_confirmation(tool, req.arguments)?;
         let mut args = tool.bind_arguments(own_args.as_ref())?;
         bind_caller(&tool.statement.names, &mut args, req.caller);
-        let mut vars = policy_vars(tool, own_args.as_ref(), &req);
+        // Most tools have no rules: build the policy variables only for those that do.
+        let mut vars = if tool.policies.is_empty() {
+            Map::new()
+        } else {
+            policy_vars(tool, own_args.as_ref(), &req)
+        };
         tool.policies
             .check_input(&vars)
             .map_err(CallError::Policy)?;

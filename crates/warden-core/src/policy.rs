@@ -139,6 +139,11 @@ pub fn version_of(text: &str) -> String {
 }
 
 impl PolicySet {
+    /// No rules at all: the policy stage has nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.input.is_empty() && self.output.is_empty()
+    }
+
     fn deny(&self, rule: &str, reason: &str, error: Option<String>) -> PolicyDenial {
         let reason = match &error {
             Some(e) => format!("policy error in rule '{rule}': {e}; the call is denied"),
