@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod authz;
 pub mod confirm;
 pub mod exec;

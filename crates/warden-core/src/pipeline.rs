@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{self, AuditError, Event, Outcome, Peer, Sink};
 use crate::authz::{self, Caller, Denial};
 use crate::confirm::{self, Ledger};
 use crate::exec::{DataSource, ExecError, QueryOutput, SqlValue};
@@ -91,6 +92,8 @@ pub struct CallRequest<'a> {
     pub caller: Option<&'a Caller>,
     pub arguments: Option<&'a Map<String, Value>>,
     pub source: Source,
+    /// The network peer, for the audit trail.
+    pub peer: Peer,
     pub cancel: CancellationToken,
     pub channel: &'a dyn ClientChannel,
 }
@@ -149,6 +152,9 @@ pub enum CallError {
     /// A confirmation that cannot be accepted.
     #[error("the write was not confirmed: {0}; nothing was changed")]
     Confirmation(String),
+    /// The call could not be recorded, so it was refused (for a write: rolled back).
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// What a previewed write would do.
@@ -198,6 +204,8 @@ pub enum ResourceError {
     Execution(#[from] ExecError),
     #[error("{0}")]
     Policy(crate::policy::PolicyDenial),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +249,7 @@ pub struct Pipeline {
     project: Arc<Project>,
     data: Data,
     confirmations: Arc<dyn Ledger>,
+    audit: Arc<dyn Sink>,
 }
 
 /// Where tool SQL runs: one shared data source, or one per organisation (`{org}` in the
@@ -260,11 +269,17 @@ pub const CALLER_USER_ID: &str = "caller_user_id";
 pub const CALLER_EMAIL: &str = "caller_email";
 
 impl Pipeline {
-    pub fn new(project: Arc<Project>, data: DataSource, confirmations: Arc<dyn Ledger>) -> Self {
+    pub fn new(
+        project: Arc<Project>,
+        data: DataSource,
+        confirmations: Arc<dyn Ledger>,
+        audit: Arc<dyn Sink>,
+    ) -> Self {
         Self {
             project,
             data: Data::Shared(data),
             confirmations,
+            audit,
         }
     }
 
@@ -273,6 +288,7 @@ impl Pipeline {
     pub async fn open(
         project: Arc<Project>,
         confirmations: Arc<dyn Ledger>,
+        audit: Arc<dyn Sink>,
     ) -> Result<Self, ExecError> {
         let data = if project.data.per_org() {
             Data::PerOrg {
@@ -286,6 +302,7 @@ impl Pipeline {
             project,
             data,
             confirmations,
+            audit,
         })
     }
 
@@ -321,6 +338,12 @@ impl Pipeline {
         &self.project
     }
 
+    /// Where this pipeline's events go; the edge records what it refuses itself (a
+    /// step-up challenge) through the same sink.
+    pub fn audit(&self) -> &Arc<dyn Sink> {
+        &self.audit
+    }
+
     pub fn tools(&self) -> impl Iterator<Item = &Tool> {
         self.project.tools.iter()
     }
@@ -337,8 +360,51 @@ impl Pipeline {
             .filter(move |t| caller.is_none_or(|c| authz::visible(c, t.access, show)))
     }
 
+    /// Runs one tool call through every stage, and records it: the response is released
+    /// only once its record is durable. A write's record is made durable before the write
+    /// commits (see [`Self::execute`]); if anything after that changes the outcome (the
+    /// output policy denies, the commit fails), a second record with the same request id
+    /// says so.
     pub async fn call_tool(&self, req: CallRequest<'_>) -> Result<ToolResult, CallError> {
         let started = Instant::now();
+        let mut event = call_event("tool_call", req.tool, req.caller, req.source, &req.peer);
+        if let Some(tool) = self.project.tool(req.tool) {
+            event.params = audit::sanitize_arguments(tool, req.arguments);
+        }
+        let recorded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let result = self
+            .run_tool(&req, started, &event, recorded.clone())
+            .await;
+        tracing::debug!(
+            tool = req.tool,
+            ok = result.is_ok(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "tool call"
+        );
+        if let Err(CallError::Audit(e)) = &result {
+            // The trail itself failed; there is nothing more to record it in.
+            tracing::error!(tool = req.tool, error = %e.0, "call refused: the audit trail is unavailable");
+            return result;
+        }
+        let already = recorded.load(std::sync::atomic::Ordering::Acquire);
+        if already && result.is_ok() {
+            return result;
+        }
+        finish_event(&mut event, &result, started);
+        if already {
+            event.detail = Some(json!({"follows": "the write's record: its outcome changed after it was recorded"}));
+        }
+        self.audit.record(event).await?;
+        result
+    }
+
+    async fn run_tool(
+        &self,
+        req: &CallRequest<'_>,
+        started: Instant,
+        event: &Event,
+        recorded: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<ToolResult, CallError> {
         let tool = self
             .project
             .tool(req.tool)
@@ -359,25 +425,25 @@ impl Pipeline {
         let mut vars = if tool.policies.is_empty() {
             Map::new()
         } else {
-            policy_vars(tool, own_args.as_ref(), &req)
+            policy_vars(tool, own_args.as_ref(), req)
         };
         tool.policies
             .check_input(&vars)
-            .map_err(CallError::Policy)?;
+            .map_err(|d| CallError::Policy(d))?;
         if tool.access == crate::project::Access::Write {
-            self.confirm(tool, &args, confirm, token, &req).await?;
+            self.confirm(tool, &args, confirm, token, req).await?;
         }
-        let result = self.execute(tool, &mut args, &req, &mut vars).await;
-        tracing::debug!(
-            tool = tool.name,
-            access = tool.access.as_str(),
-            ok = result.is_ok(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "tool call"
-        );
-        result
+        let gate = (tool.access == crate::project::Access::Write).then(|| {
+            write_gate(
+                self.audit.clone(),
+                event.clone(),
+                tool,
+                started,
+                recorded,
+            )
+        });
+        self.execute(tool, &mut args, req, &mut vars, gate).await
     }
-
     /// The third key for writes: without `confirm`, preview and mint a token; with it,
     /// redeem the token for exactly this call.
     async fn confirm(
@@ -434,6 +500,7 @@ impl Pipeline {
         args: &mut [SqlValue],
         req: &CallRequest<'_>,
         vars: &mut Map<String, Value>,
+        gate: Option<crate::exec::Gate>,
     ) -> Result<ToolResult, CallError> {
         for line in &tool.log {
             req.channel.log(line.clone()).await;
@@ -467,11 +534,18 @@ impl Pipeline {
                 .progress(step, steps, format!("step {step} of {steps}"))
                 .await;
         }
-        let output = self
-            .data_for(req.caller)
-            .await?
-            .run(&tool.statement, args, tool.access, &req.cancel)
-            .await?;
+        let data = self.data_for(req.caller).await?;
+        let output = match gate {
+            Some(gate) => data.run_gated(&tool.statement, args, &req.cancel, gate).await,
+            None => {
+                data.run(&tool.statement, args, tool.access, &req.cancel)
+                    .await
+            }
+        }
+        .map_err(|e| match e {
+            ExecError::Refused(reason) => CallError::Audit(AuditError(reason)),
+            other => CallError::Execution(other),
+        })?;
         if steps > 0 {
             req.channel
                 .progress(steps, steps, format!("step {steps} of {steps}"))
@@ -494,7 +568,35 @@ impl Pipeline {
         self.project.resources.iter()
     }
 
+    /// Reads a resource for `caller`, and records the read.
     pub async fn read_resource(
+        &self,
+        uri: &str,
+        caller: Option<&Caller>,
+        source: Source,
+        peer: &Peer,
+        cancel: &CancellationToken,
+    ) -> Result<ResourceContents, ResourceError> {
+        let started = Instant::now();
+        let result = self.read_resource_unrecorded(uri, caller, cancel).await;
+        let mut event = call_event("resource_read", uri, caller, source, peer);
+        event.duration_us = Some(started.elapsed().as_micros() as u64);
+        match &result {
+            Ok(_) => {}
+            Err(ResourceError::Policy(d)) => {
+                event = event.denied("policy", &d.rule, d.reason.clone());
+            }
+            Err(ResourceError::Audit(_)) => return result,
+            Err(e) => {
+                event.outcome = Outcome::ToolError;
+                event.reason = Some(e.to_string());
+            }
+        }
+        self.audit.record(event).await?;
+        result
+    }
+
+    async fn read_resource_unrecorded(
         &self,
         uri: &str,
         caller: Option<&Caller>,
@@ -585,7 +687,42 @@ impl Pipeline {
         self.project.prompts.iter()
     }
 
+    /// Renders a prompt for `caller`, and records it (with the resources it embeds).
     pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: &Map<String, Value>,
+        caller: Option<&Caller>,
+        source: Source,
+        peer: &Peer,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<PromptMessageOut>, PromptError> {
+        let started = Instant::now();
+        let result = self
+            .get_prompt_unrecorded(name, arguments, caller, cancel)
+            .await;
+        let mut event = call_event("prompt_get", name, caller, source, peer);
+        event.params = Some(audit::plain_arguments(arguments));
+        event.duration_us = Some(started.elapsed().as_micros() as u64);
+        match &result {
+            Ok(_) => {}
+            Err(PromptError::Resource(ResourceError::Policy(d))) => {
+                event = event.denied("policy", &d.rule, d.reason.clone());
+            }
+            Err(PromptError::Resource(ResourceError::Audit(_))) => return result,
+            Err(e) => {
+                event.outcome = Outcome::ToolError;
+                event.reason = Some(e.to_string());
+            }
+        }
+        self.audit
+            .record(event)
+            .await
+            .map_err(|e| PromptError::Resource(ResourceError::Audit(e)))?;
+        result
+    }
+
+    async fn get_prompt_unrecorded(
         &self,
         name: &str,
         arguments: &Map<String, Value>,
@@ -632,7 +769,7 @@ impl Pipeline {
                     let uri = env
                         .render_str(uri, &ctx)
                         .map_err(|e| PromptError::Render(e.to_string()))?;
-                    let r = self.read_resource(&uri, caller, cancel).await?;
+                    let r = self.read_resource_unrecorded(&uri, caller, cancel).await?;
                     let text = match r.body {
                         ResourceBody::Text(t) | ResourceBody::Blob(t) => t,
                     };
@@ -692,6 +829,130 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// An event for a call by `caller` (or an unauthenticated one, with `auth: none`).
+fn call_event(
+    kind: &'static str,
+    action: &str,
+    caller: Option<&Caller>,
+    source: Source,
+    peer: &Peer,
+) -> Event {
+    let source = match source {
+        Source::Http => audit::Source::Http,
+        Source::Stdio => audit::Source::Stdio,
+    };
+    let mut e = Event::new(kind, source, action);
+    match caller {
+        Some(c) => {
+            e.org = Some(c.org.clone());
+            e.user_id = Some(c.user_id.clone());
+            e.user_email = Some(c.email.clone());
+            e.auth_method = Some(c.method.to_string());
+            e.credential = Some(c.credential.clone()).filter(|c| !c.is_empty());
+        }
+        None => e.auth_method = Some("none".into()),
+    }
+    e.remote_addr = peer.remote_addr.clone();
+    e.user_agent = peer.user_agent.clone();
+    e
+}
+
+/// Fills in how a call ended.
+fn finish_event(e: &mut Event, result: &Result<ToolResult, CallError>, started: Instant) {
+    e.ts = audit::now();
+    e.duration_us = Some(started.elapsed().as_micros() as u64);
+    let err = match result {
+        Ok(r) => {
+            e.outcome = Outcome::Success;
+            if !r.policy.fired.is_empty() {
+                e.detail = Some(json!({"policy": {"fired": r.policy.fired, "version": r.policy.version}}));
+            }
+            return;
+        }
+        Err(err) => err,
+    };
+    match err {
+        CallError::UnknownTool { .. } => {
+            *e = e.clone().denied("lookup", "tool.unknown", err.to_string());
+        }
+        CallError::Denied(d) => *e = e.clone().denied(d.stage.as_str(), d.rule, d.reason.clone()),
+        CallError::Policy(d) => {
+            let reason = match &d.error {
+                Some(error) => format!("{} (the rule failed: {error})", d.reason),
+                None => d.reason.clone(),
+            };
+            *e = e.clone().denied("policy", &d.rule, reason);
+            e.detail = Some(json!({"policy": {"version": d.version}}));
+        }
+        CallError::Confirmation(m) => {
+            *e = e.clone().denied("confirmation", "confirmation.refused", m.clone());
+        }
+        CallError::ConfirmationRequired(p) => {
+            // Never the token: it is a secret.
+            e.outcome = Outcome::ConfirmationRequired;
+            e.detail = Some(json!({"preview_rows_affected": p.rows_affected}));
+        }
+        CallError::Arguments(_)
+        | CallError::Execution(_)
+        | CallError::NotFound(_)
+        | CallError::Client(_)
+        | CallError::Audit(_) => {
+            e.outcome = Outcome::ToolError;
+            e.reason = Some(err.to_string());
+        }
+    }
+}
+
+/// The gate between a write's statement and its COMMIT: makes the call's record (with the
+/// rows it changed) durable first, so no change can exist without its record.
+fn write_gate(
+    sink: Arc<dyn Sink>,
+    mut event: Event,
+    tool: &Tool,
+    started: Instant,
+    recorded: Arc<std::sync::atomic::AtomicBool>,
+) -> crate::exec::Gate {
+    let inserts = tool
+        .statement
+        .text
+        .trim_start()
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("insert"));
+    Box::new(move |out: &QueryOutput| {
+        event.ts = audit::now();
+        event.duration_us = Some(started.elapsed().as_micros() as u64);
+        event.affected = Some(affected_ids(out, inserts));
+        event.detail = Some(json!({"rows_affected": out.rows_affected}));
+        Box::pin(async move {
+            sink.record(event).await.map_err(|e| e.0)?;
+            recorded.store(true, std::sync::atomic::Ordering::Release);
+            Ok(())
+        })
+    })
+}
+
+/// The ids of the rows a write changed: its `RETURNING` rows' `id` (or first) column, or,
+/// for a one-row SQLite `INSERT` without `RETURNING`, the new rowid.
+fn affected_ids(out: &QueryOutput, inserts: bool) -> Vec<String> {
+    let ids: Vec<String> = out
+        .rows
+        .iter()
+        .filter_map(|r| r.get("id").or_else(|| r.values().next()))
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    if ids.is_empty()
+        && inserts
+        && out.rows_affected == 1
+        && let Some(id) = out.last_insert_id
+    {
+        return vec![id.to_string()];
+    }
+    ids
 }
 
 fn render_with_args(template: &str, tool: &Tool, args: &[SqlValue]) -> Result<String, CallError> {

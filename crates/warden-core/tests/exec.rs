@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Connection};
 use tokio_util::sync::CancellationToken;
+use warden_core::audit::{MemorySink, Outcome};
 use warden_core::exec::{DataSource, ExecError};
 use warden_core::pipeline::{CallError, CallRequest, NoChannel, Pipeline, Source};
 use warden_core::project;
@@ -140,6 +141,10 @@ fn slow_write_sql(b: Backend) -> &'static str {
 }
 
 async fn pipeline(db: &Db) -> Pipeline {
+    pipeline_with_sink(db).await.0
+}
+
+async fn pipeline_with_sink(db: &Db) -> (Pipeline, Arc<MemorySink>) {
     let yaml = format!(
         r#"version: 1
 name: exec-tests
@@ -193,7 +198,14 @@ tools:
     let project = project::load_str(&yaml, Path::new("exec-tests.yaml"), |_| None)
         .unwrap_or_else(|e| panic!("{e}"));
     let data = DataSource::open(&project.data).await.unwrap();
-    Pipeline::new(Arc::new(project), data, Arc::new(TestLedger::default()))
+    let sink = Arc::new(MemorySink::default());
+    let p = Pipeline::new(
+        Arc::new(project),
+        data,
+        Arc::new(TestLedger::default()),
+        sink.clone(),
+    );
+    (p, sink)
 }
 
 /// A confirmation ledger for these tests (the real ones live in warden-auth).
@@ -254,6 +266,7 @@ async fn call_with(
             caller: None,
             arguments: args.as_ref(),
             source: Source::Stdio,
+            peer: Default::default(),
             cancel: cancel.clone(),
             channel: &NoChannel,
         };
@@ -431,5 +444,77 @@ async fn results_stop_at_max_rows() {
         assert_eq!(out["row_count"], 3, "{:?}", db.backend);
         assert_eq!(out["truncated"], true);
         p.close().await;
+    }
+}
+
+#[tokio::test]
+async fn every_call_is_recorded_and_a_write_before_it_commits() {
+    for db in databases().await {
+        let (p, sink) = pipeline_with_sink(&db).await;
+        call(&p, "add", json!({"n": 7, "label": "x"})).await.unwrap();
+        let events = sink.events();
+        let outcomes: Vec<_> = events.iter().map(|e| e.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [Outcome::ConfirmationRequired, Outcome::Success],
+            "{:?}",
+            db.backend
+        );
+        let write = &events[1];
+        assert_eq!(write.action, "add");
+        assert_eq!(write.affected.as_deref(), Some(&["7".to_string()][..]));
+        assert_eq!(write.detail.as_ref().unwrap()["rows_affected"], 1);
+        // The confirmation token is a secret: recorded only as a marker.
+        assert_eq!(
+            write.params.as_ref().unwrap()["confirmation_token"],
+            warden_core::audit::REDACTED
+        );
+        assert_eq!(write.params.as_ref().unwrap()["label"], "x");
+
+        // The trail fails: the confirmed write is refused and rolled back; a read is refused.
+        call(&p, "add", json!({"n": 8}))
+            .await
+            .map(|_| ())
+            .or_else(|e| match e {
+                CallError::Audit(_) => Ok(()),
+                other => Err(other),
+            })
+            .unwrap();
+        let before = count(&p).await;
+        let args = json!({"n": 9}).as_object().cloned();
+        let preview = p
+            .call_tool(request("add", args.as_ref()))
+            .await
+            .unwrap_err();
+        let CallError::ConfirmationRequired(preview) = preview else {
+            panic!("{preview}")
+        };
+        sink.fail(true);
+        let mut confirmed = args.clone().unwrap();
+        confirmed.insert("confirm".into(), json!(true));
+        confirmed.insert("confirmation_token".into(), json!(preview.token));
+        let err = p
+            .call_tool(request("add", Some(&confirmed)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CallError::Audit(_)), "{:?}: {err}", db.backend);
+        assert!(err.to_string().contains("nothing was changed"), "{err}");
+        let err = p.call_tool(request("count", None)).await.unwrap_err();
+        assert!(matches!(err, CallError::Audit(_)), "{err}");
+        sink.fail(false);
+        assert_eq!(count(&p).await, before, "{:?}", db.backend);
+        p.close().await;
+    }
+}
+
+fn request<'a>(tool: &'a str, args: Option<&'a serde_json::Map<String, Value>>) -> CallRequest<'a> {
+    CallRequest {
+        tool,
+        caller: None,
+        arguments: args,
+        source: Source::Stdio,
+        peer: Default::default(),
+        cancel: CancellationToken::new(),
+        channel: &NoChannel,
     }
 }

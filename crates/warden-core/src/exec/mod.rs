@@ -61,6 +61,28 @@ pub struct QueryOutput {
     /// More rows existed than `data.max_rows`; they were not read.
     pub truncated: bool,
     pub rows_affected: u64,
+    /// SQLite's rowid of the last row an `INSERT` added, when the statement inserted.
+    pub last_insert_id: Option<i64>,
+}
+
+/// Runs between a write's statement and its COMMIT, with what the statement did; an `Err`
+/// rolls the write back. The audit trail uses it to make the call's record durable before
+/// the change can exist.
+pub type Gate =
+    Box<dyn FnOnce(&QueryOutput) -> futures::future::BoxFuture<'static, Result<(), String>> + Send>;
+
+/// What happens at the end of a write's transaction.
+enum Finish {
+    Commit,
+    /// Commit only if the gate agrees.
+    Gated(Gate),
+    Rollback,
+}
+
+impl Finish {
+    fn commits(&self) -> bool {
+        !matches!(self, Self::Rollback)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +99,9 @@ pub enum ExecError {
     UnsupportedType { column: String, ty: String },
     #[error("cannot open the data source: {0}")]
     Connect(String),
+    /// The write's gate refused; the write was rolled back.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The connection pools for one project's data.
@@ -169,7 +194,20 @@ impl DataSource {
         access: Access,
         cancel: &CancellationToken,
     ) -> Result<QueryOutput, ExecError> {
-        self.execute(stmt, args, access, cancel, true).await
+        self.execute(stmt, args, access, cancel, Finish::Commit).await
+    }
+
+    /// Runs a write statement whose COMMIT waits for `gate`: if the gate fails, the write is
+    /// rolled back and [`ExecError::Refused`] carries the gate's reason.
+    pub async fn run_gated(
+        &self,
+        stmt: &Statement,
+        args: &[SqlValue],
+        cancel: &CancellationToken,
+        gate: Gate,
+    ) -> Result<QueryOutput, ExecError> {
+        self.execute(stmt, args, Access::Write, cancel, Finish::Gated(gate))
+            .await
     }
 
     /// Runs a write statement in a transaction that is always rolled back: what the write
@@ -180,7 +218,8 @@ impl DataSource {
         args: &[SqlValue],
         cancel: &CancellationToken,
     ) -> Result<QueryOutput, ExecError> {
-        self.execute(stmt, args, Access::Write, cancel, false).await
+        self.execute(stmt, args, Access::Write, cancel, Finish::Rollback)
+            .await
     }
 
     async fn execute(
@@ -189,7 +228,7 @@ impl DataSource {
         args: &[SqlValue],
         access: Access,
         cancel: &CancellationToken,
-        commit: bool,
+        finish: Finish,
     ) -> Result<QueryOutput, ExecError> {
         let limits = self.limits();
         match self {
@@ -203,7 +242,7 @@ impl DataSource {
                     access,
                     limits,
                     stop.clone(),
-                    commit,
+                    finish,
                 ));
                 let joined = tokio::select! {
                     r = &mut task => r,
@@ -222,7 +261,7 @@ impl DataSource {
                     biased;
                     () = cancel.cancelled() => Err(ExecError::Cancelled),
                     r = tokio::time::timeout(limits.timeout + Duration::from_secs(1),
-                                             run_postgres(pool, stmt, args, access, limits, commit)) => {
+                                             run_postgres(pool, stmt, args, access, limits, finish)) => {
                         r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
                     }
                 }
@@ -269,13 +308,16 @@ macro_rules! bind_all {
 // `fetch_many` is deprecated only for multi-statement strings; `sql::compile` guarantees one
 // statement, and it is the one call that yields both rows and the affected-row count.
 macro_rules! collect {
-    ($stream:expr, $decode:path, $limits:expr) => {{
+    ($stream:expr, $decode:path, $last_id:path, $limits:expr) => {{
         let mut out = QueryOutput::default();
         #[allow(deprecated)]
         let mut stream = $stream;
         while let Some(item) = stream.try_next().await.map_err(db_error)? {
             match item {
-                Either::Left(done) => out.rows_affected += done.rows_affected(),
+                Either::Left(done) => {
+                    out.rows_affected += done.rows_affected();
+                    out.last_insert_id = $last_id(&done);
+                }
                 Either::Right(row) => {
                     if out.rows.len() == $limits.max_rows {
                         out.truncated = true;
@@ -299,7 +341,7 @@ async fn run_sqlite(
     access: Access,
     limits: Limits,
     stop: Arc<AtomicBool>,
-    commit: bool,
+    finish: Finish,
 ) -> Result<QueryOutput, ExecError> {
     let mut conn = pool.acquire().await.map_err(db_error)?;
     let deadline = Instant::now() + limits.timeout;
@@ -328,6 +370,7 @@ async fn run_sqlite(
             Ok(collect!(
                 q.fetch_many(&mut *conn),
                 decode::sqlite_row,
+                sqlite_last_id,
                 limits
             ))
         }
@@ -338,10 +381,27 @@ async fn run_sqlite(
         let mut tx = sqlx::Connection::begin(&mut *conn)
             .await
             .map_err(db_error)?;
-        let out = async { Ok(collect!(q.fetch_many(&mut *tx), decode::sqlite_row, limits)) }.await;
+        let out = async {
+            Ok(collect!(
+                q.fetch_many(&mut *tx),
+                decode::sqlite_row,
+                sqlite_last_id,
+                limits
+            ))
+        }
+        .await;
         armed.store(false, Ordering::Release);
+        // The gate runs with the write lock held and the statement done, before COMMIT.
+        let out = match (out, finish) {
+            (Ok(out), Finish::Gated(gate)) => match gate(&out).await {
+                Ok(()) => Ok((out, true)),
+                Err(reason) => Err(ExecError::Refused(reason)),
+            },
+            (Ok(out), f) => Ok((out, f.commits())),
+            (Err(e), _) => Err(e),
+        };
         match out {
-            Ok(out) if !commit => {
+            Ok((out, false)) => {
                 healthy = tx.rollback().await.is_ok();
                 if healthy {
                     Ok(out)
@@ -351,7 +411,7 @@ async fn run_sqlite(
                     ))
                 }
             }
-            Ok(out) => match tx.commit().await {
+            Ok((out, true)) => match tx.commit().await {
                 Ok(()) => Ok(out),
                 Err(e) => {
                     healthy = false;
@@ -375,6 +435,7 @@ async fn run_sqlite(
         conn.close_on_drop();
     }
     match result {
+        Err(e @ ExecError::Refused(_)) => Err(e),
         Err(_) if stop.load(Ordering::Relaxed) => Err(ExecError::Cancelled),
         Err(_) if expired.load(Ordering::Relaxed) => Err(ExecError::Timeout(limits.timeout)),
         other => other,
@@ -387,7 +448,7 @@ async fn run_postgres(
     args: &[SqlValue],
     access: Access,
     limits: Limits,
-    commit: bool,
+    finish: Finish,
 ) -> Result<QueryOutput, ExecError> {
     let begin = if access == Access::Read {
         "BEGIN READ ONLY"
@@ -403,7 +464,12 @@ async fn run_postgres(
         .map_err(db_error)?;
     let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
     let out = match async {
-        Ok::<_, ExecError>(collect!(q.fetch_many(&mut *tx), decode::pg_row, limits))
+        Ok::<_, ExecError>(collect!(
+            q.fetch_many(&mut *tx),
+            decode::pg_row,
+            pg_last_id,
+            limits
+        ))
     }
     .await
     {
@@ -413,12 +479,26 @@ async fn run_postgres(
         }
         Err(e) => return Err(e),
     };
-    if commit {
-        tx.commit().await.map_err(db_error)?;
-    } else {
-        tx.rollback().await.map_err(db_error)?;
+    match finish {
+        Finish::Commit => tx.commit().await.map_err(db_error)?,
+        Finish::Gated(gate) => match gate(&out).await {
+            Ok(()) => tx.commit().await.map_err(db_error)?,
+            Err(reason) => {
+                tx.rollback().await.map_err(db_error)?;
+                return Err(ExecError::Refused(reason));
+            }
+        },
+        Finish::Rollback => tx.rollback().await.map_err(db_error)?,
     }
     Ok(out)
+}
+
+fn sqlite_last_id(done: &sqlx::sqlite::SqliteQueryResult) -> Option<i64> {
+    Some(done.last_insert_rowid()).filter(|id| *id != 0)
+}
+
+fn pg_last_id(_: &sqlx::postgres::PgQueryResult) -> Option<i64> {
+    None
 }
 
 fn db_error(e: sqlx::Error) -> ExecError {
