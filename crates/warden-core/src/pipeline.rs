@@ -372,9 +372,7 @@ impl Pipeline {
             event.params = audit::sanitize_arguments(tool, req.arguments);
         }
         let recorded = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let result = self
-            .run_tool(&req, started, &event, recorded.clone())
-            .await;
+        let result = self.run_tool(&req, started, &event, recorded.clone()).await;
         tracing::debug!(
             tool = req.tool,
             ok = result.is_ok(),
@@ -392,7 +390,9 @@ impl Pipeline {
         }
         finish_event(&mut event, &result, started);
         if already {
-            event.detail = Some(json!({"follows": "the write's record: its outcome changed after it was recorded"}));
+            event.detail = Some(
+                json!({"follows": "the write's record: its outcome changed after it was recorded"}),
+            );
         }
         self.audit.record(event).await?;
         result
@@ -433,15 +433,8 @@ impl Pipeline {
         if tool.access == crate::project::Access::Write {
             self.confirm(tool, &args, confirm, token, req).await?;
         }
-        let gate = (tool.access == crate::project::Access::Write).then(|| {
-            write_gate(
-                self.audit.clone(),
-                event.clone(),
-                tool,
-                started,
-                recorded,
-            )
-        });
+        let gate = (tool.access == crate::project::Access::Write)
+            .then(|| write_gate(self.audit.clone(), event.clone(), tool, started, recorded));
         self.execute(tool, &mut args, req, &mut vars, gate).await
     }
     /// The third key for writes: without `confirm`, preview and mint a token; with it,
@@ -536,7 +529,10 @@ impl Pipeline {
         }
         let data = self.data_for(req.caller).await?;
         let output = match gate {
-            Some(gate) => data.run_gated(&tool.statement, args, &req.cancel, gate).await,
+            Some(gate) => {
+                data.run_gated(&tool.statement, args, &req.cancel, gate)
+                    .await
+            }
             None => {
                 data.run(&tool.statement, args, tool.access, &req.cancel)
                     .await
@@ -867,7 +863,8 @@ fn finish_event(e: &mut Event, result: &Result<ToolResult, CallError>, started: 
         Ok(r) => {
             e.outcome = Outcome::Success;
             if !r.policy.fired.is_empty() {
-                e.detail = Some(json!({"policy": {"fired": r.policy.fired, "version": r.policy.version}}));
+                e.detail =
+                    Some(json!({"policy": {"fired": r.policy.fired, "version": r.policy.version}}));
             }
             return;
         }
@@ -887,7 +884,9 @@ fn finish_event(e: &mut Event, result: &Result<ToolResult, CallError>, started: 
             e.detail = Some(json!({"policy": {"version": d.version}}));
         }
         CallError::Confirmation(m) => {
-            *e = e.clone().denied("confirmation", "confirmation.refused", m.clone());
+            *e = e
+                .clone()
+                .denied("confirmation", "confirmation.refused", m.clone());
         }
         CallError::ConfirmationRequired(p) => {
             // Never the token: it is a secret.

@@ -451,7 +451,9 @@ async fn results_stop_at_max_rows() {
 async fn every_call_is_recorded_and_a_write_before_it_commits() {
     for db in databases().await {
         let (p, sink) = pipeline_with_sink(&db).await;
-        call(&p, "add", json!({"n": 7, "label": "x"})).await.unwrap();
+        call(&p, "add", json!({"n": 7, "label": "x"}))
+            .await
+            .unwrap();
         let events = sink.events();
         let outcomes: Vec<_> = events.iter().map(|e| e.outcome).collect();
         assert_eq!(
@@ -497,7 +499,11 @@ async fn every_call_is_recorded_and_a_write_before_it_commits() {
             .call_tool(request("add", Some(&confirmed)))
             .await
             .unwrap_err();
-        assert!(matches!(err, CallError::Audit(_)), "{:?}: {err}", db.backend);
+        assert!(
+            matches!(err, CallError::Audit(_)),
+            "{:?}: {err}",
+            db.backend
+        );
         assert!(err.to_string().contains("nothing was changed"), "{err}");
         let err = p.call_tool(request("count", None)).await.unwrap_err();
         assert!(matches!(err, CallError::Audit(_)), "{err}");

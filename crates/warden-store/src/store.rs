@@ -71,6 +71,7 @@ macro_rules! on_pool {
 }
 
 // After `on_pool!`, which they use.
+pub(crate) mod audit;
 pub mod bearer;
 pub mod confirm;
 mod credentials;

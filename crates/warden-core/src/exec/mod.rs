@@ -194,7 +194,8 @@ impl DataSource {
         access: Access,
         cancel: &CancellationToken,
     ) -> Result<QueryOutput, ExecError> {
-        self.execute(stmt, args, access, cancel, Finish::Commit).await
+        self.execute(stmt, args, access, cancel, Finish::Commit)
+            .await
     }
 
     /// Runs a write statement whose COMMIT waits for `gate`: if the gate fails, the write is

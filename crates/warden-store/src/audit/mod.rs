@@ -1,0 +1,249 @@
+//! The audit trail: durable, hash-chained, signed, queryable.
+//!
+//! - [`AuditLog`] is the writer: one task per process that takes events from every caller,
+//!   writes all that are waiting in one transaction (group commit: one fsync for many
+//!   calls) and answers each caller only once that transaction is durable. It implements
+//!   `warden_core::audit::Sink`, so the pipeline can wait on it.
+//! - [`chain`]: how records are hashed and chains verified; [`signer`]: the Ed25519
+//!   checkpoint key, kept in a file outside the database.
+//! - The SQL lives with the rest in `store/audit.rs`.
+
+pub mod chain;
+pub mod signer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+use warden_core::audit::{AuditError, Event, Sink};
+
+pub use crate::store::audit::{Appended, Purged, chain_of};
+use crate::{Store, StoreError};
+pub use chain::{Break, BreakKind, ChainReport, Checkpoint, GENESIS, Record};
+pub use signer::{Signer, SignerError, Verifier};
+
+/// The chain of events that belong to no organisation (failed sign-ins of unknown users,
+/// startup, retention). Cannot collide with an organisation: slugs have no `_`.
+pub const SYSTEM_CHAIN: &str = "_system";
+
+/// Which records `warden log` shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// RFC 3339 UTC, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339 UTC, exclusive.
+    pub until: Option<String>,
+    /// An email (any case) or user id.
+    pub user: Option<String>,
+    pub tool: Option<String>,
+    pub org: Option<String>,
+    /// An OAuth client id or API key id.
+    pub client: Option<String>,
+    /// `success`, `tool_error`, `denied`, `confirmation_required`.
+    pub outcome: Option<String>,
+    /// `allowed` or `denied`.
+    pub decision: Option<String>,
+    pub event: Option<String>,
+    pub limit: usize,
+}
+
+/// How the writer batches and checkpoints.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most events in one transaction.
+    pub max_batch: usize,
+    /// Sign a checkpoint once a chain has this many records past its last one...
+    pub checkpoint_every: u64,
+    /// ...or this long after its last one, whichever comes first.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_batch: 1024,
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+enum Msg {
+    Append(Event, oneshot::Sender<Result<Appended, String>>),
+    Checkpoint(&'static str, oneshot::Sender<Result<u64, String>>),
+}
+
+/// The writer. Cheap to clone; the task stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    signing: bool,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("signing", &self.signing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer on `store`. Without a signer no checkpoints are written (the CLI's
+    /// one-off events; the server always signs).
+    pub fn start(store: Store, signer: Option<Arc<Signer>>, options: Options) -> Self {
+        let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 8);
+        let signing = signer.is_some();
+        tokio::spawn(writer(store, signer, options, rx));
+        Self { tx, signing }
+    }
+
+    /// Appends one event; resolves once it is durable.
+    pub async fn append(&self, event: Event) -> Result<Appended, AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Append(event, done))
+            .await
+            .map_err(|_| AuditError("the audit writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| AuditError("the audit writer has stopped".into()))?
+            .map_err(AuditError)
+    }
+
+    /// Signs a checkpoint at the head of every chain with records past its last one.
+    pub async fn checkpoint(&self, kind: &'static str) -> Result<u64, AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Checkpoint(kind, done))
+            .await
+            .map_err(|_| AuditError("the audit writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| AuditError("the audit writer has stopped".into()))?
+            .map_err(AuditError)
+    }
+}
+
+impl Sink for AuditLog {
+    fn record(&self, event: Event) -> BoxFuture<'static, Result<(), AuditError>> {
+        let log = self.clone();
+        Box::pin(async move { log.append(event).await.map(|_| ()) })
+    }
+}
+
+async fn writer(
+    store: Store,
+    signer: Option<Arc<Signer>>,
+    options: Options,
+    mut rx: mpsc::Receiver<Msg>,
+) {
+    // Records each chain gained since this writer last checkpointed it.
+    let mut since_checkpoint: HashMap<String, u64> = HashMap::new();
+    let mut tick = tokio::time::interval(options.checkpoint_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut batch = Vec::with_capacity(options.max_batch);
+    let mut controls = Vec::new();
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = tick.tick() => {
+                if let Some(signer) = &signer
+                    && !since_checkpoint.is_empty()
+                {
+                    match store.audit_checkpoint(signer, "periodic").await {
+                        Ok(_) => since_checkpoint.clear(),
+                        Err(e) => tracing::error!(error = %e, "could not write an audit checkpoint"),
+                    }
+                }
+                continue;
+            }
+        };
+        // Whatever queued while the last commit was on disk goes into this one.
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Append(e, done) => batch.push((e, done)),
+                Msg::Checkpoint(kind, done) => controls.push((kind, done)),
+            }
+            if batch.len() < options.max_batch {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
+            let mut due = Vec::new();
+            if signer.is_some() {
+                let mut counts: HashMap<&str, u64> = HashMap::new();
+                for e in &events {
+                    *counts.entry(chain_of(e)).or_default() += 1;
+                }
+                for (chain, n) in counts {
+                    if since_checkpoint.get(chain).copied().unwrap_or(0) + n
+                        >= options.checkpoint_every
+                    {
+                        due.push(chain.to_string());
+                    }
+                }
+            }
+            let result = store
+                .audit_append(&events, signer.as_deref().map(|s| (s, due.as_slice())))
+                .await;
+            match result {
+                Ok(placed) => {
+                    for p in &placed {
+                        *since_checkpoint.entry(p.chain.clone()).or_default() += 1;
+                    }
+                    for chain in &due {
+                        since_checkpoint.remove(chain);
+                    }
+                    for ((_, done), p) in batch.drain(..).zip(placed) {
+                        let _ = done.send(Ok(p));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = batch.len(), "the audit trail could not record; the calls are refused");
+                    let reason = store_error_reason(&e);
+                    for (_, done) in batch.drain(..) {
+                        let _ = done.send(Err(reason.clone()));
+                    }
+                }
+            }
+        }
+        for (kind, done) in controls.drain(..) {
+            let r = match &signer {
+                Some(s) => store
+                    .audit_checkpoint(s, kind)
+                    .await
+                    .map_err(|e| store_error_reason(&e)),
+                None => Err("no audit signing key is loaded".into()),
+            };
+            if r.is_ok() {
+                since_checkpoint.clear();
+            }
+            let _ = done.send(r);
+        }
+    }
+}
+
+/// What a caller is told when the store fails: the cause, without internals.
+fn store_error_reason(e: &StoreError) -> String {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("full") || lower.contains("no space") {
+        "the audit store is full".into()
+    } else if lower.contains("readonly")
+        || lower.contains("read-only")
+        || lower.contains("read only")
+    {
+        "the audit store is read-only".into()
+    } else if lower.contains("locked") || lower.contains("busy") || lower.contains("timed out") {
+        "the audit store is busy or locked".into()
+    } else {
+        "the audit store is unavailable".into()
+    }
+}

@@ -1,0 +1,366 @@
+//! The audit tables: appending a batch of events to their chains, checkpoints, queries and
+//! retention. Appends and checkpoints lock each chain's head row (in chain order, so that
+//! writers in several processes cannot deadlock), so sequence numbers never collide.
+
+use std::collections::BTreeMap;
+
+use warden_core::audit::Event;
+
+use super::{Backend, BeginWrite, Store};
+use crate::StoreError;
+use crate::audit::chain::{self, Checkpoint, GENESIS, Record};
+use crate::audit::signer::{Signer, checkpoint_message};
+use crate::audit::{Filter, SYSTEM_CHAIN};
+
+const RECORD_COLUMNS: &str = "id, chain, seq, ts, request_id, event, org, user_id, user_email, \
+     auth_method, credential, source, remote_addr, user_agent, action, params, decision, stage, \
+     rule, reason, outcome, duration_us, affected, detail, prev_hash, hash";
+
+const INSERT_COLUMNS: &str = "INSERT INTO audit_records (chain, seq, ts, request_id, event, org, \
+     user_id, user_email, auth_method, credential, source, remote_addr, user_agent, action, \
+     params, decision, stage, rule, reason, outcome, duration_us, affected, detail, prev_hash, \
+     hash) ";
+
+/// Rows per INSERT statement: 25 binds each stays far below SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 256;
+
+const ENSURE_HEAD: &str =
+    "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING";
+/// Locks the head row (PostgreSQL; SQLite holds the database write lock already).
+const LOCK_HEAD: &str = "UPDATE audit_heads SET seq = seq WHERE chain = $1";
+const HEAD: &str = "SELECT seq, hash FROM audit_heads WHERE chain = $1";
+const SET_HEAD: &str = "UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1";
+const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints \
+     (chain, seq, hash, ts, kind, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const LAST_CHECKPOINT_SEQ: &str =
+    "SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints WHERE chain = $1";
+const CHAINS: &str = "SELECT chain FROM audit_heads UNION SELECT chain FROM audit_records \
+     UNION SELECT chain FROM audit_checkpoints ORDER BY 1";
+
+/// Where each appended event landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub chain: String,
+    pub seq: i64,
+}
+
+/// What a retention purge removed from one chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purged {
+    pub chain: String,
+    /// Records removed; the chain now starts after `through_seq`.
+    pub records: u64,
+    pub through_seq: i64,
+}
+
+/// The chain an event belongs to.
+pub fn chain_of(e: &Event) -> &str {
+    e.org.as_deref().unwrap_or(SYSTEM_CHAIN)
+}
+
+fn record_of(e: &Event, seq: i64, prev_hash: String) -> Record {
+    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    let mut r = Record {
+        id: 0,
+        chain: chain_of(e).to_string(),
+        seq,
+        ts: e.ts.clone(),
+        request_id: e.request_id.clone(),
+        event: e.kind.to_string(),
+        org: e.org.clone(),
+        user_id: e.user_id.clone(),
+        user_email: e.user_email.clone(),
+        auth_method: e.auth_method.clone(),
+        credential: e.credential.clone(),
+        source: e.source.as_str().to_string(),
+        remote_addr: e.remote_addr.clone(),
+        user_agent: e.user_agent.clone(),
+        action: e.action.clone(),
+        params: json(&e.params),
+        decision: e.decision.as_str().to_string(),
+        stage: e.stage.clone(),
+        rule: e.rule.clone(),
+        reason: e.reason.clone(),
+        outcome: e.outcome.as_str().to_string(),
+        duration_us: e.duration_us.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
+        affected: e
+            .affected
+            .as_ref()
+            .map(|a| serde_json::Value::from(a.clone()).to_string()),
+        detail: json(&e.detail),
+        prev_hash,
+        hash: String::new(),
+    };
+    r.hash = chain::hash(&r);
+    r
+}
+
+fn signed(signer: &Signer, chain: &str, seq: i64, hash: &str, kind: &str) -> Checkpoint {
+    let ts = warden_core::audit::now();
+    let signature = signer.sign(&checkpoint_message(chain, seq, hash, &ts, kind));
+    Checkpoint {
+        id: 0,
+        chain: chain.to_string(),
+        seq,
+        hash: hash.to_string(),
+        ts,
+        kind: kind.to_string(),
+        key_id: signer.verifier().key_id().to_string(),
+        signature,
+    }
+}
+
+/// Pushes `, (...)`-separated bound rows; one macro for both backends' builders.
+macro_rules! insert_records {
+    ($tx:expr, $rows:expr) => {{
+        for chunk in $rows.chunks(ROWS_PER_INSERT) {
+            let mut qb = sqlx::QueryBuilder::new(INSERT_COLUMNS);
+            qb.push_values(chunk, |mut b, r: &Record| {
+                b.push_bind(&r.chain)
+                    .push_bind(r.seq)
+                    .push_bind(&r.ts)
+                    .push_bind(&r.request_id)
+                    .push_bind(&r.event)
+                    .push_bind(&r.org)
+                    .push_bind(&r.user_id)
+                    .push_bind(&r.user_email)
+                    .push_bind(&r.auth_method)
+                    .push_bind(&r.credential)
+                    .push_bind(&r.source)
+                    .push_bind(&r.remote_addr)
+                    .push_bind(&r.user_agent)
+                    .push_bind(&r.action)
+                    .push_bind(&r.params)
+                    .push_bind(&r.decision)
+                    .push_bind(&r.stage)
+                    .push_bind(&r.rule)
+                    .push_bind(&r.reason)
+                    .push_bind(&r.outcome)
+                    .push_bind(r.duration_us)
+                    .push_bind(&r.affected)
+                    .push_bind(&r.detail)
+                    .push_bind(&r.prev_hash)
+                    .push_bind(&r.hash);
+            });
+            qb.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+
+macro_rules! insert_checkpoint {
+    ($tx:expr, $cp:expr) => {{
+        let cp: &Checkpoint = $cp;
+        sqlx::query(INSERT_CHECKPOINT)
+            .bind(&cp.chain)
+            .bind(cp.seq)
+            .bind(&cp.hash)
+            .bind(&cp.ts)
+            .bind(&cp.kind)
+            .bind(&cp.key_id)
+            .bind(&cp.signature)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// Locks and reads a chain's head, creating it if new.
+macro_rules! lock_head {
+    ($tx:expr, $chain:expr) => {{
+        sqlx::query(ENSURE_HEAD)
+            .bind($chain)
+            .bind(GENESIS)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(LOCK_HEAD)
+            .bind($chain)
+            .execute(&mut *$tx)
+            .await?;
+        let head: (i64, String) = sqlx::query_as(HEAD)
+            .bind($chain)
+            .fetch_one(&mut *$tx)
+            .await?;
+        head
+    }};
+}
+
+impl Store {
+    /// Appends `events` to their chains in one durable transaction, in order, and signs a
+    /// checkpoint at the new head of each chain in `checkpoint`. Returns where each landed.
+    pub async fn audit_append(
+        &self,
+        events: &[Event],
+        checkpoint: Option<(&Signer, &[String])>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut chains: BTreeMap<&str, (i64, String)> = BTreeMap::new();
+        for e in events {
+            chains.insert(chain_of(e), (0, String::new()));
+        }
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            // In chain order: two writers lock heads in the same order.
+            for (chain, head) in chains.iter_mut() {
+                *head = lock_head!(tx, *chain);
+            }
+            let mut rows = Vec::with_capacity(events.len());
+            let mut placed = Vec::with_capacity(events.len());
+            for e in events {
+                let chain = chain_of(e);
+                let Some(head) = chains.get_mut(chain) else { continue };
+                let r = record_of(e, head.0 + 1, std::mem::take(&mut head.1));
+                *head = (r.seq, r.hash.clone());
+                placed.push(Appended { chain: r.chain.clone(), seq: r.seq });
+                rows.push(r);
+            }
+            insert_records!(tx, rows);
+            for (chain, (seq, hash)) in &chains {
+                sqlx::query(SET_HEAD).bind(*chain).bind(*seq).bind(hash).execute(&mut *tx).await?;
+            }
+            if let Some((signer, due)) = checkpoint {
+                for chain in due {
+                    if let Some((seq, hash)) = chains.get(chain.as_str()) {
+                        insert_checkpoint!(tx, &signed(signer, chain, *seq, hash, "periodic"));
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(placed)
+        })
+    }
+
+    /// Signs a checkpoint at the head of every chain that has records no checkpoint covers
+    /// yet. Returns how many were written.
+    pub async fn audit_checkpoint(&self, signer: &Signer, kind: &str) -> Result<u64, StoreError> {
+        let chains = self.audit_chains().await?;
+        let mut written = 0;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            for chain in &chains {
+                let (seq, hash) = lock_head!(tx, chain.as_str());
+                let covered: (i64,) = sqlx::query_as(LAST_CHECKPOINT_SEQ)
+                    .bind(chain)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if seq > covered.0 {
+                    insert_checkpoint!(tx, &signed(signer, chain, seq, &hash, kind));
+                    written += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(written)
+        })
+    }
+
+    /// Every chain the trail knows of.
+    pub async fn audit_chains(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            on_pool!(self, pool => sqlx::query_as(CHAINS).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
+    /// One chain's records in chain order: by sequence number, then row id.
+    pub async fn audit_chain(&self, chain: &str) -> Result<Vec<Record>, StoreError> {
+        let sql =
+            format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE chain = $1 ORDER BY seq, id");
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(chain).fetch_all(pool).await
+        })?)
+    }
+
+    pub async fn audit_checkpoints(&self, chain: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        const SQL: &str = "SELECT id, chain, seq, hash, ts, kind, key_id, signature \
+             FROM audit_checkpoints WHERE chain = $1 ORDER BY seq, id";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(chain).fetch_all(pool).await)?)
+    }
+
+    /// Records matching `filter`: the newest `filter.limit`, oldest first.
+    pub async fn audit_query(&self, filter: &Filter) -> Result<Vec<Record>, StoreError> {
+        macro_rules! build {
+            ($qb:expr) => {{
+                let qb = &mut $qb;
+                qb.push(" WHERE 1 = 1");
+                if let Some(v) = &filter.since {
+                    qb.push(" AND ts >= ").push_bind(v.clone());
+                }
+                if let Some(v) = &filter.until {
+                    qb.push(" AND ts < ").push_bind(v.clone());
+                }
+                if let Some(v) = &filter.user {
+                    qb.push(" AND (user_email = ")
+                        .push_bind(v.to_lowercase())
+                        .push(" OR user_id = ")
+                        .push_bind(v.clone())
+                        .push(")");
+                }
+                if let Some(v) = &filter.tool {
+                    qb.push(" AND action = ").push_bind(v.clone());
+                }
+                if let Some(v) = &filter.org {
+                    qb.push(" AND chain = ").push_bind(v.clone());
+                }
+                if let Some(v) = &filter.client {
+                    qb.push(" AND credential = ").push_bind(v.clone());
+                }
+                if let Some(v) = &filter.outcome {
+                    qb.push(" AND outcome = ").push_bind(v.clone());
+                }
+                if let Some(v) = &filter.decision {
+                    qb.push(" AND decision = ").push_bind(v.clone());
+                }
+                if let Some(v) = &filter.event {
+                    qb.push(" AND event = ").push_bind(v.clone());
+                }
+                qb.push(" ORDER BY ts DESC, id DESC LIMIT ")
+                    .push_bind(i64::try_from(filter.limit).unwrap_or(i64::MAX));
+            }};
+        }
+        let head = format!("SELECT {RECORD_COLUMNS} FROM audit_records");
+        let mut rows: Vec<Record> = match &self.backend {
+            Backend::Sqlite(pool) => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(head);
+                build!(qb);
+                qb.build_query_as().fetch_all(pool).await?
+            }
+            Backend::Postgres(pool) => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(head);
+                build!(qb);
+                qb.build_query_as().fetch_all(pool).await?
+            }
+        };
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Removes records older than `before` (an RFC 3339 UTC time as records store it). For
+    /// each chain it first signs a `base` checkpoint at the last record removed, in the same
+    /// transaction, so the rest of the chain still verifies from there.
+    pub async fn audit_purge(
+        &self,
+        before: &str,
+        signer: &Signer,
+    ) -> Result<Vec<Purged>, StoreError> {
+        const LAST_OLD: &str = "SELECT seq, hash FROM audit_records WHERE chain = $1 AND ts < $2 ORDER BY seq DESC LIMIT 1";
+        const DELETE: &str = "DELETE FROM audit_records WHERE chain = $1 AND seq <= $2";
+        const DELETE_CHECKPOINTS: &str =
+            "DELETE FROM audit_checkpoints WHERE chain = $1 AND seq < $2";
+        let chains = self.audit_chains().await?;
+        let mut purged = Vec::new();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            for chain in &chains {
+                let _ = lock_head!(tx, chain.as_str());
+                let last: Option<(i64, String)> = sqlx::query_as(LAST_OLD)
+                    .bind(chain)
+                    .bind(before)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((seq, hash)) = last else { continue };
+                insert_checkpoint!(tx, &signed(signer, chain, seq, &hash, "base"));
+                let removed = sqlx::query(DELETE).bind(chain).bind(seq).execute(&mut *tx).await?.rows_affected();
+                sqlx::query(DELETE_CHECKPOINTS).bind(chain).bind(seq).execute(&mut *tx).await?;
+                purged.push(Purged { chain: chain.clone(), records: removed, through_seq: seq });
+            }
+            tx.commit().await?;
+            Ok(purged)
+        })
+    }
+}
