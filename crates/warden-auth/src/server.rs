@@ -9,12 +9,14 @@
 //! - PKCE is S256 only and the verifier is compared in constant time;
 //! - a token is accepted only for this server's resource (no token passthrough).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use warden_core::audit::{AuditError, Event, Sink, Source};
 use warden_store::{
-    CodeOutcome, Grant, OAuthClient, OrgId, Organization, Role, RotateOutcome, Scope, Scopes,
-    Store, StoreError, User, UserId,
+    CodeOutcome, Grant, GrantId, OAuthClient, OrgId, Organization, Role, RotateOutcome, Scope,
+    Scopes, Store, StoreError, User, UserId,
 };
 
 use crate::limiter::{Limiter, LimiterConfig, Verdict};
@@ -84,6 +86,25 @@ impl From<StoreError> for TokenError {
             description: "the authorization server could not complete the request".into(),
             internal: true,
         }
+    }
+}
+
+impl From<AuditError> for TokenError {
+    fn from(e: AuditError) -> Self {
+        tracing::error!(error = %e, "audit failure in the token endpoint");
+        Self {
+            code: "server_error",
+            description:
+                "the authorization server cannot record this request right now; try again later"
+                    .into(),
+            internal: true,
+        }
+    }
+}
+
+impl From<AuditError> for LoginError {
+    fn from(e: AuditError) -> Self {
+        Self::Internal(InternalError::Other(e.to_string()))
     }
 }
 
@@ -213,6 +234,7 @@ pub struct AuthServer {
     passwords: PasswordHasher,
     logins: Limiter,
     token_failures: Limiter,
+    audit: Arc<dyn Sink>,
 }
 
 fn at(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
@@ -224,6 +246,7 @@ impl AuthServer {
     /// `{issuer}/mcp`.
     pub fn new(
         store: Store,
+        audit: Arc<dyn Sink>,
         issuer: &str,
         access_ttl: Duration,
         refresh_ttl: Duration,
@@ -244,7 +267,57 @@ impl AuthServer {
                 lockout_after: 50,
                 ..LimiterConfig::default()
             }),
+            audit,
         })
+    }
+
+    /// Records a security event; the operation it describes fails if it cannot be recorded.
+    async fn record(&self, event: Event) -> Result<(), AuditError> {
+        self.audit.record(event).await
+    }
+
+    /// An event about a grant (its organisation, user and client), from the OAuth endpoints.
+    async fn grant_event(&self, kind: &'static str, grant: &Grant, addr: &str) -> Event {
+        let mut e = Event::new(kind, Source::Dashboard, kind);
+        e.org = self
+            .store
+            .org_by_id(grant.org_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|o| o.slug);
+        e.user_id = Some(grant.user_id.to_string());
+        e.user_email = self
+            .store
+            .user_by_id(grant.user_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.email);
+        e.auth_method = Some("oauth".into());
+        e.credential = Some(grant.client_id.to_string());
+        e.remote_addr = Some(addr.to_string()).filter(|a| !a.is_empty());
+        e.detail = Some(
+            serde_json::json!({"grant": grant.id.to_string(), "scopes": grant.scopes.to_string()}),
+        );
+        e
+    }
+
+    /// An event about a grant known only by id (it was revoked on reuse).
+    fn grant_id_event(kind: &'static str, grant_id: &GrantId, addr: &str, reason: &str) -> Event {
+        let mut e =
+            Event::new(kind, Source::Dashboard, kind).denied("token", kind, reason.to_string());
+        e.auth_method = Some("oauth".into());
+        e.remote_addr = Some(addr.to_string()).filter(|a| !a.is_empty());
+        e.detail = Some(serde_json::json!({"grant": grant_id.to_string(), "grant_revoked": true}));
+        e
+    }
+
+    fn login_event(kind: &'static str, method: &str, addr: &str) -> Event {
+        let mut e = Event::new(kind, Source::Dashboard, kind);
+        e.auth_method = Some(method.to_string());
+        e.remote_addr = Some(addr.to_string()).filter(|a| !a.is_empty());
+        e
     }
 
     /// Authorization codes live 5 minutes unless shortened here (never lengthened).
@@ -684,12 +757,20 @@ impl AuthServer {
         }
     }
 
-    fn token_failed(&self, addr: &str) {
+    async fn token_failed(&self, addr: &str) {
         for key in self
             .token_failures
             .fail(&[format!("token-addr:{addr}")], Instant::now())
         {
             tracing::warn!(target: "warden::security", key = %key, "token endpoint lockout");
+            let e = Self::login_event("lockout", "oauth", addr).denied(
+                "rate_limit",
+                "token.lockout",
+                format!("too many failed token requests ({key})"),
+            );
+            if let Err(err) = self.record(e).await {
+                tracing::error!(error = %err, "could not record a lockout");
+            }
         }
     }
 
@@ -705,10 +786,10 @@ impl AuthServer {
     ) -> Result<TokenResponse, TokenError> {
         self.check_token_rate(addr)?;
         let result = self
-            .exchange_code_inner(code, verifier, redirect_uri, client_id, resource)
+            .exchange_code_inner(code, verifier, redirect_uri, client_id, resource, addr)
             .await;
         if matches!(&result, Err(e) if !e.internal) {
-            self.token_failed(addr);
+            self.token_failed(addr).await;
         }
         result
     }
@@ -720,6 +801,7 @@ impl AuthServer {
         redirect_uri: Option<&str>,
         client_id: Option<&str>,
         resource: Option<&str>,
+        addr: &str,
     ) -> Result<TokenResponse, TokenError> {
         let code = code.ok_or_else(|| TokenError::new("invalid_request", "code is missing"))?;
         let verifier = verifier.ok_or_else(|| {
@@ -753,6 +835,13 @@ impl AuthServer {
                     .revoke_grant(&grant_id, "authorization code replayed", now)
                     .await?;
                 tracing::warn!(target: "warden::security", grant = %grant_id, "authorization code replayed; grant revoked");
+                self.record(Self::grant_id_event(
+                    "token_reuse_detected",
+                    &grant_id,
+                    addr,
+                    "an authorization code was presented twice; its grant was revoked",
+                ))
+                .await?;
                 return Err(TokenError::new(
                     "invalid_grant",
                     "this code was already used; every token issued from it is now revoked",
@@ -792,8 +881,11 @@ impl AuthServer {
                 "code_verifier does not match the code_challenge",
             ));
         }
-        self.check_live(&grant, now).await?;
-        self.issue(&grant, now).await
+        self.check_live(&grant, now, addr).await?;
+        let issued = self.issue(&grant, now).await?;
+        let e = self.grant_event("token_issued", &grant, addr).await;
+        self.record(e).await?;
+        Ok(issued)
     }
 
     async fn client(&self, client_id: Option<&str>) -> Result<OAuthClient, TokenError> {
@@ -811,7 +903,12 @@ impl AuthServer {
 
     /// Re-reads the member's live role. Removed, or demoted to a role that cannot connect:
     /// the grant is revoked. Demoted otherwise: the grant takes the new role.
-    async fn check_live(&self, grant: &Grant, now: DateTime<Utc>) -> Result<Role, TokenError> {
+    async fn check_live(
+        &self,
+        grant: &Grant,
+        now: DateTime<Utc>,
+        addr: &str,
+    ) -> Result<Role, TokenError> {
         let membership = self.store.membership(grant.org_id, grant.user_id).await?;
         let user = self.store.user_by_id(grant.user_id).await?;
         match (membership, user) {
@@ -819,6 +916,9 @@ impl AuthServer {
                 if m.role != grant.role {
                     self.store.set_grant_role(&grant.id, m.role, now).await?;
                     tracing::info!(target: "warden::security", grant = %grant.id, from = %grant.role, to = %m.role, "grant role updated on refresh");
+                    let mut e = self.grant_event("grant_role_changed", grant, addr).await;
+                    e.reason = Some(format!("the member's role is now {}", m.role));
+                    self.record(e).await?;
                 }
                 Ok(m.role)
             }
@@ -830,6 +930,12 @@ impl AuthServer {
                         now,
                     )
                     .await?;
+                let e = self.grant_event("grant_revoked", grant, addr).await.denied(
+                    "connect",
+                    "membership.lost",
+                    "membership removed or no longer allowed to connect",
+                );
+                self.record(e).await?;
                 Err(TokenError::new(
                     "invalid_grant",
                     "you no longer have access to this organisation; ask an Admin",
@@ -874,9 +980,11 @@ impl AuthServer {
         addr: &str,
     ) -> Result<TokenResponse, TokenError> {
         self.check_token_rate(addr)?;
-        let result = self.refresh_inner(refresh_token, client_id, resource).await;
+        let result = self
+            .refresh_inner(refresh_token, client_id, resource, addr)
+            .await;
         if matches!(&result, Err(e) if !e.internal) {
-            self.token_failed(addr);
+            self.token_failed(addr).await;
         }
         result
     }
@@ -886,6 +994,7 @@ impl AuthServer {
         refresh_token: Option<&str>,
         client_id: Option<&str>,
         resource: Option<&str>,
+        addr: &str,
     ) -> Result<TokenResponse, TokenError> {
         let presented = refresh_token
             .ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
@@ -916,6 +1025,13 @@ impl AuthServer {
             RotateOutcome::Rotated { grant } => grant,
             RotateOutcome::Reused { grant_id } => {
                 tracing::warn!(target: "warden::security", grant = %grant_id, "refresh token reused; grant revoked");
+                self.record(Self::grant_id_event(
+                    "token_reuse_detected",
+                    &grant_id,
+                    addr,
+                    "a used refresh token was presented again; its grant was revoked",
+                ))
+                .await?;
                 return Err(TokenError::new(
                     "invalid_grant",
                     "this refresh token was already used; every token of this connection is now revoked; sign in again",
@@ -943,7 +1059,9 @@ impl AuthServer {
                 "the refresh token was issued to another client",
             ));
         }
-        self.check_live(&grant, now).await?;
+        self.check_live(&grant, now, addr).await?;
+        let e = self.grant_event("token_refreshed", &grant, addr).await;
+        self.record(e).await?;
         Ok(TokenResponse {
             access_token: access,
             refresh_token: refresh,
@@ -953,23 +1071,29 @@ impl AuthServer {
     }
 
     /// RFC 7009: revokes an access or refresh token; unknown tokens are not an error.
-    pub async fn revoke(&self, token: &str) -> Result<(), StoreError> {
+    pub async fn revoke(&self, token: &str, addr: &str) -> Result<(), InternalError> {
         let raw = RawToken::from_client(token);
         let now = Utc::now();
-        match raw.kind() {
+        let kind = match raw.kind() {
             Some(TokenKind::AccessToken) => {
                 self.store
                     .revoke_access_token(raw.hash().as_str(), now)
                     .await?;
+                "access"
             }
             Some(TokenKind::RefreshToken) => {
                 self.store
                     .revoke_refresh_token(raw.hash().as_str(), now)
                     .await?;
+                "refresh"
             }
-            _ => {}
-        }
-        Ok(())
+            _ => return Ok(()),
+        };
+        let mut e = Self::login_event("token_revoked", "oauth", addr);
+        e.detail = Some(serde_json::json!({"token": kind}));
+        self.record(e)
+            .await
+            .map_err(|e| InternalError::Other(e.to_string()))
     }
 
     // ----- sign-in --------------------------------------------------------------------
@@ -993,10 +1117,17 @@ impl AuthServer {
         }
     }
 
-    fn login_failed(&self, keys: &[String]) {
+    async fn login_failed(&self, keys: &[String], addr: &str) -> Result<(), AuditError> {
         for key in self.logins.fail(keys, Instant::now()) {
             tracing::warn!(target: "warden::security", key = %key, "sign-in lockout");
+            let e = Self::login_event("lockout", "password", addr).denied(
+                "rate_limit",
+                "login.lockout",
+                format!("too many failed attempts ({key})"),
+            );
+            self.record(e).await?;
         }
+        Ok(())
     }
 
     /// Password sign-in; on success, a new browser session.
@@ -1016,11 +1147,29 @@ impl AuthServer {
                 self.logins.succeed(&keys[0]);
                 tracing::info!(target: "warden::security", user = %u.id, "sign-in succeeded");
                 let session = self.new_session(u.id).await?;
+                let e = Self::login_event("login_succeeded", "password", addr)
+                    .user(u.id.to_string(), u.email.clone());
+                self.record(e).await?;
                 Ok((u, session))
             }
-            _ => {
-                self.login_failed(&keys);
+            known => {
+                self.login_failed(&keys, addr).await?;
                 tracing::info!(target: "warden::security", "sign-in failed");
+                // The typed email is kept only when it names an account: an unknown one may
+                // be a password typed into the wrong field.
+                let mut e = Self::login_event("login_failed", "password", addr).denied(
+                    "authenticate",
+                    "login.bad_credentials",
+                    if known.is_some() {
+                        "wrong password or disabled account"
+                    } else {
+                        "no such account"
+                    },
+                );
+                if let Some(u) = known {
+                    e = e.user(u.id.to_string(), u.email);
+                }
+                self.record(e).await?;
                 Err(LoginError::BadCredentials)
             }
         }
@@ -1066,7 +1215,7 @@ impl AuthServer {
             format!("link-addr:{addr}"),
         ];
         self.wait_turn(&keys).await?;
-        self.login_failed(&keys);
+        self.login_failed(&keys, addr).await?;
         let Some(user) = self
             .store
             .user_by_email(email)
@@ -1103,6 +1252,9 @@ impl AuthServer {
             .ok_or(LoginError::BadLink)?;
         self.logins.succeed(&format!("account:{}", user.email));
         let session = self.new_session(user.id).await?;
+        let e = Self::login_event("login_succeeded", "magic_link", "")
+            .user(user.id.to_string(), user.email.clone());
+        self.record(e).await?;
         Ok((user, session))
     }
 

@@ -429,7 +429,7 @@ impl Pipeline {
         };
         tool.policies
             .check_input(&vars)
-            .map_err(|d| CallError::Policy(d))?;
+            .map_err(CallError::Policy)?;
         if tool.access == crate::project::Access::Write {
             self.confirm(tool, &args, confirm, token, req).await?;
         }

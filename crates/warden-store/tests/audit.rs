@@ -19,7 +19,7 @@ fn event(org: Option<&str>, action: &str, n: usize) -> Event {
     e.user_id = Some(format!("user-{}", n % 3));
     e.user_email = Some(format!("u{}@example.com", n % 3));
     e.params = Some(serde_json::json!({ "n": n }));
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         e = e.denied("role", "role.read_only", "reads only");
     }
     e

@@ -9,8 +9,30 @@ use chrono::Utc;
 use clap::Subcommand;
 use warden_auth::password::PasswordHasher;
 use warden_auth::token::{self, TokenKind};
+use warden_core::audit::{Event, Source};
 use warden_core::project::{self, DataLocation};
+use warden_store::audit::AuditLog;
 use warden_store::{ApiKeyId, ClientId, Organization, Role, Scopes, Store, User};
+
+/// An administrative change made from the command line, in `org`.
+fn cli_event(kind: &'static str, org: &Organization, action: impl Into<String>) -> Event {
+    let mut e = Event::new(kind, Source::Cli, action).org(org.slug.clone());
+    e.auth_method = Some("cli".into());
+    // Who ran the command, as far as the operating system says.
+    e.credential = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .map(|u| format!("os-user:{u}"));
+    e
+}
+
+/// Records a change that was just made. It cannot be undone here, so a failure is reported
+/// loudly: the operator must know the trail lacks it.
+async fn record(audit: &AuditLog, e: Event) -> anyhow::Result<()> {
+    audit.append(e).await.map(|_| ()).map_err(|err| {
+        anyhow::anyhow!("the change was made, but the audit trail could not record it: {err}")
+    })
+}
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
@@ -171,12 +193,13 @@ fn role(s: &str) -> anyhow::Result<Role> {
     s.parse::<Role>().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-pub async fn run_org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
+pub async fn run_org(store: &Store, audit: &AuditLog, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Create { slug, name } => {
             let o = store
                 .create_org(&slug, name.as_deref().unwrap_or(&slug))
                 .await?;
+            record(audit, cli_event("org_created", &o, o.slug.clone())).await?;
             println!("Created organisation {} ({})", o.slug, o.name);
         }
         OrgCommand::Members { slug } => {
@@ -195,7 +218,7 @@ pub async fn run_org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
+pub async fn run_user(store: &Store, audit: &AuditLog, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add {
             email,
@@ -229,6 +252,12 @@ pub async fn run_user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             }
             if let Some(o) = o {
                 store.set_membership(o.id, u.id, role).await?;
+                let mut e = cli_event("member_added", &o, u.email.clone())
+                    .user(u.id.to_string(), u.email.clone());
+                e.detail = Some(
+                    serde_json::json!({"role": role.to_string(), "password_set": password_stdin}),
+                );
+                record(audit, e).await?;
                 println!("Added {} to {} as {role}", u.email, o.slug);
             } else {
                 println!("Added {} (no organisation yet)", u.email);
@@ -238,7 +267,7 @@ pub async fn run_user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_member(store: &Store, cmd: MemberCommand) -> anyhow::Result<()> {
+pub async fn run_member(store: &Store, audit: &AuditLog, cmd: MemberCommand) -> anyhow::Result<()> {
     match cmd {
         MemberCommand::SetRole {
             email,
@@ -250,6 +279,13 @@ pub async fn run_member(store: &Store, cmd: MemberCommand) -> anyhow::Result<()>
             let u = user(store, &email).await?;
             let before = store.membership(o.id, u.id).await?.map(|m| m.role);
             store.set_membership(o.id, u.id, role).await?;
+            let mut e = cli_event("role_changed", &o, u.email.clone())
+                .user(u.id.to_string(), u.email.clone());
+            e.detail = Some(serde_json::json!({
+                "from": before.map(|b| b.to_string()),
+                "to": role.to_string(),
+            }));
+            record(audit, e).await?;
             match before {
                 Some(b) => println!("{} in {}: {b} -> {role}", u.email, o.slug),
                 None => println!("{} joined {} as {role}", u.email, o.slug),
@@ -264,6 +300,10 @@ pub async fn run_member(store: &Store, cmd: MemberCommand) -> anyhow::Result<()>
             let revoked = store
                 .revoke_grants_of_member(o.id, u.id, "member removed", Utc::now())
                 .await?;
+            let mut e = cli_event("member_removed", &o, u.email.clone())
+                .user(u.id.to_string(), u.email.clone());
+            e.detail = Some(serde_json::json!({"grants_revoked": revoked}));
+            record(audit, e).await?;
             println!(
                 "Removed {} from {}; revoked {revoked} connected app(s)",
                 u.email, o.slug
@@ -273,7 +313,7 @@ pub async fn run_member(store: &Store, cmd: MemberCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn run_key(store: &Store, cmd: KeyCommand) -> anyhow::Result<()> {
+pub async fn run_key(store: &Store, audit: &AuditLog, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::Create {
             org: slug,
@@ -299,6 +339,11 @@ pub async fn run_key(store: &Store, cmd: KeyCommand) -> anyhow::Result<()> {
                     Utc::now(),
                 )
                 .await?;
+            let mut e =
+                cli_event("key_created", &o, name.clone()).user(u.id.to_string(), u.email.clone());
+            e.detail =
+                Some(serde_json::json!({"key": key.id.to_string(), "scopes": scopes.to_string()}));
+            record(audit, e).await?;
             eprintln!(
                 "Created API key {} ({name}) for {} in {} with {scopes}.",
                 key.id, u.email, o.slug
@@ -336,13 +381,16 @@ pub async fn run_key(store: &Store, cmd: KeyCommand) -> anyhow::Result<()> {
             if !store.revoke_api_key(o.id, &key_id, Utc::now()).await? {
                 bail!("no active API key {id} in {slug}");
             }
+            let mut e = cli_event("key_revoked", &o, id.clone());
+            e.detail = Some(serde_json::json!({"key": id}));
+            record(audit, e).await?;
             println!("Revoked API key {id}");
         }
     }
     Ok(())
 }
 
-pub async fn run_apps(store: &Store, cmd: AppsCommand) -> anyhow::Result<()> {
+pub async fn run_apps(store: &Store, audit: &AuditLog, cmd: AppsCommand) -> anyhow::Result<()> {
     match cmd {
         AppsCommand::List { org: slug } => {
             let o = org(store, &slug).await?;
@@ -375,6 +423,9 @@ pub async fn run_apps(store: &Store, cmd: AppsCommand) -> anyhow::Result<()> {
             if n == 0 {
                 bail!("no connection of app {client_id} in {slug}");
             }
+            let mut e = cli_event("app_revoked", &o, client_id.clone());
+            e.detail = Some(serde_json::json!({"client": client_id, "connections_revoked": n}));
+            record(audit, e).await?;
             println!(
                 "Revoked {n} connection(s) of app {client_id} in {slug}; their tokens stop working now"
             );

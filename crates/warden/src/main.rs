@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit_cmd;
 mod init;
 mod policy_test;
 
@@ -16,8 +17,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use warden_core::audit::Sink;
 use warden_core::pipeline::Pipeline;
 use warden_core::project::{self, AuthMode, Project};
+use warden_store::audit::{AuditLog, Signer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -155,6 +158,16 @@ enum Command {
         #[arg(long)]
         scope: Option<String>,
     },
+    /// Show the audit trail: who did what, newest last.
+    #[command(
+        after_help = "Examples:\n  warden log -p warden.yaml --since 1h\n  warden log --user ana@acme.example --tool update_finding_status\n  warden log --policy deny --since 2026-11-01\n  warden log --status error --org acme --json"
+    )]
+    Log(audit_cmd::LogArgs),
+    /// Verify, export or purge the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
     /// Run the example project from a temporary directory and print how to connect.
     #[command(
         after_help = "Examples:\n  warden demo\n  warden demo --port 9000\n  warden demo --keep        keep the temporary project after exit"
@@ -229,19 +242,34 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Org { project, command } => {
-            admin_command(&project.path, |s| Box::pin(admin::run_org(s, command))).await
+            admin_command(&project.path, |s, a| {
+                Box::pin(admin::run_org(s, a, command))
+            })
+            .await
         }
         Command::User { project, command } => {
-            admin_command(&project.path, |s| Box::pin(admin::run_user(s, command))).await
+            admin_command(&project.path, |s, a| {
+                Box::pin(admin::run_user(s, a, command))
+            })
+            .await
         }
         Command::Member { project, command } => {
-            admin_command(&project.path, |s| Box::pin(admin::run_member(s, command))).await
+            admin_command(&project.path, |s, a| {
+                Box::pin(admin::run_member(s, a, command))
+            })
+            .await
         }
         Command::Key { project, command } => {
-            admin_command(&project.path, |s| Box::pin(admin::run_key(s, command))).await
+            admin_command(&project.path, |s, a| {
+                Box::pin(admin::run_key(s, a, command))
+            })
+            .await
         }
         Command::Apps { project, command } => {
-            admin_command(&project.path, |s| Box::pin(admin::run_apps(s, command))).await
+            admin_command(&project.path, |s, a| {
+                Box::pin(admin::run_apps(s, a, command))
+            })
+            .await
         }
         Command::Policy {
             command:
@@ -263,6 +291,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Log(args) => audit_cmd::log(args).await,
+        Command::Audit { command } => audit_cmd::run(command).await,
         Command::Why {
             project,
             user,
@@ -275,14 +305,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             stdio,
             bind,
         } => {
-            let pipeline = open(&project).await?;
+            let opened = open(&project).await?;
+            let pipeline = opened.pipeline.clone();
             if stdio {
                 let key = match pipeline.project().auth.mode {
-                    AuthMode::OAuth => Some(stdio_identity(&pipeline).await?),
+                    AuthMode::OAuth => Some(stdio_identity(&opened).await?),
                     AuthMode::None => None,
                 };
                 warden_server::serve_stdio(pipeline.clone(), key).await?;
-                pipeline.close().await;
+                opened.close().await;
                 return Ok(ExitCode::SUCCESS);
             }
             let addr = bind.unwrap_or(pipeline.project().server.bind);
@@ -291,7 +322,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     "refusing to serve {addr}: the project says `auth: none`, which is for local development and binds only to loopback"
                 );
             }
-            serve_http(pipeline, addr, |a| {
+            serve_http(&opened, addr, |a| {
                 tracing::info!("serving MCP on http://{a}/mcp")
             })
             .await?;
@@ -303,15 +334,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .tempdir()
                 .context("cannot create a temporary directory")?;
             let project_file = init::init(dir.path()).await?;
-            let pipeline = open(&project_file).await?;
-            let identity =
-                admin::seed_demo(&admin::open_state_at(&pipeline.project().auth.state).await?)
-                    .await?;
+            let opened = open(&project_file).await?;
+            let identity = admin::seed_demo(&opened.state).await?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let exe = std::env::current_exe()
                 .map_or_else(|_| "warden".to_string(), |p| p.display().to_string());
             let project_path = project_file.display().to_string();
-            serve_http(pipeline, addr, |a| {
+            serve_http(&opened, addr, |a| {
                 print_demo_banner(a, &exe, &project_path, &identity)
             })
             .await?;
@@ -400,35 +429,106 @@ async fn why(
     })
 }
 
-async fn open(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {
-    let pipeline = open_project(project_file).await?;
-    if pipeline.project().auth.mode == AuthMode::None {
+/// A project ready to serve: its pipeline, its state store and its audit trail.
+struct Opened {
+    pipeline: Arc<Pipeline>,
+    state: warden_store::Store,
+    /// `None` with `audit: { enabled: false }`.
+    audit: Option<Audit>,
+}
+
+#[derive(Clone)]
+struct Audit {
+    log: AuditLog,
+    signer: Arc<Signer>,
+}
+
+impl Opened {
+    fn sink(&self) -> Arc<dyn Sink> {
+        match &self.audit {
+            Some(a) => Arc::new(a.log.clone()),
+            None => Arc::new(warden_core::audit::Disabled),
+        }
+    }
+
+    /// Signs a last checkpoint and closes the data.
+    async fn close(&self) {
+        if let Some(a) = &self.audit
+            && let Err(e) = a.log.checkpoint("shutdown").await
+        {
+            tracing::error!(error = %e, "could not sign the shutdown checkpoint");
+        }
+        self.pipeline.close().await;
+    }
+}
+
+async fn open(project_file: &Path) -> anyhow::Result<Opened> {
+    let opened = open_project(project_file).await?;
+    if opened.pipeline.project().auth.mode == AuthMode::None {
         tracing::warn!(
             "`auth: none`: serving WITHOUT authentication (local development only); every client can use every tool"
         );
     }
-    Ok(pipeline)
+    Ok(opened)
 }
 
-async fn open_project(project_file: &Path) -> anyhow::Result<Arc<Pipeline>> {
+async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
     let project: Project = project::load_file(project_file).map_err(|e| {
         anyhow::anyhow!(
             "{e}\n{} problem(s) in the project file; run `warden check` for the full list",
             e.errors.len()
         )
     })?;
+    let state = admin::open_state_at(&project.auth.state).await?;
+    let audit = if project.audit.enabled {
+        let signer = Arc::new(
+            Signer::load_or_create(&project.audit.signing_key)
+                .map_err(|e| anyhow::anyhow!("{e}; set audit.signing_key in the project file"))?,
+        );
+        let log = AuditLog::start(
+            state.clone(),
+            Some(signer.clone()),
+            warden_store::audit::Options::default(),
+        );
+        Some(Audit { log, signer })
+    } else {
+        tracing::warn!(
+            "`audit: {{ enabled: false }}`: calls are NOT recorded; use this for benchmarks only"
+        );
+        None
+    };
     // Write confirmations live with the rest of the state, so any instance can redeem them;
     // without authentication there is no shared state, and memory suffices.
     let confirmations: Arc<dyn warden_core::confirm::Ledger> = match project.auth.mode {
-        AuthMode::OAuth => Arc::new(warden_auth::confirm::StoreLedger::new(
-            admin::open_state_at(&project.auth.state).await?,
-        )),
+        AuthMode::OAuth => Arc::new(warden_auth::confirm::StoreLedger::new(state.clone())),
         AuthMode::None => Arc::new(warden_auth::confirm::MemoryLedger::default()),
     };
-    let pipeline = Pipeline::open(Arc::new(project), confirmations)
+    let sink: Arc<dyn Sink> = match &audit {
+        Some(a) => Arc::new(a.log.clone()),
+        None => Arc::new(warden_core::audit::Disabled),
+    };
+    let manifest = audit_cmd::manifest_event(&project);
+    let retention_days = project.audit.retention_days;
+    let pipeline = Pipeline::open(Arc::new(project), confirmations, sink.clone())
         .await
         .context("cannot open the project's data")?;
-    Ok(Arc::new(pipeline))
+    // The tool manifest this process serves is on the record before any call is.
+    sink.record(manifest)
+        .await
+        .context("cannot record the project load; refusing to serve without an audit trail")?;
+    if let Some(a) = &audit {
+        audit_cmd::start_retention(
+            state.clone(),
+            a.log.clone(),
+            a.signer.clone(),
+            retention_days,
+        );
+    }
+    Ok(Opened {
+        pipeline: Arc::new(pipeline),
+        state,
+        audit,
+    })
 }
 
 type AdminFuture<'a> =
@@ -436,28 +536,36 @@ type AdminFuture<'a> =
 
 async fn admin_command(
     project: &Path,
-    run: impl for<'a> FnOnce(&'a warden_store::Store) -> AdminFuture<'a>,
+    run: impl for<'a> FnOnce(&'a warden_store::Store, &'a AuditLog) -> AdminFuture<'a>,
 ) -> anyhow::Result<ExitCode> {
     let store = admin::open_state(project).await?;
-    let result = run(&store).await;
+    // The server signs checkpoints over what this records.
+    let audit = AuditLog::start(store.clone(), None, warden_store::audit::Options::default());
+    let result = run(&store, &audit).await;
+    drop(audit);
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)
 }
 
 /// Over stdio the caller is whoever holds the API key in WARDEN_API_KEY.
 async fn stdio_identity(
-    pipeline: &Pipeline,
+    opened: &Opened,
 ) -> anyhow::Result<warden_server::transport::mcp::StdioKey> {
+    let pipeline = &opened.pipeline;
     let key = std::env::var("WARDEN_API_KEY").map_err(|_| {
         anyhow::anyhow!(
             "set WARDEN_API_KEY to an API key (`warden key create ...`): over stdio the caller is the key's owner"
         )
     })?;
     let cfg = &pipeline.project().auth;
-    let store = admin::open_state_at(&cfg.state).await?;
-    let auth =
-        warden_auth::AuthServer::new(store, "stdio://local", cfg.access_ttl, cfg.refresh_ttl)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let auth = warden_auth::AuthServer::new(
+        opened.state.clone(),
+        opened.sink(),
+        "stdio://local",
+        cfg.access_ttl,
+        cfg.refresh_ttl,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let principal = auth
         .authenticate(&key)
         .await
@@ -470,10 +578,11 @@ async fn stdio_identity(
 }
 
 async fn serve_http(
-    pipeline: Arc<Pipeline>,
+    opened: &Opened,
     addr: SocketAddr,
     on_ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    let pipeline = opened.pipeline.clone();
     let server = warden_server::HttpServer::bind(pipeline.clone(), addr).await.with_context(|| {
         format!("cannot listen on {addr}; is another server using that port? pick another with --bind or --port")
     })?;
@@ -482,17 +591,21 @@ async fn serve_http(
         AuthMode::None => None,
         AuthMode::OAuth => {
             let cfg = &pipeline.project().auth;
-            let store = admin::open_state_at(&cfg.state).await?;
             let issuer = pipeline
                 .project()
                 .server
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{local}"));
-            let auth =
-                warden_auth::AuthServer::new(store, &issuer, cfg.access_ttl, cfg.refresh_ttl)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .with_code_ttl(cfg.code_ttl);
+            let auth = warden_auth::AuthServer::new(
+                opened.state.clone(),
+                opened.sink(),
+                &issuer,
+                cfg.access_ttl,
+                cfg.refresh_ttl,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_code_ttl(cfg.code_ttl);
             let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
             Some(warden_server::web::oauth::AuthState::new(
                 Arc::new(auth),
@@ -512,7 +625,7 @@ async fn serve_http(
         .serve(auth, shutdown)
         .await
         .context("the HTTP server failed")?;
-    pipeline.close().await;
+    opened.close().await;
     Ok(())
 }
 

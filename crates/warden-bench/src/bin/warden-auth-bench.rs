@@ -95,8 +95,15 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     store.set_membership(org.id, user.id, Role::Member).await?;
     let issuer = "http://127.0.0.1:1";
+    // Rotations are audited as in production: each waits for its record to be durable.
+    let audit = warden_store::audit::AuditLog::start(
+        store.clone(),
+        None,
+        warden_store::audit::Options::default(),
+    );
     let auth = Arc::new(AuthServer::new(
         store.clone(),
+        Arc::new(audit),
         issuer,
         Duration::from_secs(900),
         Duration::from_secs(86_400),

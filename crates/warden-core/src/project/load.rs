@@ -13,9 +13,9 @@ use super::model::{self, ProjectFile};
 use super::params::{ParamType, input_schema};
 use super::uri_template::UriTemplate;
 use super::{
-    Access, AuthConfig, AuthMode, ContentBlock, DataConfig, DataLocation, Dialect, MailerConfig,
-    Param, Project, Prompt, PromptArgument, PromptMessage, Resource, ResourceUri, Returns, Role,
-    ServerConfig, Tool, env,
+    Access, AuditConfig, AuthConfig, AuthMode, ContentBlock, DataConfig, DataLocation, Dialect,
+    MailerConfig, Param, Project, Prompt, PromptArgument, PromptMessage, Resource, ResourceUri,
+    Returns, Role, ServerConfig, Tool, env,
 };
 use crate::exec::sql;
 
@@ -283,6 +283,7 @@ impl Checker<'_> {
             data: data?,
             auth: auth?,
             policies: project_policies,
+            audit: self.audit(raw.audit),
             show_write_tools: raw
                 .authorization
                 .as_ref()
@@ -292,6 +293,31 @@ impl Checker<'_> {
             prompts,
             tool_index,
         })
+    }
+
+    fn audit(&mut self, a: Option<Spanned<model::AuditSection>>) -> AuditConfig {
+        let a = a.map(|a| a.value).unwrap_or_default();
+        let retention_days = match &a.retention_days {
+            Some(d) if d.value == 0 => {
+                self.err(
+                    d,
+                    "audit.retention_days",
+                    "must be at least 1 (records are kept this many days)",
+                );
+                365
+            }
+            Some(d) => d.value,
+            None => 365,
+        };
+        AuditConfig {
+            enabled: a.enabled.is_none_or(|e| e.value),
+            retention_days,
+            signing_key: self.relative(
+                a.signing_key
+                    .as_ref()
+                    .map_or(".warden/audit.key", |k| k.value.as_str()),
+            ),
+        }
     }
 
     fn server(&mut self, s: model::ServerSection) -> Option<ServerConfig> {

@@ -36,6 +36,7 @@ pub struct Project {
     pub show_write_tools: bool,
     /// The project-wide policy rules; they also govern resources and prompts.
     pub policies: crate::policy::PolicySet,
+    pub audit: AuditConfig,
     pub tools: Vec<Tool>,
     pub resources: Vec<Resource>,
     pub prompts: Vec<Prompt>,
@@ -50,6 +51,15 @@ impl Project {
     pub fn prompt(&self, name: &str) -> Option<&Prompt> {
         self.prompts.iter().find(|p| p.name == name)
     }
+}
+
+/// The `audit` section.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub enabled: bool,
+    pub retention_days: u32,
+    /// Absolute, or relative to the working directory.
+    pub signing_key: PathBuf,
 }
 
 #[derive(Debug, Clone)]

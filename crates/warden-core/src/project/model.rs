@@ -39,6 +39,9 @@ pub struct ProjectFile {
     /// CEL rules applied to every tool, before the tool's own.
     #[serde(default)]
     pub policies: Option<Spanned<PoliciesSpec>>,
+    /// The audit trail: retention and the checkpoint signing key.
+    #[serde(default)]
+    pub audit: Option<Spanned<AuditSection>>,
     #[serde(default)]
     pub tools: Vec<Spanned<ToolSpec>>,
     #[serde(default)]
@@ -73,6 +76,22 @@ pub struct AuthorizationSection {
     /// List write tools to read-only connections too (calling them is still refused).
     #[serde(default)]
     pub show_write_tools: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// `false` turns the audit trail off entirely; for benchmarks only. Default `true`.
+    #[serde(default)]
+    pub enabled: Option<Spanned<bool>>,
+    /// Days records are kept. Default 365.
+    #[serde(default)]
+    pub retention_days: Option<Spanned<u32>>,
+    /// The Ed25519 key that signs checkpoints, relative to the project file; created on first
+    /// use. Keep it outside the database (and ideally on another machine's backup). Default
+    /// `.warden/audit.key`.
+    #[serde(default)]
+    pub signing_key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

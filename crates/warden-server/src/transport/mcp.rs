@@ -29,6 +29,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use warden_auth::server::AuthnError;
 use warden_auth::{AuthServer, Principal};
+use warden_core::audit::Peer;
 use warden_core::pipeline::{
     CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, ResourceBody,
     ResourceError, Source,
@@ -216,6 +217,26 @@ fn resource_error(e: ResourceError) -> ErrorData {
         ResourceError::Execution(e) => ErrorData::internal_error(e.to_string(), None),
         // A policy refusal, stated plainly (-32003, as for other denials).
         ResourceError::Policy(d) => ErrorData::new(ErrorCode(-32003), d.to_string(), None),
+        ResourceError::Audit(e) => ErrorData::internal_error(e.to_string(), None),
+    }
+}
+
+/// The network peer of an HTTP request (address and user agent), for the audit trail;
+/// empty over stdio.
+fn peer(ctx: &RequestContext<RoleServer>) -> Peer {
+    let Some(parts) = ctx.extensions.get::<http::request::Parts>() else {
+        return Peer::default();
+    };
+    Peer {
+        remote_addr: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.to_string()),
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
     }
 }
 
@@ -400,6 +421,7 @@ impl ServerHandler for WardenMcp {
             caller: caller.as_ref(),
             arguments: req.arguments.as_ref(),
             source: self.source,
+            peer: peer(&ctx),
             cancel: ctx.ct.clone(),
             channel: &channel,
         };
@@ -483,6 +505,8 @@ impl ServerHandler for WardenMcp {
             .read_resource(
                 &req.uri,
                 _caller.as_ref().map(Principal::caller).as_ref(),
+                self.source,
+                &peer(&ctx),
                 &ctx.ct,
             )
             .await
@@ -564,6 +588,8 @@ impl ServerHandler for WardenMcp {
                 &req.name,
                 &args,
                 _caller.as_ref().map(Principal::caller).as_ref(),
+                self.source,
+                &peer(&ctx),
                 &ctx.ct,
             )
             .await

@@ -686,7 +686,11 @@ struct RevokeForm {
     token: Option<String>,
 }
 
-async fn revoke(State(s): State<AuthState>, Form(f): Form<RevokeForm>) -> Response {
+async fn revoke(
+    State(s): State<AuthState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Form(f): Form<RevokeForm>,
+) -> Response {
     let Some(t) = f.token.filter(|t| !t.is_empty()) else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -694,7 +698,7 @@ async fn revoke(State(s): State<AuthState>, Form(f): Form<RevokeForm>) -> Respon
             "token is missing",
         );
     };
-    match s.auth.revoke(&t).await {
+    match s.auth.revoke(&t, &addr.ip().to_string()).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => {
             tracing::error!(error = %e, "revocation failed");

@@ -70,6 +70,8 @@ impl Default for Options {
     }
 }
 
+// Nearly every message is an `Append`: boxing the event would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Append(Event, oneshot::Sender<Result<Appended, String>>),
     Checkpoint(&'static str, oneshot::Sender<Result<u64, String>>),

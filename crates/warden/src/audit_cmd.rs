@@ -1,0 +1,608 @@
+//! `warden log` and `warden audit`: reading, verifying, exporting and purging the trail;
+//! also the server's startup record and its retention task.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::Subcommand;
+use sha2::{Digest, Sha256};
+use warden_core::audit::{Event, Source};
+use warden_core::project::{self, Project};
+use warden_store::Store;
+use warden_store::audit::{
+    AuditLog, ChainReport, Checkpoint, Filter, Record, SYSTEM_CHAIN, Signer, Verifier, chain,
+};
+
+/// `warden log`'s filters.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+    project: PathBuf,
+    /// From this time: RFC 3339 (2026-11-21T09:00:00Z), a date (2026-11-21), or an age
+    /// (30m, 12h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (same forms as --since).
+    #[arg(long)]
+    until: Option<String>,
+    /// A user's email or id.
+    #[arg(long)]
+    user: Option<String>,
+    /// A tool, resource URI, prompt or action name.
+    #[arg(long)]
+    tool: Option<String>,
+    /// An organisation's slug.
+    #[arg(long)]
+    org: Option<String>,
+    /// An OAuth client id or API key id.
+    #[arg(long)]
+    client: Option<String>,
+    /// ok, error, denied or confirmation.
+    #[arg(long, value_parser = ["ok", "error", "denied", "confirmation"])]
+    status: Option<String>,
+    /// allow or deny: the decision.
+    #[arg(long, value_parser = ["allow", "deny"])]
+    policy: Option<String>,
+    /// An event kind: tool_call, resource_read, prompt_get, login_succeeded, login_failed,
+    /// lockout, token_issued, token_refreshed, token_revoked, token_reuse_detected,
+    /// key_created, key_revoked, app_revoked, role_changed, member_removed, project_loaded,
+    /// retention_purge, ...
+    #[arg(long)]
+    event: Option<String>,
+    /// At most this many records (the newest), shown oldest first.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every chain (or an export) and report the first broken link.
+    #[command(
+        after_help = "Examples:\n  warden audit verify -p warden.yaml\n  warden audit verify --export ./audit-2026-11 --public-key 3b6a...\nExit status is 0 when every chain verifies, 1 when one is broken."
+    )]
+    Verify {
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
+        /// Verify an export directory offline instead of the database.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// The Ed25519 public key (hex) the checkpoints must be signed with; by default the
+        /// one derived from the project's signing key (or, for an export, its manifest's).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Write the trail as JSONL with a signed manifest, for a SIEM or an auditor.
+    #[command(
+        after_help = "Examples:\n  warden audit export -p warden.yaml --out ./audit-export\n  warden audit export -p warden.yaml --out ./acme --org acme\nFiles: records.jsonl, checkpoints.jsonl, manifest.json."
+    )]
+    Export {
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
+        /// Directory to write (created; must not hold an export already).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this organisation's chain.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Remove records past retention now (the server also does this daily).
+    #[command(
+        after_help = "Examples:\n  warden audit purge -p warden.yaml                 records older than audit.retention_days\n  warden audit purge -p warden.yaml --before 2026-01-01"
+    )]
+    Purge {
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
+        /// Remove records before this time instead (same forms as `warden log --since`).
+        #[arg(long)]
+        before: Option<String>,
+    },
+}
+
+/// A time as records store it, from RFC 3339, a date or an age.
+pub fn parse_time(s: &str, now: DateTime<Utc>) -> anyhow::Result<String> {
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(fmt(t.with_timezone(&Utc)));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(fmt(t.and_utc()));
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "'{s}' is not a time: use RFC 3339 (2026-11-21T09:00:00Z), a date (2026-11-21) or an age (30m, 12h, 7d)"
+        )
+    })?;
+    let age = match unit {
+        "s" => chrono::Duration::seconds(n),
+        "m" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        _ => bail!("'{s}': an age ends in s, m, h or d (e.g. 30m, 12h, 7d)"),
+    };
+    Ok(fmt(now - age))
+}
+
+pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let filter = Filter {
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_time(s, now))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| parse_time(s, now))
+            .transpose()?,
+        user: args.user,
+        tool: args.tool,
+        org: args.org,
+        client: args.client,
+        outcome: args.status.map(|s| {
+            match s.as_str() {
+                "ok" => "success",
+                "error" => "tool_error",
+                "confirmation" => "confirmation_required",
+                _ => "denied",
+            }
+            .to_string()
+        }),
+        decision: args
+            .policy
+            .map(|p| if p == "deny" { "denied" } else { "allowed" }.to_string()),
+        event: args.event,
+        limit: args.limit,
+    };
+    let store = crate::admin::open_state(&args.project).await?;
+    let records = store.audit_query(&filter).await?;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for r in &records {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<24}  {:<10}  {:<26}  {:<9}  {:<16}  {:<24}  {:<22}  {:>8}  REASON",
+        "TIME (UTC)", "ORG", "USER", "SOURCE", "EVENT", "ACTION", "DECISION", "MS"
+    )?;
+    for r in &records {
+        let decision = match (&r.decision[..], &r.stage) {
+            ("denied", Some(stage)) => format!("denied@{stage}"),
+            (d, _) if r.outcome == "tool_error" => format!("{d}/error"),
+            (d, _) if r.outcome == "confirmation_required" => format!("{d}/preview"),
+            (d, _) => d.to_string(),
+        };
+        writeln!(
+            out,
+            "{:<24}  {:<10}  {:<26}  {:<9}  {:<16}  {:<24}  {:<22}  {:>8}  {}",
+            r.ts,
+            cut(r.org.as_deref().unwrap_or("-"), 10),
+            cut(r.user_email.as_deref().unwrap_or("-"), 26),
+            cut(r.source.trim_start_matches("mcp_"), 9),
+            cut(&r.event, 16),
+            cut(&r.action, 24),
+            cut(&decision, 22),
+            r.duration_us
+                .map_or("-".into(), |d| format!("{:.1}", d as f64 / 1000.0)),
+            r.reason.as_deref().unwrap_or("")
+        )?;
+    }
+    if records.is_empty() {
+        eprintln!("no records match");
+    } else if records.len() == filter.limit {
+        eprintln!(
+            "showing the newest {} matching records; use --limit for more",
+            filter.limit
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Verify {
+            project,
+            export: Some(dir),
+            public_key,
+        } => {
+            let _ = project;
+            verify_export(&dir, public_key.as_deref())
+        }
+        AuditCommand::Verify {
+            project,
+            export: None,
+            public_key,
+        } => {
+            let p = load(&project)?;
+            let verifier = match public_key {
+                Some(k) => Verifier::from_hex(&k)?,
+                None => Signer::load(&p.audit.signing_key)
+                    .with_context(|| "cannot check checkpoint signatures without the signing key; pass --public-key")?
+                    .verifier()
+                    .clone(),
+            };
+            let store = crate::admin::open_state_at(&p.auth.state).await?;
+            let mut reports = Vec::new();
+            for c in store.audit_chains().await? {
+                eprint!("verifying {c} ... ");
+                let records = store.audit_chain(&c).await?;
+                let cps = store.audit_checkpoints(&c).await?;
+                let r = chain::verify_chain(&c, &records, &cps, Some(&verifier));
+                eprintln!("{} records", r.records);
+                reports.push(r);
+            }
+            store.close().await;
+            Ok(print_reports(&reports, verifier.key_id()))
+        }
+        AuditCommand::Export { project, out, org } => export(&project, &out, org.as_deref()).await,
+        AuditCommand::Purge { project, before } => {
+            let p = load(&project)?;
+            let before = match before {
+                Some(b) => parse_time(&b, Utc::now())?,
+                None => retention_cutoff(p.audit.retention_days),
+            };
+            let signer = Arc::new(Signer::load_or_create(&p.audit.signing_key)?);
+            let store = crate::admin::open_state_at(&p.auth.state).await?;
+            let log = AuditLog::start(store.clone(), None, Default::default());
+            let n = purge(&store, &log, &signer, &before, Source::Cli).await?;
+            drop(log);
+            store.close().await;
+            println!("Removed {n} record(s) older than {before}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(file: &Path) -> anyhow::Result<Project> {
+    project::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn print_reports(reports: &[ChainReport], key_id: &str) -> ExitCode {
+    let mut broken = 0;
+    for r in reports {
+        let span = match (r.first_seq, r.last_seq) {
+            (Some(a), Some(b)) => format!("seq {a}..{b}"),
+            _ => "empty".into(),
+        };
+        match &r.problem {
+            None => {
+                let unsigned = match (r.last_seq, r.last_checkpoint_seq) {
+                    (Some(last), Some(cp)) if last > cp => {
+                        format!("; seq {}..{last} not yet under a checkpoint", cp + 1)
+                    }
+                    (Some(_), None) => "; no checkpoint yet".into(),
+                    _ => String::new(),
+                };
+                println!(
+                    "{}: OK — {} records ({span}), {} checkpoints{unsigned}",
+                    r.chain, r.records, r.checkpoints
+                );
+            }
+            Some(b) => {
+                broken += 1;
+                println!(
+                    "{}: BROKEN at seq {} — {}: {}",
+                    r.chain,
+                    b.seq,
+                    b.kind.as_str(),
+                    b.detail
+                );
+            }
+        }
+    }
+    if broken == 0 {
+        println!(
+            "{} chain(s) verified; checkpoints signed by key {key_id}",
+            reports.len()
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("{broken} of {} chain(s) BROKEN", reports.len());
+        ExitCode::FAILURE
+    }
+}
+
+const RECORDS_FILE: &str = "records.jsonl";
+const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
+const MANIFEST_FILE: &str = "manifest.json";
+const EXPORT_FORMAT: &str = "warden-audit-export/1";
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    format: String,
+    created: String,
+    /// Records in the export.
+    count: u64,
+    first_ts: Option<String>,
+    last_ts: Option<String>,
+    chains: Vec<ManifestChain>,
+    records_sha256: String,
+    checkpoints_sha256: String,
+    public_key: String,
+    key_id: String,
+    /// Ed25519 over the manifest with this field empty.
+    signature: String,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ManifestChain {
+    chain: String,
+    count: u64,
+    first_seq: Option<i64>,
+    last_seq: Option<i64>,
+    /// The chain head: the last record's hash.
+    head: Option<String>,
+}
+
+fn manifest_bytes(m: &Manifest) -> anyhow::Result<Vec<u8>> {
+    let mut unsigned = serde_json::to_value(m)?;
+    unsigned["signature"] = serde_json::Value::String(String::new());
+    Ok(serde_json::to_vec(&unsigned)?)
+}
+
+async fn export(project: &Path, out: &Path, org: Option<&str>) -> anyhow::Result<ExitCode> {
+    let p = load(project)?;
+    let signer = Signer::load(&p.audit.signing_key)
+        .context("an export is signed with the audit signing key")?;
+    if out.join(MANIFEST_FILE).exists() {
+        bail!(
+            "{} already holds an export; choose another --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let store = crate::admin::open_state_at(&p.auth.state).await?;
+    let chains: Vec<String> = match org {
+        Some(o) => vec![o.to_string()],
+        None => store.audit_chains().await?,
+    };
+    // Written under temporary names and renamed last: no half export looks complete.
+    let tmp = |name: &str| out.join(format!(".{name}.partial"));
+    let mut records = std::io::BufWriter::new(std::fs::File::create(tmp(RECORDS_FILE))?);
+    let mut checkpoints = std::io::BufWriter::new(std::fs::File::create(tmp(CHECKPOINTS_FILE))?);
+    let (mut rh, mut ch) = (Sha256::new(), Sha256::new());
+    let mut summary = Vec::new();
+    let (mut count, mut first_ts, mut last_ts) = (0u64, None::<String>, None::<String>);
+    for c in &chains {
+        let rs = store.audit_chain(c).await?;
+        for r in &rs {
+            let line = format!("{}\n", serde_json::to_string(r)?);
+            rh.update(line.as_bytes());
+            records.write_all(line.as_bytes())?;
+            if first_ts.as_ref().is_none_or(|f| &r.ts < f) {
+                first_ts = Some(r.ts.clone());
+            }
+            if last_ts.as_ref().is_none_or(|l| &r.ts > l) {
+                last_ts = Some(r.ts.clone());
+            }
+        }
+        for cp in store.audit_checkpoints(c).await? {
+            let line = format!("{}\n", serde_json::to_string(&cp)?);
+            ch.update(line.as_bytes());
+            checkpoints.write_all(line.as_bytes())?;
+        }
+        count += rs.len() as u64;
+        eprintln!("exported {c}: {} records", rs.len());
+        summary.push(ManifestChain {
+            chain: c.clone(),
+            count: rs.len() as u64,
+            first_seq: rs.first().map(|r| r.seq),
+            last_seq: rs.last().map(|r| r.seq),
+            head: rs.last().map(|r| r.hash.clone()),
+        });
+    }
+    store.close().await;
+    records.into_inner()?.sync_all()?;
+    checkpoints.into_inner()?.sync_all()?;
+    let mut m = Manifest {
+        format: EXPORT_FORMAT.into(),
+        created: warden_core::audit::now(),
+        count,
+        first_ts,
+        last_ts,
+        chains: summary,
+        records_sha256: hex::encode(rh.finalize()),
+        checkpoints_sha256: hex::encode(ch.finalize()),
+        public_key: signer.verifier().public_hex(),
+        key_id: signer.verifier().key_id().to_string(),
+        signature: String::new(),
+    };
+    m.signature = signer.sign(&manifest_bytes(&m)?);
+    std::fs::write(tmp(MANIFEST_FILE), serde_json::to_vec_pretty(&m)?)?;
+    for f in [RECORDS_FILE, CHECKPOINTS_FILE, MANIFEST_FILE] {
+        std::fs::rename(tmp(f), out.join(f))?;
+    }
+    println!(
+        "Exported {count} records from {} chain(s) to {}",
+        m.chains.len(),
+        out.display()
+    );
+    println!(
+        "Verify offline: warden audit verify --export {} --public-key {}",
+        out.display(),
+        m.public_key
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_export(dir: &Path, public_key: Option<&str>) -> anyhow::Result<ExitCode> {
+    let m: Manifest = serde_json::from_slice(
+        &std::fs::read(dir.join(MANIFEST_FILE))
+            .with_context(|| format!("cannot read {}", dir.join(MANIFEST_FILE).display()))?,
+    )
+    .context("manifest.json is not a Warden audit manifest")?;
+    if m.format != EXPORT_FORMAT {
+        bail!("manifest format '{}' is not {EXPORT_FORMAT}", m.format);
+    }
+    let verifier = Verifier::from_hex(public_key.unwrap_or(&m.public_key))?;
+    if public_key.is_none() {
+        eprintln!(
+            "note: trusting the public key in the manifest ({}); pass --public-key to check it against yours",
+            m.key_id
+        );
+    }
+    if !verifier.verify(&manifest_bytes(&m)?, &m.signature) {
+        println!(
+            "manifest: BROKEN — its signature does not match key {}",
+            verifier.key_id()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let read_lines = |name: &str, expected: &str| -> anyhow::Result<Option<Vec<String>>> {
+        let file = std::fs::File::open(dir.join(name))
+            .with_context(|| format!("cannot read {}", dir.join(name).display()))?;
+        let mut h = Sha256::new();
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line?;
+            h.update(line.as_bytes());
+            h.update(b"\n");
+            lines.push(line);
+        }
+        Ok((hex::encode(h.finalize()) == expected).then_some(lines))
+    };
+    let Some(record_lines) = read_lines(RECORDS_FILE, &m.records_sha256)? else {
+        println!("{RECORDS_FILE}: BROKEN — it is not the file the manifest signed");
+        return Ok(ExitCode::FAILURE);
+    };
+    let Some(cp_lines) = read_lines(CHECKPOINTS_FILE, &m.checkpoints_sha256)? else {
+        println!("{CHECKPOINTS_FILE}: BROKEN — it is not the file the manifest signed");
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut records: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    for (i, l) in record_lines.iter().enumerate() {
+        let r: Record =
+            serde_json::from_str(l).with_context(|| format!("{RECORDS_FILE} line {}", i + 1))?;
+        records.entry(r.chain.clone()).or_default().push(r);
+    }
+    let mut cps: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
+    for (i, l) in cp_lines.iter().enumerate() {
+        let c: Checkpoint = serde_json::from_str(l)
+            .with_context(|| format!("{CHECKPOINTS_FILE} line {}", i + 1))?;
+        cps.entry(c.chain.clone()).or_default().push(c);
+    }
+    let mut reports = Vec::new();
+    for mc in &m.chains {
+        let mut rs = records.remove(&mc.chain).unwrap_or_default();
+        rs.sort_by_key(|r| (r.seq, r.id));
+        let cs = cps.remove(&mc.chain).unwrap_or_default();
+        let mut r = chain::verify_chain(&mc.chain, &rs, &cs, Some(&verifier));
+        if r.problem.is_none() && (r.records != mc.count || r.head != mc.head) {
+            r.problem = Some(chain::Break {
+                kind: chain::BreakKind::Truncated,
+                seq: r.last_seq.unwrap_or(0) + 1,
+                id: None,
+                detail: format!(
+                    "the manifest lists {} records ending in head {:?}; the file has {}",
+                    mc.count, mc.head, r.records
+                ),
+            });
+        }
+        reports.push(r);
+    }
+    Ok(print_reports(&reports, verifier.key_id()))
+}
+
+/// The record of what this process serves: the project and a hash of its tool manifest.
+pub fn manifest_event(project: &Project) -> Event {
+    let tools: Vec<serde_json::Value> = project
+        .tools
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.name,
+                "access": t.access.as_str(),
+                "sql": t.statement.text,
+                "params": t.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                "policy": t.policies.version,
+            })
+        })
+        .collect();
+    let manifest = serde_json::Value::Array(tools).to_string();
+    Event::new("project_loaded", Source::System, project.name.clone()).detail(serde_json::json!({
+        "file": project.file.display().to_string(),
+        "tools": project.tools.len(),
+        "resources": project.resources.len(),
+        "prompts": project.prompts.len(),
+        "manifest_sha256": hex::encode(Sha256::digest(manifest.as_bytes())),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+fn retention_cutoff(days: u32) -> String {
+    (Utc::now() - chrono::Duration::days(i64::from(days)))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Purges records before `before` and records the purge in each chain it cut.
+async fn purge(
+    store: &Store,
+    log: &AuditLog,
+    signer: &Signer,
+    before: &str,
+    source: Source,
+) -> anyhow::Result<u64> {
+    let purged = store.audit_purge(before, signer).await?;
+    let mut total = 0;
+    for p in &purged {
+        total += p.records;
+        let mut e = Event::new("retention_purge", source, "retention_purge").detail(
+            serde_json::json!({"records": p.records, "through_seq": p.through_seq, "before": before}),
+        );
+        if p.chain != SYSTEM_CHAIN {
+            e.org = Some(p.chain.clone());
+        }
+        log.append(e).await?;
+    }
+    Ok(total)
+}
+
+/// Purges past retention now and then daily, for as long as the server runs.
+pub fn start_retention(store: Store, log: AuditLog, signer: Arc<Signer>, days: u32) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(24 * 60 * 60));
+        loop {
+            tick.tick().await;
+            match purge(
+                &store,
+                &log,
+                &signer,
+                &retention_cutoff(days),
+                Source::System,
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, days, "audit retention purge"),
+                Err(e) => tracing::error!(error = %e, "audit retention purge failed"),
+            }
+        }
+    });
+}
