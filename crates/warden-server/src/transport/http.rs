@@ -246,6 +246,31 @@ async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -> Response 
         && let Err(denial) = warden_core::authz::decide(&principal.caller(), tool.access)
         && denial.stage == warden_core::authz::Stage::Scope
     {
+        // Refused here, before the pipeline: the refusal is recorded here too.
+        let caller = principal.caller();
+        let mut event = warden_core::audit::Event::new(
+            "tool_call",
+            warden_core::audit::Source::Http,
+            &tool.name,
+        )
+        .org(caller.org.clone())
+        .user(caller.user_id.clone(), caller.email.clone())
+        .denied(denial.stage.as_str(), denial.rule, denial.reason.clone());
+        event.auth_method = Some(caller.method.to_string());
+        event.credential = Some(caller.credential.clone()).filter(|c| !c.is_empty());
+        event.remote_addr = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.to_string());
+        event.user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect());
+        if let Err(e) = s.pipeline.audit().record(event).await {
+            // The call is refused either way.
+            tracing::error!(error = %e, "could not record a step-up refusal");
+        }
         let challenge = format!(
             r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="{}", error_description="{} needs the mcp:write scope""#,
             s.resource_metadata, tool.name
