@@ -200,7 +200,7 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
             cut(&decision, 22),
             r.duration_us
                 .map_or("-".into(), |d| format!("{:.1}", d as f64 / 1000.0)),
-            r.reason.as_deref().unwrap_or("")
+            cut(r.reason.as_deref().unwrap_or(""), 400)
         )?;
     }
     if records.is_empty() {
@@ -214,9 +214,15 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// At most `n` characters of `s` for the table, with control characters (a terminal escape
+/// hidden in a user agent or an argument name) shown as `?`.
 fn cut(s: &str, n: usize) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if s.chars().count() <= n {
-        s.to_string()
+        s
     } else {
         let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
         t.push('…');

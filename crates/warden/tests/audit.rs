@@ -221,6 +221,24 @@ async fn sensitive_values_never_reach_the_store_or_an_export() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // An auditor verifies the export offline, and notices a changed line.
+    let verify_export = || run(&["audit", "verify", "--export", export.to_str().unwrap()]);
+    let out = verify_export();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let lines = std::fs::read_to_string(export.join("records.jsonl")).unwrap();
+    std::fs::write(
+        export.join("records.jsonl"),
+        lines.replacen("ana@acme.example", "eve@acme.example", 1),
+    )
+    .unwrap();
+    let out = verify_export();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not the file the manifest signed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::write(export.join("records.jsonl"), &lines).unwrap();
     // Every byte Warden keeps: the state directory (database, WAL, key) and the export.
     let mut files = Vec::new();
     for dir in [file.parent().unwrap().join(".warden"), export] {

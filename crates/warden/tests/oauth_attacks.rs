@@ -424,6 +424,41 @@ async fn token_endpoint_attack_table() {
         (s, v["error"].as_str().unwrap()),
         (400, "unsupported_grant_type")
     );
+
+    // On the record: tokens issued and refreshed, and both reuses, as denials.
+    let events = audit_events(&file);
+    let count = |kind: &str| events.iter().filter(|e| e["event"] == kind).count();
+    assert_eq!(count("token_issued"), 2, "{events:?}");
+    assert_eq!(count("token_refreshed"), 1, "{events:?}");
+    assert_eq!(count("token_reuse_detected"), 2, "{events:?}");
+    let issued = events.iter().find(|e| e["event"] == "token_issued").unwrap();
+    assert_eq!(issued["org"], "acme");
+    assert_eq!(issued["user_email"], "ana@acme.example");
+    assert_eq!(issued["credential"], flow.client_id.as_str());
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "token_reuse_detected")
+            .all(|e| e["decision"] == "denied")
+    );
+}
+
+/// Every audit record, via `warden log --json`.
+fn audit_events(file: &Path) -> Vec<Value> {
+    let out = common::run(&[
+        "log",
+        "-p",
+        file.to_str().unwrap(),
+        "--json",
+        "--limit",
+        "100000",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -784,6 +819,22 @@ async fn repeated_sign_in_failures_lock_the_account() {
     let r = attempt(PASSWORD).await.unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
+
+    let events = audit_events(&file);
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "login_failed")
+        .collect();
+    assert_eq!(failed.len(), 10, "{events:?}");
+    assert!(failed.iter().all(|e| e["user_email"] == "ana@acme.example"
+        && e["decision"] == "denied"
+        && e["remote_addr"] == "127.0.0.1"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "lockout" && e["stage"] == "rate_limit"),
+        "{events:?}"
+    );
 }
 
 /// The write tool over a bearer: `Ok(true)` for a preview (allowed), `Ok(false)` for a

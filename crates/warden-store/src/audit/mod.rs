@@ -177,7 +177,7 @@ async fn writer(
             }
         }
         if !batch.is_empty() {
-            let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
+            let (events, waiting): (Vec<Event>, Vec<_>) = batch.drain(..).unzip();
             let mut due = Vec::new();
             if signer.is_some() {
                 let mut counts: HashMap<&str, u64> = HashMap::new();
@@ -193,7 +193,7 @@ async fn writer(
                 }
             }
             let result = store
-                .audit_append(&events, signer.as_deref().map(|s| (s, due.as_slice())))
+                .audit_append(events, signer.as_deref().map(|s| (s, due.as_slice())))
                 .await;
             match result {
                 Ok(placed) => {
@@ -203,14 +203,14 @@ async fn writer(
                     for chain in &due {
                         since_checkpoint.remove(chain);
                     }
-                    for ((_, done), p) in batch.drain(..).zip(placed) {
+                    for (done, p) in waiting.into_iter().zip(placed) {
                         let _ = done.send(Ok(p));
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, events = batch.len(), "the audit trail could not record; the calls are refused");
+                    tracing::error!(error = %e, events = waiting.len(), "the audit trail could not record; the calls are refused");
                     let reason = store_error_reason(&e);
-                    for (_, done) in batch.drain(..) {
+                    for done in waiting {
                         let _ = done.send(Err(reason.clone()));
                     }
                 }

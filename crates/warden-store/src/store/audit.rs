@@ -36,6 +36,8 @@ const LAST_CHECKPOINT_SEQ: &str =
     "SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints WHERE chain = $1";
 const CHAINS: &str = "SELECT chain FROM audit_heads UNION SELECT chain FROM audit_records \
      UNION SELECT chain FROM audit_checkpoints ORDER BY 1";
+/// Every chain that has ever been appended to (cheap: one row per chain).
+const HEAD_CHAINS: &str = "SELECT chain FROM audit_heads ORDER BY chain";
 
 /// Where each appended event landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,36 +60,35 @@ pub fn chain_of(e: &Event) -> &str {
     e.org.as_deref().unwrap_or(SYSTEM_CHAIN)
 }
 
-fn record_of(e: &Event, seq: i64, prev_hash: String) -> Record {
-    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
+    let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
     let mut r = Record {
         id: 0,
-        chain: chain_of(e).to_string(),
+        chain: chain_of(&e).to_string(),
         seq,
-        ts: e.ts.clone(),
-        request_id: e.request_id.clone(),
+        ts: e.ts,
+        request_id: e.request_id,
         event: e.kind.to_string(),
-        org: e.org.clone(),
-        user_id: e.user_id.clone(),
-        user_email: e.user_email.clone(),
-        auth_method: e.auth_method.clone(),
-        credential: e.credential.clone(),
+        org: e.org,
+        user_id: e.user_id,
+        user_email: e.user_email,
+        auth_method: e.auth_method,
+        credential: e.credential,
         source: e.source.as_str().to_string(),
-        remote_addr: e.remote_addr.clone(),
-        user_agent: e.user_agent.clone(),
-        action: e.action.clone(),
-        params: json(&e.params),
+        remote_addr: e.remote_addr,
+        user_agent: e.user_agent,
+        action: e.action,
+        params: json(e.params),
         decision: e.decision.as_str().to_string(),
-        stage: e.stage.clone(),
-        rule: e.rule.clone(),
-        reason: e.reason.clone(),
+        stage: e.stage,
+        rule: e.rule,
+        reason: e.reason,
         outcome: e.outcome.as_str().to_string(),
         duration_us: e.duration_us.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
         affected: e
             .affected
-            .as_ref()
-            .map(|a| serde_json::Value::from(a.clone()).to_string()),
-        detail: json(&e.detail),
+            .map(|a| serde_json::Value::from(a).to_string()),
+        detail: json(e.detail),
         prev_hash,
         hash: String::new(),
     };
@@ -188,24 +189,25 @@ impl Store {
     /// checkpoint at the new head of each chain in `checkpoint`. Returns where each landed.
     pub async fn audit_append(
         &self,
-        events: &[Event],
+        events: Vec<Event>,
         checkpoint: Option<(&Signer, &[String])>,
     ) -> Result<Vec<Appended>, StoreError> {
-        let mut chains: BTreeMap<&str, (i64, String)> = BTreeMap::new();
-        for e in events {
-            chains.insert(chain_of(e), (0, String::new()));
+        let mut chains: BTreeMap<String, (i64, String)> = BTreeMap::new();
+        for e in &events {
+            if !chains.contains_key(chain_of(e)) {
+                chains.insert(chain_of(e).to_string(), (0, String::new()));
+            }
         }
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             // In chain order: two writers lock heads in the same order.
             for (chain, head) in chains.iter_mut() {
-                *head = lock_head!(tx, *chain);
+                *head = lock_head!(tx, chain.as_str());
             }
             let mut rows = Vec::with_capacity(events.len());
             let mut placed = Vec::with_capacity(events.len());
             for e in events {
-                let chain = chain_of(e);
-                let Some(head) = chains.get_mut(chain) else { continue };
+                let Some(head) = chains.get_mut(chain_of(&e)) else { continue };
                 let r = record_of(e, head.0 + 1, std::mem::take(&mut head.1));
                 *head = (r.seq, r.hash.clone());
                 placed.push(Appended { chain: r.chain.clone(), seq: r.seq });
@@ -213,7 +215,7 @@ impl Store {
             }
             insert_records!(tx, rows);
             for (chain, (seq, hash)) in &chains {
-                sqlx::query(SET_HEAD).bind(*chain).bind(*seq).bind(hash).execute(&mut *tx).await?;
+                sqlx::query(SET_HEAD).bind(chain).bind(*seq).bind(hash).execute(&mut *tx).await?;
             }
             if let Some((signer, due)) = checkpoint {
                 for chain in due {
@@ -230,7 +232,7 @@ impl Store {
     /// Signs a checkpoint at the head of every chain that has records no checkpoint covers
     /// yet. Returns how many were written.
     pub async fn audit_checkpoint(&self, signer: &Signer, kind: &str) -> Result<u64, StoreError> {
-        let chains = self.audit_chains().await?;
+        let chains = self.audit_head_chains().await?;
         let mut written = 0;
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -250,7 +252,14 @@ impl Store {
         })
     }
 
-    /// Every chain the trail knows of.
+    async fn audit_head_chains(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            on_pool!(self, pool => sqlx::query_as(HEAD_CHAINS).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
+    /// Every chain the trail knows of, including any whose head row is gone (which
+    /// verification then reports).
     pub async fn audit_chains(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> =
             on_pool!(self, pool => sqlx::query_as(CHAINS).fetch_all(pool).await)?;
@@ -338,11 +347,12 @@ impl Store {
         before: &str,
         signer: &Signer,
     ) -> Result<Vec<Purged>, StoreError> {
-        const LAST_OLD: &str = "SELECT seq, hash FROM audit_records WHERE chain = $1 AND ts < $2 ORDER BY seq DESC LIMIT 1";
+        const LAST_OLD: &str = "SELECT seq, hash FROM audit_records WHERE chain = $1 AND seq = \
+             (SELECT MAX(seq) FROM audit_records WHERE chain = $1 AND ts < $2) ORDER BY id LIMIT 1";
         const DELETE: &str = "DELETE FROM audit_records WHERE chain = $1 AND seq <= $2";
         const DELETE_CHECKPOINTS: &str =
             "DELETE FROM audit_checkpoints WHERE chain = $1 AND seq < $2";
-        let chains = self.audit_chains().await?;
+        let chains = self.audit_head_chains().await?;
         let mut purged = Vec::new();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
