@@ -21,8 +21,19 @@ const INSERT_COLUMNS: &str = "INSERT INTO audit_records (chain, seq, ts, request
      params, decision, stage, rule, reason, outcome, duration_us, affected, detail, prev_hash, \
      hash) ";
 
-/// Rows per INSERT statement: 25 binds each stays far below SQLite's 32,766.
-const ROWS_PER_INSERT: usize = 256;
+/// Rows per INSERT statement. A batch is cut into chunks of these sizes only (largest
+/// first), so each connection prepares at most four statements and keeps them cached;
+/// any batch size would otherwise be a new statement to parse. 64 rows × 25 binds stays far
+/// below SQLite's 32,766.
+const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// The next chunk size for `remaining` rows.
+fn chunk_len(remaining: usize) -> usize {
+    INSERT_CHUNKS
+        .into_iter()
+        .find(|c| *c <= remaining)
+        .unwrap_or(1)
+}
 
 const ENSURE_HEAD: &str =
     "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING";
@@ -114,7 +125,10 @@ fn signed(signer: &Signer, chain: &str, seq: i64, hash: &str, kind: &str) -> Che
 /// Pushes `, (...)`-separated bound rows; one macro for both backends' builders.
 macro_rules! insert_records {
     ($tx:expr, $rows:expr) => {{
-        for chunk in $rows.chunks(ROWS_PER_INSERT) {
+        let mut rest: &[Record] = &$rows;
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
+            rest = tail;
             let mut qb = sqlx::QueryBuilder::new(INSERT_COLUMNS);
             qb.push_values(chunk, |mut b, r: &Record| {
                 b.push_bind(&r.chain)
