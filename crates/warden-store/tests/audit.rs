@@ -9,7 +9,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::on_each_backend;
+use common::{on_each_backend, on_each_backend_with_url};
+use sqlx::Connection;
 use warden_core::audit::{Event, Source};
 use warden_store::audit::{self, AuditLog, Filter, Options, Signer, chain};
 
@@ -158,6 +159,66 @@ async fn a_purge_keeps_the_rest_verifiable() {
         let records = store.audit_chain("acme").await.unwrap();
         let r = chain::verify_chain("acme", &records, &without_base, Some(signer.verifier()));
         assert_eq!(r.problem.unwrap().kind, chain::BreakKind::Deleted);
+    })
+    .await;
+}
+
+/// Runs `sql` on the store's database behind its back.
+async fn behind_the_back(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_full_store_refuses_writes_nothing_and_recovers() {
+    on_each_backend_with_url(|store, url| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Arc::new(Signer::load_or_create(&dir.path().join("audit.key")).unwrap());
+        let log = AuditLog::start(store.clone(), Some(signer.clone()), Options::default());
+        log.append(event(Some("acme"), "before", 1)).await.unwrap();
+        // Every insert into the trail now fails the way a full disk makes it fail.
+        let sqlite = url.starts_with("sqlite:");
+        let (fail, heal) = if sqlite {
+            (
+                "CREATE TRIGGER outage BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+                "DROP TRIGGER outage;",
+            )
+        } else {
+            (
+                "CREATE FUNCTION outage() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$; \
+                 CREATE TRIGGER outage BEFORE INSERT ON audit_records FOR EACH ROW EXECUTE FUNCTION outage();",
+                "DROP TRIGGER outage ON audit_records; DROP FUNCTION outage();",
+            )
+        };
+        behind_the_back(&url, fail).await;
+        let during: Vec<_> = (0..8)
+            .map(|i| log.append(event(Some("acme"), "during", i)))
+            .collect();
+        for r in futures::future::join_all(during).await {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("the audit store is full"), "{e}");
+        }
+        // Nothing of the failed batches was written, not even a head move.
+        assert_eq!(store.audit_chain("acme").await.unwrap().len(), 1);
+        behind_the_back(&url, heal).await;
+        let after = log.append(event(Some("acme"), "after", 9)).await.unwrap();
+        assert_eq!(after.seq, 2);
+        log.checkpoint("manual").await.unwrap();
+        let reports = verify_all(&store, &signer).await;
+        assert!(reports.iter().all(|r| r.problem.is_none()), "{reports:?}");
     })
     .await;
 }

@@ -224,7 +224,11 @@ async fn sensitive_values_never_reach_the_store_or_an_export() {
     // An auditor verifies the export offline, and notices a changed line.
     let verify_export = || run(&["audit", "verify", "--export", export.to_str().unwrap()]);
     let out = verify_export();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let lines = std::fs::read_to_string(export.join("records.jsonl")).unwrap();
     std::fs::write(
         export.join("records.jsonl"),

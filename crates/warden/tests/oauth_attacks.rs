@@ -431,7 +431,10 @@ async fn token_endpoint_attack_table() {
     assert_eq!(count("token_issued"), 2, "{events:?}");
     assert_eq!(count("token_refreshed"), 1, "{events:?}");
     assert_eq!(count("token_reuse_detected"), 2, "{events:?}");
-    let issued = events.iter().find(|e| e["event"] == "token_issued").unwrap();
+    let issued = events
+        .iter()
+        .find(|e| e["event"] == "token_issued")
+        .unwrap();
     assert_eq!(issued["org"], "acme");
     assert_eq!(issued["user_email"], "ana@acme.example");
     assert_eq!(issued["credential"], flow.client_id.as_str());
@@ -453,7 +456,11 @@ fn audit_events(file: &Path) -> Vec<Value> {
         "--limit",
         "100000",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()

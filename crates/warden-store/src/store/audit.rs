@@ -96,9 +96,7 @@ fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
         reason: e.reason,
         outcome: e.outcome.as_str().to_string(),
         duration_us: e.duration_us.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
-        affected: e
-            .affected
-            .map(|a| serde_json::Value::from(a).to_string()),
+        affected: e.affected.map(|a| serde_json::Value::from(a).to_string()),
         detail: json(e.detail),
         prev_hash,
         hash: String::new(),

@@ -19,14 +19,24 @@ where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    on_each_backend_with_url(|store, _| test(store)).await;
+}
+
+/// As [`on_each_backend`], also passing the database's URL (`sqlite://PATH` or the
+/// PostgreSQL URL), for tests that must reach behind the store's back.
+pub async fn on_each_backend_with_url<F, Fut>(test: F)
+where
+    F: Fn(Store, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut panics = Vec::new();
 
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(dir.path().join("warden.db"))
-        .await
-        .unwrap();
+    let path = dir.path().join("warden.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
     store.migrate().await.unwrap();
-    panics.extend(run("sqlite", store, &test).await);
+    let sqlite_url = format!("sqlite://{}", path.display());
+    panics.extend(run("sqlite", store, sqlite_url, &test).await);
 
     match postgres_url() {
         None => eprintln!("PostgreSQL half NOT run: set {POSTGRES_URL_VAR}"),
@@ -38,7 +48,7 @@ where
                 Ok::<_, StoreError>(store)
             };
             match setup.await {
-                Ok(store) => panics.extend(run("postgres", store, &test).await),
+                Ok(store) => panics.extend(run("postgres", store, db.url.clone(), &test).await),
                 Err(err) => panics.push(Box::new(format!("PostgreSQL store setup failed: {err}"))),
             }
             db.drop().await;
@@ -50,14 +60,19 @@ where
     }
 }
 
-async fn run<F, Fut>(backend: &str, store: Store, test: &F) -> Option<Box<dyn std::any::Any + Send>>
+async fn run<F, Fut>(
+    backend: &str,
+    store: Store,
+    url: String,
+    test: &F,
+) -> Option<Box<dyn std::any::Any + Send>>
 where
-    F: Fn(Store) -> Fut,
+    F: Fn(Store, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     eprintln!("--- {backend}");
     assert_eq!(store.backend_name(), backend);
-    let outcome = tokio::spawn(test(store.clone())).await;
+    let outcome = tokio::spawn(test(store.clone(), url)).await;
     store.close().await;
     match outcome {
         Ok(()) => None,
