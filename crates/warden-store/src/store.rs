@@ -206,6 +206,9 @@ impl Store {
                     })?;
                 let pool = PgPoolOptions::new()
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_release(|conn, _| {
+                        Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::Connect {
@@ -239,7 +242,14 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let mut pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        // A connection that comes back still inside a transaction (a COMMIT failed on a full
+        // disk, and SQLite had already rolled back, so the driver's ROLLBACK failed too) is
+        // closed: handed out again, every later `BEGIN` on it would fail.
+        let mut pool = SqlitePoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            });
         if in_memory {
             // An in-memory database lives only while a connection is open:
             // keep one open for the life of the pool.

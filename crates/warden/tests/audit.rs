@@ -559,3 +559,122 @@ fn rand_u64() -> u64 {
     h.write_u64(42);
     h.finish()
 }
+
+/// A small tmpfs, unmounted when dropped. Needs root (CI runs as root); a test that cannot
+/// mount fails rather than passing untested.
+struct SmallDisk {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill it, which needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { path, _dir: dir }
+    }
+
+    /// Writes zeros until the disk is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_calls_and_service_resumes() {
+    let disk = SmallDisk::mount("16m");
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    assert!(run(&["init", project.to_str().unwrap()]).status.success());
+    let file = project.join("warden.yaml");
+    let state = disk.path.join("state.db");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        yaml.replacen(
+            "tools:\n",
+            &format!("state:\n  sqlite: {}\n\ntools:\n", state.display()),
+            1,
+        ),
+    )
+    .unwrap();
+    let key = add_member(
+        &file,
+        "ana@acme.example",
+        "admin",
+        "mcp:read mcp:write",
+        false,
+    );
+    let server = Server::start(&file);
+    let mut s = as_(&server, &key).session().await;
+    let r = s.call("search_vendors", json!({"query": "a"})).await;
+    assert_ne!(r["isError"], true, "{r}");
+    let args = json!({"finding_id": 4, "status": "remediated", "note": "while the disk is full"});
+    let preview = s.call("update_finding_status", args.clone()).await;
+    let token = common::confirmation_token(&preview).unwrap();
+
+    let filler = disk.fill();
+    let r = s.call("search_vendors", json!({"query": "b"})).await;
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(text(&r).contains("the audit store is full"), "{r}");
+    let mut confirmed = args.clone();
+    confirmed["confirm"] = json!(true);
+    confirmed["confirmation_token"] = json!(token);
+    let r = s.call("update_finding_status", confirmed).await;
+    assert_eq!(r["isError"], true, "{r}");
+    let mut d = sqlite(&data_db(&file)).await;
+    let (note,): (Option<String>,) = sqlx::query_as("SELECT note FROM findings WHERE id = 4")
+        .fetch_one(&mut d)
+        .await
+        .unwrap();
+    assert_ne!(note.as_deref(), Some("while the disk is full"));
+
+    std::fs::remove_file(filler).unwrap();
+    let r = s.call("search_vendors", json!({"query": "c"})).await;
+    assert_ne!(r["isError"], true, "{r}");
+    let r = s
+        .call_confirmed(
+            "update_finding_status",
+            json!({"finding_id": 4, "status": "remediated", "note": "space again"}),
+        )
+        .await;
+    assert_ne!(r["isError"], true, "{r}");
+    let (note,): (Option<String>,) = sqlx::query_as("SELECT note FROM findings WHERE id = 4")
+        .fetch_one(&mut d)
+        .await
+        .unwrap();
+    assert_eq!(note.as_deref(), Some("space again"));
+    // No refused call left a record; the chain is whole.
+    let records = log(&file, &["--tool", "search_vendors"]);
+    let queries: Vec<Value> = records.iter().map(|r| params(r)["query"].clone()).collect();
+    assert_eq!(queries, [json!("a"), json!("c")]);
+    drop(server);
+    let (ok, report) = verify(&file);
+    assert!(ok, "{report}");
+}

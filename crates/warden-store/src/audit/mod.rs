@@ -234,8 +234,12 @@ async fn writer(
 
 /// What a caller is told when the store fails: the cause, without internals.
 fn store_error_reason(e: &StoreError) -> String {
-    let text = e.to_string();
-    let lower = text.to_lowercase();
+    // The database's own words, not the store's advice appended to them.
+    let lower = match e {
+        StoreError::Database(db) => db.to_string(),
+        other => other.to_string(),
+    }
+    .to_lowercase();
     if lower.contains("full") || lower.contains("no space") {
         "the audit store is full".into()
     } else if lower.contains("readonly")
