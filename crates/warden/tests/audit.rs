@@ -41,28 +41,18 @@ async fn sqlite(path: &Path) -> sqlx::SqliteConnection {
         .unwrap()
 }
 
-/// `warden log --json` with extra arguments, parsed.
 fn log(file: &Path, args: &[&str]) -> Vec<Value> {
-    let mut all = vec![
-        "log",
-        "-p",
-        file.to_str().unwrap(),
-        "--json",
-        "--limit",
-        "100000",
-    ];
-    all.extend_from_slice(args);
-    let out = run(&all);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::audit_log(file, args)
+}
+
+/// A finding's note, straight from the data file.
+async fn note_of(d: &mut sqlx::SqliteConnection, finding: i64) -> Option<String> {
+    let (note,): (Option<String>,) = sqlx::query_as("SELECT note FROM findings WHERE id = $1")
+        .bind(finding)
+        .fetch_one(d)
+        .await
+        .unwrap();
+    note
 }
 
 fn verify(file: &Path) -> (bool, String) {
@@ -373,10 +363,7 @@ async fn a_store_that_refuses_writes_refuses_calls_and_service_resumes() {
     assert_eq!(r["isError"], true, "{r}");
     assert!(text(&r).contains("nothing was changed"), "{r}");
     let mut d = sqlite(&data_db(&file)).await;
-    let (note,): (Option<String>,) = sqlx::query_as("SELECT note FROM findings WHERE id = 3")
-        .fetch_one(&mut d)
-        .await
-        .unwrap();
+    let note = note_of(&mut d, 3).await;
     assert_ne!(note.as_deref(), Some("during the outage"));
 
     // The store is back: so is service.
@@ -391,10 +378,7 @@ async fn a_store_that_refuses_writes_refuses_calls_and_service_resumes() {
         )
         .await;
     assert_ne!(r["isError"], true, "{r}");
-    let (note,): (Option<String>,) = sqlx::query_as("SELECT note FROM findings WHERE id = 3")
-        .fetch_one(&mut d)
-        .await
-        .unwrap();
+    let note = note_of(&mut d, 3).await;
     assert_eq!(note.as_deref(), Some("after the outage"));
     let (ok, report) = verify(&file);
     assert!(ok, "{report}");
@@ -649,10 +633,7 @@ async fn a_full_disk_refuses_calls_and_service_resumes() {
     let r = s.call("update_finding_status", confirmed).await;
     assert_eq!(r["isError"], true, "{r}");
     let mut d = sqlite(&data_db(&file)).await;
-    let (note,): (Option<String>,) = sqlx::query_as("SELECT note FROM findings WHERE id = 4")
-        .fetch_one(&mut d)
-        .await
-        .unwrap();
+    let note = note_of(&mut d, 4).await;
     assert_ne!(note.as_deref(), Some("while the disk is full"));
 
     std::fs::remove_file(filler).unwrap();
@@ -665,10 +646,7 @@ async fn a_full_disk_refuses_calls_and_service_resumes() {
         )
         .await;
     assert_ne!(r["isError"], true, "{r}");
-    let (note,): (Option<String>,) = sqlx::query_as("SELECT note FROM findings WHERE id = 4")
-        .fetch_one(&mut d)
-        .await
-        .unwrap();
+    let note = note_of(&mut d, 4).await;
     assert_eq!(note.as_deref(), Some("space again"));
     // No refused call left a record; the chain is whole.
     let records = log(&file, &["--tool", "search_vendors"]);

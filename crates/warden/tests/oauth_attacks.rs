@@ -446,26 +446,9 @@ async fn token_endpoint_attack_table() {
     );
 }
 
-/// Every audit record, via `warden log --json`.
+/// Every audit record.
 fn audit_events(file: &Path) -> Vec<Value> {
-    let out = common::run(&[
-        "log",
-        "-p",
-        file.to_str().unwrap(),
-        "--json",
-        "--limit",
-        "100000",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::audit_log(file, &[])
 }
 
 #[tokio::test]

@@ -90,6 +90,30 @@ pub fn add_member(file: &Path, email: &str, role: &str, scope: &str, password: b
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// `warden log --json` (every record, or those `args` select), parsed.
+pub fn audit_log(file: &Path, args: &[&str]) -> Vec<Value> {
+    let mut all = vec![
+        "log",
+        "-p",
+        file.to_str().unwrap(),
+        "--json",
+        "--limit",
+        "1000000",
+    ];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 pub struct Server {
     child: Option<Child>,
     pub url: String,
