@@ -247,11 +247,11 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         } => {
             let p = load(&project)?;
             let verifier = match public_key {
-                Some(k) => Verifier::from_hex(&k)?,
-                None => Signer::load(&p.audit.signing_key)
-                    .with_context(|| "cannot check checkpoint signatures without the signing key; pass --public-key")?
-                    .verifier()
-                    .clone(),
+                Some(k) => Some(Verifier::from_hex(&k)?),
+                None if p.audit.signing_key.exists() => {
+                    Some(Signer::load(&p.audit.signing_key)?.verifier().clone())
+                }
+                None => None,
             };
             let store = crate::admin::open_state_at(&p.auth.state).await?;
             let mut reports = Vec::new();
@@ -259,12 +259,28 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 eprint!("verifying {c} ... ");
                 let records = store.audit_chain(&c).await?;
                 let cps = store.audit_checkpoints(&c).await?;
-                let r = chain::verify_chain(&c, &records, &cps, Some(&verifier));
+                if verifier.is_none() && !cps.is_empty() {
+                    bail!(
+                        "{c} has signed checkpoints but the signing key {} is missing; pass the public key with --public-key",
+                        p.audit.signing_key.display()
+                    );
+                }
+                let r = chain::verify_chain(&c, &records, &cps, verifier.as_ref());
                 eprintln!("{} records", r.records);
                 reports.push(r);
             }
             store.close().await;
-            Ok(print_reports(&reports, verifier.key_id()))
+            let key_id = match &verifier {
+                Some(v) => v.key_id().to_string(),
+                None => {
+                    println!(
+                        "note: no signing key yet ({} is created when the server first starts), and no checkpoints to check",
+                        p.audit.signing_key.display()
+                    );
+                    "(none)".into()
+                }
+            };
+            Ok(print_reports(&reports, &key_id))
         }
         AuditCommand::Export { project, out, org } => export(&project, &out, org.as_deref()).await,
         AuditCommand::Purge { project, before } => {

@@ -9,15 +9,16 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
-    #[error("cannot read the audit signing key {path}: {source}")]
+    // `error`, not `source`: the message already carries it, so it is not chained twice.
+    #[error("cannot read the audit signing key {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot create the audit signing key {path}: {source}")]
+    #[error("cannot create the audit signing key {path}: {error}")]
     Create {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} is not an audit signing key (expected 64 hex digits, as `warden` writes them)")]
     Malformed { path: PathBuf },
@@ -43,9 +44,9 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// Reads the key at `path`.
     pub fn load(path: &Path) -> Result<Self, SignerError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SignerError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| SignerError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let seed: [u8; 32] = hex::decode(text.trim())
             .ok()
@@ -61,9 +62,9 @@ impl Signer {
         if path.exists() {
             return Self::load(path);
         }
-        let create = |source| SignerError::Create {
+        let create = |error| SignerError::Create {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(create)?;
