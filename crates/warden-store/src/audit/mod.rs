@@ -192,9 +192,16 @@ async fn writer(
                     }
                 }
             }
+            let started = std::time::Instant::now();
             let result = store
                 .audit_append(events, signer.as_deref().map(|s| (s, due.as_slice())))
                 .await;
+            tracing::debug!(
+                events = waiting.len(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                ok = result.is_ok(),
+                "audit batch"
+            );
             match result {
                 Ok(placed) => {
                     for p in &placed {

@@ -35,11 +35,10 @@ fn chunk_len(remaining: usize) -> usize {
         .unwrap_or(1)
 }
 
-const ENSURE_HEAD: &str =
-    "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING";
-/// Locks the head row (PostgreSQL; SQLite holds the database write lock already).
-const LOCK_HEAD: &str = "UPDATE audit_heads SET seq = seq WHERE chain = $1";
-const HEAD: &str = "SELECT seq, hash FROM audit_heads WHERE chain = $1";
+/// Creates the head if the chain is new, locks it (the no-op update takes the row lock on
+/// PostgreSQL; SQLite holds the database write lock already) and reads it: one round trip.
+const LOCK_HEAD: &str = "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) \
+     ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash";
 const SET_HEAD: &str = "UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1";
 const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints \
      (chain, seq, hash, ts, kind, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -179,17 +178,9 @@ macro_rules! insert_checkpoint {
 /// Locks and reads a chain's head, creating it if new.
 macro_rules! lock_head {
     ($tx:expr, $chain:expr) => {{
-        sqlx::query(ENSURE_HEAD)
+        let head: (i64, String) = sqlx::query_as(LOCK_HEAD)
             .bind($chain)
             .bind(GENESIS)
-            .execute(&mut *$tx)
-            .await?;
-        sqlx::query(LOCK_HEAD)
-            .bind($chain)
-            .execute(&mut *$tx)
-            .await?;
-        let head: (i64, String) = sqlx::query_as(HEAD)
-            .bind($chain)
             .fetch_one(&mut *$tx)
             .await?;
         head
