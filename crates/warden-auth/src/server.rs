@@ -1074,17 +1074,23 @@ impl AuthServer {
     pub async fn revoke(&self, token: &str, addr: &str) -> Result<(), InternalError> {
         let raw = RawToken::from_client(token);
         let now = Utc::now();
+        // Only a revocation that revoked something is recorded: the endpoint takes
+        // unauthenticated requests, which must not be able to fill the trail.
         let kind = match raw.kind() {
-            Some(TokenKind::AccessToken) => {
-                self.store
+            Some(TokenKind::AccessToken)
+                if self
+                    .store
                     .revoke_access_token(raw.hash().as_str(), now)
-                    .await?;
+                    .await? =>
+            {
                 "access"
             }
-            Some(TokenKind::RefreshToken) => {
-                self.store
+            Some(TokenKind::RefreshToken)
+                if self
+                    .store
                     .revoke_refresh_token(raw.hash().as_str(), now)
-                    .await?;
+                    .await? =>
+            {
                 "refresh"
             }
             _ => return Ok(()),
