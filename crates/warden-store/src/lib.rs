@@ -49,9 +49,14 @@
 //! - Resolving a credential never consults memberships or `users.disabled_at`:
 //!   the caller re-checks the user's live membership on every request (API
 //!   keys, sessions) or refresh (grants), so the store cannot go stale on it.
-//! - Codes, refresh tokens and magic links are single-use, enforced by one
-//!   conditional `UPDATE ... RETURNING` so that concurrent redemptions cannot
-//!   both win. Presenting a used refresh token revokes its whole grant.
+//! - Codes, refresh tokens, magic links and write confirmations are
+//!   single-use, enforced by one conditional `UPDATE ... RETURNING` so that
+//!   concurrent redemptions cannot both win. Presenting a used refresh token
+//!   revokes its whole grant. Whether such an `UPDATE` changed a row is read
+//!   from its `RETURNING` row, never from the affected-row count: on SQLite,
+//!   sqlx can report a previous statement's count on the same connection.
+//! - The audit trail (`audit`, `audit_*` tables): appends lock each chain's
+//!   head row, so a chain's `seq` has no gaps or duplicates across processes.
 //! - Operations of several statements run in one transaction; on SQLite it
 //!   takes the write lock first (`BEGIN IMMEDIATE`).
 

@@ -519,6 +519,27 @@ async fn bearers_revocation_roles_and_audience() {
     cli(&file, &["key", "revoke", &id, "--org", "acme"]);
     assert_eq!(flow.mcp_status(&key).await, 401);
 
+    // Each revocation is on the record; revoking the same token again, or a made-up one,
+    // adds nothing (the endpoint is open to anyone).
+    for token in [access.as_str(), "wdn_at_made-up"] {
+        let r = flow
+            .http
+            .post(format!("{}/revoke", flow.base))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let events = audit_events(&file);
+    let kinds = |k: &str| events.iter().filter(|e| e["event"] == k).count();
+    assert_eq!(kinds("token_revoked"), 1, "{events:?}");
+    assert_eq!(kinds("app_revoked"), 1, "{events:?}");
+    assert_eq!(kinds("key_revoked"), 1, "{events:?}");
+    let key_revoked = events.iter().find(|e| e["event"] == "key_revoked").unwrap();
+    assert_eq!(key_revoked["source"], "cli");
+    assert_eq!(key_revoked["org"], "acme");
+
     // Auxiliary Members (and Service Accounts) cannot connect: 403 before anything runs.
     let aux_key = add_member(
         &file,

@@ -23,7 +23,9 @@ const INSERT: &str = "INSERT INTO confirmations \
      VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)";
 const GET: &str = "SELECT user_id, org, tool, args_hash, expires_at, used_at FROM confirmations WHERE token_hash = $1";
 // Single use: only an unused, unexpired token is marked.
-const USE: &str = "UPDATE confirmations SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2";
+// RETURNING decides single use, not the affected-row count (see `oauth::REVOKE_ACCESS_TOKEN`).
+const USE: &str = "UPDATE confirmations SET used_at = $2 \
+     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING token_hash";
 const PURGE: &str = "DELETE FROM confirmations WHERE expires_at < $1";
 
 /// Expired confirmations are kept this long (to tell "expired" from "unknown"), then deleted.
@@ -91,13 +93,12 @@ impl Store {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, pool => sqlx::query(USE)
+        let used: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(USE)
             .bind(hash)
             .bind(millis(now))
-            .execute(pool)
-            .await
-            .map(|d| d.rows_affected()))?;
-        Ok(n == 1)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(used.is_some())
     }
 
     /// Deletes confirmations that expired more than an hour before `now`.

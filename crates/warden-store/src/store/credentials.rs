@@ -49,7 +49,7 @@ const LIST_API_KEYS: &str = "SELECT \
      ORDER BY k.created_at, k.id";
 
 const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $3 \
-     WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
+     WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING id";
 
 const INSERT_SESSION: &str = "INSERT INTO browser_sessions \
      (token_hash, user_id, created_at, expires_at, revoked_at) \
@@ -58,8 +58,8 @@ const INSERT_SESSION: &str = "INSERT INTO browser_sessions \
 const SESSION: &str = "SELECT user_id, created_at, expires_at FROM browser_sessions \
      WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2";
 
-const REVOKE_SESSION: &str =
-    "UPDATE browser_sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL";
+const REVOKE_SESSION: &str = "UPDATE browser_sessions SET revoked_at = $2 \
+     WHERE token_hash = $1 AND revoked_at IS NULL RETURNING token_hash";
 
 const INSERT_MAGIC_LINK: &str = "INSERT INTO magic_links \
      (token_hash, user_id, created_at, expires_at, used_at) \
@@ -181,14 +181,14 @@ impl Store {
         key_id: &ApiKeyId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let revoked = on_pool!(self, pool => sqlx::query(REVOKE_API_KEY)
+        // RETURNING, not the affected-row count (see `oauth::REVOKE_ACCESS_TOKEN`).
+        let revoked: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(REVOKE_API_KEY)
             .bind(org_id.to_string())
             .bind(key_id.to_string())
             .bind(millis(now))
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(revoked > 0)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(revoked.is_some())
     }
 
     /// Stores a browser session by the hash of its cookie secret. Fails with
@@ -222,13 +222,12 @@ impl Store {
 
     /// Ends a session (sign-out). Returns whether it existed unrevoked.
     pub async fn revoke_session(&self, hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let revoked = on_pool!(self, pool => sqlx::query(REVOKE_SESSION)
+        let revoked: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(REVOKE_SESSION)
             .bind(hash)
             .bind(millis(now))
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(revoked > 0)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(revoked.is_some())
     }
 
     /// Stores a sign-in link by the hash of its secret. Errors as for

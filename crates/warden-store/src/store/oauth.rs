@@ -134,8 +134,10 @@ const ACCESS_TOKEN_GRANT: &str = "SELECT g.id, g.org_id, g.user_id, g.client_id,
      WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 \
       AND g.revoked_at IS NULL AND c.revoked_at IS NULL";
 
-const REVOKE_ACCESS_TOKEN: &str =
-    "UPDATE access_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL";
+// RETURNING, not the affected-row count: on SQLite, sqlx's count can be a previous
+// statement's on the same connection (seen in the server after RETURNING statements ran).
+const REVOKE_ACCESS_TOKEN: &str = "UPDATE access_tokens SET revoked_at = $2 \
+     WHERE token_hash = $1 AND revoked_at IS NULL RETURNING token_hash";
 
 const LOCK_GRANT_OF_REFRESH: &str = "UPDATE grants SET updated_at = updated_at \
      WHERE id = (SELECT grant_id FROM refresh_tokens WHERE token_hash = $1)";
@@ -632,13 +634,12 @@ impl Store {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let revoked = on_pool!(self, pool => sqlx::query(REVOKE_ACCESS_TOKEN)
+        let revoked: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(REVOKE_ACCESS_TOKEN)
             .bind(hash)
             .bind(millis(now))
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(revoked > 0)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(revoked.is_some())
     }
 
     /// Stores a refresh token by its hash, for `grant_id`, valid until
