@@ -178,12 +178,18 @@ macro_rules! insert_checkpoint {
 /// Locks and reads a chain's head, creating it if new.
 macro_rules! lock_head {
     ($tx:expr, $chain:expr) => {{
-        let head: (i64, String) = sqlx::query_as(LOCK_HEAD)
+        // `fetch_all`, not `fetch_one`: the statement runs to completion, so nothing of it
+        // lingers on the connection (a half-stepped RETURNING statement is what left sqlx
+        // reporting stale affected-row counts).
+        let heads: Vec<(i64, String)> = sqlx::query_as(LOCK_HEAD)
             .bind($chain)
             .bind(GENESIS)
-            .fetch_one(&mut *$tx)
+            .fetch_all(&mut *$tx)
             .await?;
-        head
+        match heads.into_iter().next() {
+            Some(head) => head,
+            None => return Err(StoreError::Database(sqlx::Error::RowNotFound)),
+        }
     }};
 }
 
