@@ -105,7 +105,24 @@ async fn calls_and_denials_are_recorded_and_found() {
         .await;
     assert_eq!(r["isError"], true, "{r}");
 
+    // Refused at the edge (HTTP 403, insufficient_scope) before the pipeline: recorded too.
+    let reader = add_member(&file, "rae@acme.example", "member", "mcp:read", false);
+    let rae = as_(&server, &reader).session().await;
+    let res = rae
+        .post(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                     "params": {"name": "update_finding_status",
+                                "arguments": {"finding_id": 2, "status": "open", "note": "no scope"}}}))
+        .await;
+    assert_eq!(res.status(), 403);
+
     let denied = log(&file, &["--policy", "deny"]);
+    let scope = denied
+        .iter()
+        .find(|r| r["user_email"] == "rae@acme.example")
+        .unwrap_or_else(|| panic!("{denied:?}"));
+    assert_eq!(scope["stage"], "scope");
+    assert_eq!(scope["action"], "update_finding_status");
+    assert_eq!(scope["source"], "mcp_http");
     let policy = denied
         .iter()
         .find(|r| r["user_email"] == "max@acme.example")

@@ -258,15 +258,9 @@ async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -> Response 
         .denied(denial.stage.as_str(), denial.rule, denial.reason.clone());
         event.auth_method = Some(caller.method.to_string());
         event.credential = Some(caller.credential.clone()).filter(|c| !c.is_empty());
-        event.remote_addr = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.to_string());
-        event.user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect());
+        let peer = super::mcp::peer_of(req.headers(), req.extensions());
+        event.remote_addr = peer.remote_addr;
+        event.user_agent = peer.user_agent;
         if let Err(e) = s.pipeline.audit().record(event).await {
             // The call is refused either way.
             tracing::error!(error = %e, "could not record a step-up refusal");

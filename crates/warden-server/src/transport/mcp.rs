@@ -221,19 +221,21 @@ fn resource_error(e: ResourceError) -> ErrorData {
     }
 }
 
-/// The network peer of an HTTP request (address and user agent), for the audit trail;
-/// empty over stdio.
+/// The network peer of an MCP request, for the audit trail; empty over stdio.
 fn peer(ctx: &RequestContext<RoleServer>) -> Peer {
-    let Some(parts) = ctx.extensions.get::<http::request::Parts>() else {
-        return Peer::default();
-    };
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .map_or_else(Peer::default, |p| peer_of(&p.headers, &p.extensions))
+}
+
+/// The network peer of an HTTP request: its address (from the connection) and user agent
+/// (at most 256 characters).
+pub(crate) fn peer_of(headers: &http::HeaderMap, extensions: &http::Extensions) -> Peer {
     Peer {
-        remote_addr: parts
-            .extensions
+        remote_addr: extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.to_string()),
-        user_agent: parts
-            .headers
+        user_agent: headers
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
