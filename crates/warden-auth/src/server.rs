@@ -277,7 +277,14 @@ impl AuthServer {
     }
 
     /// An event about a grant (its organisation, user and client), from the OAuth endpoints.
-    async fn grant_event(&self, kind: &'static str, grant: &Grant, addr: &str) -> Event {
+    /// `email` is the grant's user's, when the caller has already read the user.
+    async fn grant_event(
+        &self,
+        kind: &'static str,
+        grant: &Grant,
+        email: Option<String>,
+        addr: &str,
+    ) -> Event {
         let mut e = Event::new(kind, Source::Dashboard, kind);
         e.org = self
             .store
@@ -287,13 +294,7 @@ impl AuthServer {
             .flatten()
             .map(|o| o.slug);
         e.user_id = Some(grant.user_id.to_string());
-        e.user_email = self
-            .store
-            .user_by_id(grant.user_id)
-            .await
-            .ok()
-            .flatten()
-            .map(|u| u.email);
+        e.user_email = email;
         e.auth_method = Some("oauth".into());
         e.credential = Some(grant.client_id.to_string());
         e.remote_addr = Some(addr.to_string()).filter(|a| !a.is_empty());
@@ -301,6 +302,30 @@ impl AuthServer {
             serde_json::json!({"grant": grant.id.to_string(), "scopes": grant.scopes.to_string()}),
         );
         e
+    }
+
+    /// A code or refresh token of one client presented by another: the grant was revoked.
+    async fn record_misuse(
+        &self,
+        grant: &Grant,
+        presented_by: &OAuthClient,
+        addr: &str,
+        what: &str,
+    ) -> Result<(), AuditError> {
+        let mut e = self
+            .grant_event("token_misuse_detected", grant, None, addr)
+            .await
+            .denied(
+                "token",
+                "token.other_client",
+                format!("{what} was presented by another client; its grant was revoked"),
+            );
+        e.detail = Some(serde_json::json!({
+            "grant": grant.id.to_string(),
+            "presented_by": presented_by.id.to_string(),
+            "grant_revoked": true,
+        }));
+        self.record(e).await
     }
 
     /// An event about a grant known only by id (it was revoked on reuse).
@@ -864,6 +889,8 @@ impl AuthServer {
             self.store
                 .revoke_grant(&grant.id, "code presented by another client", now)
                 .await?;
+            self.record_misuse(&grant, &client, addr, "an authorization code")
+                .await?;
             return Err(TokenError::new(
                 "invalid_grant",
                 "the code was issued to another client",
@@ -881,9 +908,11 @@ impl AuthServer {
                 "code_verifier does not match the code_challenge",
             ));
         }
-        self.check_live(&grant, now, addr).await?;
+        let email = self.check_live(&grant, now, addr).await?;
         let issued = self.issue(&grant, now).await?;
-        let e = self.grant_event("token_issued", &grant, addr).await;
+        let e = self
+            .grant_event("token_issued", &grant, Some(email), addr)
+            .await;
         self.record(e).await?;
         Ok(issued)
     }
@@ -903,12 +932,13 @@ impl AuthServer {
 
     /// Re-reads the member's live role. Removed, or demoted to a role that cannot connect:
     /// the grant is revoked. Demoted otherwise: the grant takes the new role.
+    /// Returns the user's email, for the record of what the grant is used for.
     async fn check_live(
         &self,
         grant: &Grant,
         now: DateTime<Utc>,
         addr: &str,
-    ) -> Result<Role, TokenError> {
+    ) -> Result<String, TokenError> {
         let membership = self.store.membership(grant.org_id, grant.user_id).await?;
         let user = self.store.user_by_id(grant.user_id).await?;
         match (membership, user) {
@@ -916,13 +946,15 @@ impl AuthServer {
                 if m.role != grant.role {
                     self.store.set_grant_role(&grant.id, m.role, now).await?;
                     tracing::info!(target: "warden::security", grant = %grant.id, from = %grant.role, to = %m.role, "grant role updated on refresh");
-                    let mut e = self.grant_event("grant_role_changed", grant, addr).await;
+                    let mut e = self
+                        .grant_event("grant_role_changed", grant, Some(u.email.clone()), addr)
+                        .await;
                     e.reason = Some(format!("the member's role is now {}", m.role));
                     self.record(e).await?;
                 }
-                Ok(m.role)
+                Ok(u.email)
             }
-            _ => {
+            (_, user) => {
                 self.store
                     .revoke_grant(
                         &grant.id,
@@ -930,11 +962,15 @@ impl AuthServer {
                         now,
                     )
                     .await?;
-                let e = self.grant_event("grant_revoked", grant, addr).await.denied(
-                    "connect",
-                    "membership.lost",
-                    "membership removed or no longer allowed to connect",
-                );
+                let email = user.map(|u| u.email);
+                let e = self
+                    .grant_event("grant_revoked", grant, email, addr)
+                    .await
+                    .denied(
+                        "connect",
+                        "membership.lost",
+                        "membership removed or no longer allowed to connect",
+                    );
                 self.record(e).await?;
                 Err(TokenError::new(
                     "invalid_grant",
@@ -1054,13 +1090,17 @@ impl AuthServer {
             self.store
                 .revoke_grant(&grant.id, "refresh token presented by another client", now)
                 .await?;
+            self.record_misuse(&grant, &client, addr, "a refresh token")
+                .await?;
             return Err(TokenError::new(
                 "invalid_grant",
                 "the refresh token was issued to another client",
             ));
         }
-        self.check_live(&grant, now, addr).await?;
-        let e = self.grant_event("token_refreshed", &grant, addr).await;
+        let email = self.check_live(&grant, now, addr).await?;
+        let e = self
+            .grant_event("token_refreshed", &grant, Some(email), addr)
+            .await;
         self.record(e).await?;
         Ok(TokenResponse {
             access_token: access,

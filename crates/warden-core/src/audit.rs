@@ -153,12 +153,17 @@ impl Event {
 
     /// Marks the event denied at `stage` by `rule`.
     pub fn denied(mut self, stage: &str, rule: &str, reason: impl Into<String>) -> Self {
+        self.deny(stage, rule, reason);
+        self
+    }
+
+    /// [`Event::denied`], in place.
+    pub fn deny(&mut self, stage: &str, rule: &str, reason: impl Into<String>) {
         self.decision = Decision::Denied;
         self.outcome = Outcome::Denied;
         self.stage = Some(stage.to_string());
         self.rule = Some(rule.to_string());
         self.reason = Some(reason.into());
-        self
     }
 
     pub fn org(mut self, org: impl Into<String>) -> Self {

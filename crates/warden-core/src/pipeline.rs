@@ -580,7 +580,7 @@ impl Pipeline {
         match &result {
             Ok(_) => {}
             Err(ResourceError::Policy(d)) => {
-                event = event.denied("policy", &d.rule, d.reason.clone());
+                event.deny("policy", &d.rule, d.reason.clone());
             }
             Err(ResourceError::Audit(_)) => return result,
             Err(e) => {
@@ -703,7 +703,7 @@ impl Pipeline {
         match &result {
             Ok(_) => {}
             Err(PromptError::Resource(ResourceError::Policy(d))) => {
-                event = event.denied("policy", &d.rule, d.reason.clone());
+                event.deny("policy", &d.rule, d.reason.clone());
             }
             Err(PromptError::Resource(ResourceError::Audit(_))) => return result,
             Err(e) => {
@@ -872,21 +872,19 @@ fn finish_event(e: &mut Event, result: &Result<ToolResult, CallError>, started: 
     };
     match err {
         CallError::UnknownTool { .. } => {
-            *e = e.clone().denied("lookup", "tool.unknown", err.to_string());
+            e.deny("lookup", "tool.unknown", err.to_string());
         }
-        CallError::Denied(d) => *e = e.clone().denied(d.stage.as_str(), d.rule, d.reason.clone()),
+        CallError::Denied(d) => e.deny(d.stage.as_str(), d.rule, d.reason.clone()),
         CallError::Policy(d) => {
             let reason = match &d.error {
                 Some(error) => format!("{} (the rule failed: {error})", d.reason),
                 None => d.reason.clone(),
             };
-            *e = e.clone().denied("policy", &d.rule, reason);
+            e.deny("policy", &d.rule, reason);
             e.detail = Some(json!({"policy": {"version": d.version}}));
         }
         CallError::Confirmation(m) => {
-            *e = e
-                .clone()
-                .denied("confirmation", "confirmation.refused", m.clone());
+            e.deny("confirmation", "confirmation.refused", m.clone());
         }
         CallError::ConfirmationRequired(p) => {
             // Never the token: it is a secret.

@@ -51,6 +51,7 @@ pub struct LogArgs {
     policy: Option<String>,
     /// An event kind: tool_call, resource_read, prompt_get, login_succeeded, login_failed,
     /// lockout, token_issued, token_refreshed, token_revoked, token_reuse_detected,
+    /// token_misuse_detected,
     /// key_created, key_revoked, app_revoked, role_changed, member_removed, project_loaded,
     /// retention_purge, ...
     #[arg(long)]

@@ -445,10 +445,7 @@ struct Audit {
 
 impl Opened {
     fn sink(&self) -> Arc<dyn Sink> {
-        match &self.audit {
-            Some(a) => Arc::new(a.log.clone()),
-            None => Arc::new(warden_core::audit::Disabled),
-        }
+        sink_of(self.audit.as_ref())
     }
 
     /// Signs a last checkpoint and closes the data.
@@ -459,6 +456,14 @@ impl Opened {
             tracing::error!(error = %e, "could not sign the shutdown checkpoint");
         }
         self.pipeline.close().await;
+    }
+}
+
+/// Where events go: the writer, or nowhere with `audit: { enabled: false }`.
+fn sink_of(audit: Option<&Audit>) -> Arc<dyn Sink> {
+    match audit {
+        Some(a) => Arc::new(a.log.clone()),
+        None => Arc::new(warden_core::audit::Disabled),
     }
 }
 
@@ -503,10 +508,7 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
         AuthMode::OAuth => Arc::new(warden_auth::confirm::StoreLedger::new(state.clone())),
         AuthMode::None => Arc::new(warden_auth::confirm::MemoryLedger::default()),
     };
-    let sink: Arc<dyn Sink> = match &audit {
-        Some(a) => Arc::new(a.log.clone()),
-        None => Arc::new(warden_core::audit::Disabled),
-    };
+    let sink = sink_of(audit.as_ref());
     let manifest = audit_cmd::manifest_event(&project);
     let retention_days = project.audit.retention_days;
     let pipeline = Pipeline::open(Arc::new(project), confirmations, sink.clone())

@@ -425,12 +425,36 @@ async fn token_endpoint_attack_table() {
         (400, "unsupported_grant_type")
     );
 
-    // On the record: tokens issued and refreshed, and both reuses, as denials.
+    // A code presented by another client: refused, and its grant revoked.
+    let other = Flow::new(&server).await;
+    let code = flow.code("ana@acme.example", false).await;
+    let (s, v) = flow
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &other.client_id),
+        ])
+        .await;
+    assert_eq!(
+        (s, v["error_description"].as_str().unwrap()),
+        (400, "the code was issued to another client")
+    );
+
+    // On the record: tokens issued and refreshed, both reuses and the misuse, as denials.
     let events = audit_events(&file);
     let count = |kind: &str| events.iter().filter(|e| e["event"] == kind).count();
     assert_eq!(count("token_issued"), 2, "{events:?}");
     assert_eq!(count("token_refreshed"), 1, "{events:?}");
     assert_eq!(count("token_reuse_detected"), 2, "{events:?}");
+    let misuse = events
+        .iter()
+        .find(|e| e["event"] == "token_misuse_detected")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(misuse["decision"], "denied");
+    assert_eq!(misuse["org"], "acme");
+    assert_eq!(misuse["credential"], flow.client_id.as_str());
     let issued = events
         .iter()
         .find(|e| e["event"] == "token_issued")
