@@ -434,6 +434,39 @@ async fn cancellation_stops_a_write_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn cancellation_stops_a_read_and_frees_its_connection() {
+    for db in databases().await {
+        let p = pipeline(&db).await;
+        // More cancelled reads than the pool has connections: each must give its
+        // connection back, or the read after them would wait for ever.
+        for _ in 0..10 {
+            let cancel = CancellationToken::new();
+            let trigger = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                trigger.cancel();
+            });
+            let started = Instant::now();
+            let err = call_with(&p, "slow", json!({}), cancel).await.unwrap_err();
+            assert!(
+                matches!(err, CallError::Execution(ExecError::Cancelled)),
+                "{:?}: {err}",
+                db.backend
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{:?}: the cancellation did not stop the statement",
+                db.backend
+            );
+        }
+        call(&p, "add", json!({"n": 5})).await.unwrap();
+        let out = call(&p, "list", json!({})).await.unwrap();
+        assert_eq!(out["row_count"], 1, "{:?}", db.backend);
+        p.close().await;
+    }
+}
+
+#[tokio::test]
 async fn results_stop_at_max_rows() {
     for db in databases().await {
         let p = pipeline(&db).await;

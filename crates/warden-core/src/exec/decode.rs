@@ -20,6 +20,11 @@ fn decode_err(column: &str, e: sqlx::Error) -> ExecError {
     ExecError::Database(format!("cannot read column '{column}': {e}"))
 }
 
+/// How a BLOB travels in JSON.
+pub(super) fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 pub(super) fn sqlite_row(row: &SqliteRow) -> Result<Map<String, Value>, ExecError> {
     let mut out = Map::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
@@ -41,7 +46,7 @@ pub(super) fn sqlite_row(row: &SqliteRow) -> Result<Map<String, Value>, ExecErro
                 }
                 "BLOB" => {
                     let bytes: Vec<u8> = row.try_get(i).map_err(|e| decode_err(name, e))?;
-                    json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                    json!(base64(&bytes))
                 }
                 _ => json!(
                     row.try_get::<String, _>(i)

@@ -13,6 +13,7 @@
 
 mod decode;
 pub mod sql;
+mod sqlite_read;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,7 +109,7 @@ pub enum ExecError {
 #[derive(Debug, Clone)]
 pub enum DataSource {
     Sqlite {
-        read: SqlitePool,
+        read: Arc<sqlite_read::Readers>,
         write: SqlitePool,
         limits: Limits,
     },
@@ -157,13 +158,14 @@ impl DataSource {
                     )
                     .await
                     .map_err(|e| ExecError::Connect(e.to_string()))?;
-                let read = SqlitePoolOptions::new()
-                    .max_connections(cfg.max_connections)
-                    .connect_with(base.read_only(true))
-                    .await
-                    .map_err(|e| ExecError::Connect(e.to_string()))?;
+                let (path, conns, busy) = (path.clone(), cfg.max_connections, cfg.query_timeout);
+                let read = tokio::task::spawn_blocking(move || {
+                    sqlite_read::Readers::open(&path, conns, busy)
+                })
+                .await
+                .map_err(|e| ExecError::Connect(format!("cannot open the readers: {e}")))??;
                 Ok(Self::Sqlite {
-                    read,
+                    read: Arc::new(read),
                     write,
                     limits,
                 })
@@ -233,14 +235,16 @@ impl DataSource {
     ) -> Result<QueryOutput, ExecError> {
         let limits = self.limits();
         match self {
-            Self::Sqlite { read, write, .. } => {
-                let pool = if access == Access::Read { read } else { write }.clone();
+            Self::Sqlite { read, .. } if access == Access::Read => {
+                read.run(&stmt.text, args, limits, cancel).await
+            }
+            Self::Sqlite { write, .. } => {
+                let pool = write.clone();
                 let stop = Arc::new(AtomicBool::new(false));
                 let mut task = tokio::spawn(run_sqlite(
                     pool,
                     stmt.clone(),
                     args.to_vec(),
-                    access,
                     limits,
                     stop.clone(),
                     finish,
@@ -332,14 +336,13 @@ macro_rules! collect {
     }};
 }
 
-/// Runs one statement on SQLite. Called in its own task that owns the connection, so a
+/// Runs one write statement on SQLite (reads go to [`sqlite_read`]). Called in its own task that owns the connection, so a
 /// caller that goes away cannot drop a transaction half-way: the task always reaches its
 /// commit or rollback. `stop` asks it to interrupt the statement early.
 async fn run_sqlite(
     pool: SqlitePool,
     stmt: Statement,
     args: Vec<SqlValue>,
-    access: Access,
     limits: Limits,
     stop: Arc<AtomicBool>,
     finish: Finish,
@@ -366,19 +369,7 @@ async fn run_sqlite(
     }
     let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), &args);
     let mut healthy = true;
-    let result = if access == Access::Read {
-        let out = async {
-            Ok(collect!(
-                q.fetch_many(&mut *conn),
-                decode::sqlite_row,
-                sqlite_last_id,
-                limits
-            ))
-        }
-        .await;
-        armed.store(false, Ordering::Release);
-        out
-    } else {
+    let result = {
         let mut tx = sqlx::Connection::begin(&mut *conn)
             .await
             .map_err(db_error)?;

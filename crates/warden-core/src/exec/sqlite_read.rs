@@ -1,0 +1,221 @@
+//! SQLite reads on threads that own their connections.
+//!
+//! A read tool's statement is handed to one of a fixed set of OS threads, each holding a
+//! connection opened read-only with its own statement cache. The thread binds, steps every
+//! row and decodes it to JSON, then sends back the whole [`QueryOutput`]: one hand-off to
+//! the thread and one back, whatever the number of rows. (A driver that wakes the async
+//! side for every row spends more on waking than on SQLite for a small result.)
+//!
+//! The deadline and a caller's cancellation reach SQLite through its progress handler, as
+//! on the write path.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+
+use super::{ExecError, Limits, QueryOutput, SQLITE_PROGRESS_OPS, SqlValue};
+
+/// Statements each connection keeps prepared. A project has a few dozen at most.
+const STATEMENT_CACHE: usize = 128;
+
+enum Job {
+    Query(Query),
+    Stop,
+}
+
+struct Query {
+    sql: String,
+    args: Vec<SqlValue>,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+    reply: oneshot::Sender<Result<QueryOutput, ExecError>>,
+}
+
+/// The reader threads of one SQLite data file.
+#[derive(Debug)]
+pub struct Readers {
+    jobs: flume::Sender<Job>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Readers {
+    /// Opens `count` read-only connections, each on its own thread. Fails if any cannot be
+    /// opened, so a bad file is reported at start-up rather than on the first call.
+    pub(super) fn open(path: &Path, count: u32, busy: Duration) -> Result<Self, ExecError> {
+        let (jobs, queue) = flume::unbounded::<Job>();
+        let mut threads = Vec::with_capacity(count as usize);
+        for n in 0..count {
+            let conn = open_read_only(path, busy)?;
+            let queue = queue.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("warden-sqlite-read-{n}"))
+                .spawn(move || serve(conn, queue))
+                .map_err(|e| ExecError::Connect(format!("cannot start a reader thread: {e}")))?;
+            threads.push(handle);
+        }
+        Ok(Self {
+            jobs,
+            threads: std::sync::Mutex::new(threads),
+        })
+    }
+
+    /// Runs one read statement. `cancel` interrupts it; the call then waits for the thread
+    /// to let go of the statement before returning.
+    pub(super) async fn run(
+        &self,
+        sql: &str,
+        args: &[SqlValue],
+        limits: Limits,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<QueryOutput, ExecError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (reply, mut answer) = oneshot::channel();
+        let job = Job::Query(Query {
+            sql: sql.to_string(),
+            args: args.to_vec(),
+            limits,
+            stop: stop.clone(),
+            reply,
+        });
+        if self.jobs.send(job).is_err() {
+            return Err(closed());
+        }
+        let answered = tokio::select! {
+            r = &mut answer => r,
+            () = cancel.cancelled() => {
+                stop.store(true, Ordering::Relaxed);
+                answer.await
+            }
+        };
+        answered.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Stops every thread once it has finished its current statement, and closes the
+    /// connections.
+    pub(super) async fn close(&self) {
+        let threads = match self.threads.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => return,
+        };
+        for _ in &threads {
+            let _ = self.jobs.send(Job::Stop);
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn closed() -> ExecError {
+    ExecError::Database("the data source is closed".into())
+}
+
+fn open_read_only(path: &Path, busy: Duration) -> Result<Connection, ExecError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        ExecError::Connect(format!("cannot open {} for reading: {e}", path.display()))
+    })?;
+    conn.busy_timeout(busy)
+        .map_err(|e| ExecError::Connect(e.to_string()))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn serve(conn: Connection, queue: flume::Receiver<Job>) {
+    while let Ok(Job::Query(q)) = queue.recv() {
+        let expired = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + q.limits.timeout;
+        let armed = {
+            let (stop, expired) = (q.stop.clone(), expired.clone());
+            conn.progress_handler(
+                SQLITE_PROGRESS_OPS,
+                Some(move || {
+                    let late = Instant::now() >= deadline;
+                    if late {
+                        expired.store(true, Ordering::Relaxed);
+                    }
+                    late || stop.load(Ordering::Relaxed)
+                }),
+            )
+        };
+        // Without the handler there is no deadline: refuse rather than run unbounded.
+        let result = match armed.map_err(db_error) {
+            Err(e) => Err(e),
+            Ok(()) => query(&conn, &q.sql, &q.args, q.limits.max_rows),
+        };
+        let result = match result {
+            Err(_) if q.stop.load(Ordering::Relaxed) => Err(ExecError::Cancelled),
+            Err(_) if expired.load(Ordering::Relaxed) => Err(ExecError::Timeout(q.limits.timeout)),
+            other => other,
+        };
+        let _ = conn.progress_handler(SQLITE_PROGRESS_OPS, None::<fn() -> bool>);
+        // The caller may have gone; the answer is then dropped.
+        let _ = q.reply.send(result);
+    }
+}
+
+fn query(
+    conn: &Connection,
+    sql: &str,
+    args: &[SqlValue],
+    max_rows: usize,
+) -> Result<QueryOutput, ExecError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
+    for (i, a) in args.iter().enumerate() {
+        let at = i + 1;
+        let bound = match a {
+            SqlValue::Null(_) => stmt.raw_bind_parameter(at, rusqlite::types::Null),
+            SqlValue::Int(v) => stmt.raw_bind_parameter(at, v),
+            SqlValue::Float(v) => stmt.raw_bind_parameter(at, v),
+            SqlValue::Text(v) => stmt.raw_bind_parameter(at, v.as_str()),
+            SqlValue::Bool(v) => stmt.raw_bind_parameter(at, v),
+        };
+        bound.map_err(db_error)?;
+    }
+    let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let mut out = QueryOutput::default();
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        if out.rows.len() == max_rows {
+            out.truncated = true;
+            break;
+        }
+        let mut map = Map::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let value = match row.get_ref(i).map_err(db_error)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(v) => Value::from(v),
+                ValueRef::Real(v) => Value::from(v),
+                ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(s) => Value::String(s.to_string()),
+                    Err(e) => {
+                        return Err(ExecError::Database(format!(
+                            "cannot read column '{name}': {e}"
+                        )));
+                    }
+                },
+                ValueRef::Blob(bytes) => Value::String(super::decode::base64(bytes)),
+            };
+            map.insert(name.clone(), value);
+        }
+        out.rows.push(map);
+    }
+    Ok(out)
+}
+
+fn db_error(e: rusqlite::Error) -> ExecError {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => ExecError::Database(message),
+        other => ExecError::Database(other.to_string()),
+    }
+}
