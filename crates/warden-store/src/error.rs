@@ -96,6 +96,9 @@ pub enum StoreError {
     /// Any other database failure (I/O, lost connection, pool timeout, ...).
     #[error("database operation failed: {0}; check that the database is reachable and not full")]
     Database(#[from] sqlx::Error),
+    /// The same, from a path that drives SQLite directly (the audit appender).
+    #[error("database operation failed: {0}; check that the database is reachable and not full")]
+    Sqlite(String),
 }
 
 /// The constraint kind behind a database error, if any.

@@ -50,6 +50,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// SQLite files only: audit appends on a connection of their own (see
+    /// [`audit_sqlite`]).
+    appender: Option<std::sync::Arc<audit_sqlite::Appender>>,
 }
 
 #[derive(Clone, Debug)]
@@ -72,6 +75,7 @@ macro_rules! on_pool {
 
 // After `on_pool!`, which they use.
 pub(crate) mod audit;
+mod audit_sqlite;
 pub mod bearer;
 pub mod confirm;
 mod credentials;
@@ -217,6 +221,7 @@ impl Store {
                     })?;
                 Ok(Store {
                     backend: Backend::Postgres(pool),
+                    appender: None,
                 })
             }
             _ => Err(StoreError::UnsupportedUrl {
@@ -258,6 +263,12 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
+        let appender = (!in_memory).then(|| {
+            std::sync::Arc::new(audit_sqlite::Appender::new(
+                options.get_filename(),
+                SQLITE_BUSY_TIMEOUT,
+            ))
+        });
         let pool = pool
             .connect_with(options)
             .await
@@ -267,6 +278,7 @@ impl Store {
             })?;
         Ok(Store {
             backend: Backend::Sqlite(pool),
+            appender,
         })
     }
 
@@ -295,6 +307,9 @@ impl Store {
 
     /// Closes the pool, waiting for checked-out connections to return.
     pub async fn close(&self) {
+        if let Some(appender) = &self.appender {
+            appender.close().await;
+        }
         on_pool!(self, pool => pool.close().await);
     }
 

@@ -194,7 +194,7 @@ async fn writer(
             }
             let started = std::time::Instant::now();
             let result = store
-                .audit_append(events, signer.as_deref().map(|s| (s, due.as_slice())))
+                .audit_append(events, signer.clone().map(|s| (s, due.clone())))
                 .await;
             tracing::debug!(
                 events = waiting.len(),
@@ -244,6 +244,7 @@ fn store_error_reason(e: &StoreError) -> String {
     // The database's own words, not the store's advice appended to them.
     let lower = match e {
         StoreError::Database(db) => db.to_string(),
+        StoreError::Sqlite(message) => message.clone(),
         other => other.to_string(),
     }
     .to_lowercase();

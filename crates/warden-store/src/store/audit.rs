@@ -3,6 +3,7 @@
 //! writers in several processes cannot deadlock), so sequence numbers never collide.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use warden_core::audit::Event;
 
@@ -16,7 +17,7 @@ const RECORD_COLUMNS: &str = "id, chain, seq, ts, request_id, event, org, user_i
      auth_method, credential, source, remote_addr, user_agent, action, params, decision, stage, \
      rule, reason, outcome, duration_us, affected, detail, prev_hash, hash";
 
-const INSERT_COLUMNS: &str = "INSERT INTO audit_records (chain, seq, ts, request_id, event, org, \
+pub(super) const INSERT_COLUMNS: &str = "INSERT INTO audit_records (chain, seq, ts, request_id, event, org, \
      user_id, user_email, auth_method, credential, source, remote_addr, user_agent, action, \
      params, decision, stage, rule, reason, outcome, duration_us, affected, detail, prev_hash, \
      hash) ";
@@ -28,7 +29,7 @@ const INSERT_COLUMNS: &str = "INSERT INTO audit_records (chain, seq, ts, request
 const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 /// The next chunk size for `remaining` rows.
-fn chunk_len(remaining: usize) -> usize {
+pub(super) fn chunk_len(remaining: usize) -> usize {
     INSERT_CHUNKS
         .into_iter()
         .find(|c| *c <= remaining)
@@ -37,10 +38,10 @@ fn chunk_len(remaining: usize) -> usize {
 
 /// Creates the head if the chain is new, locks it (the no-op update takes the row lock on
 /// PostgreSQL; SQLite holds the database write lock already) and reads it: one round trip.
-const LOCK_HEAD: &str = "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) \
+pub(super) const LOCK_HEAD: &str = "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) \
      ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash";
-const SET_HEAD: &str = "UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1";
-const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints \
+pub(super) const SET_HEAD: &str = "UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1";
+pub(super) const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints \
      (chain, seq, hash, ts, kind, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const LAST_CHECKPOINT_SEQ: &str =
     "SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints WHERE chain = $1";
@@ -70,7 +71,7 @@ pub fn chain_of(e: &Event) -> &str {
     e.org.as_deref().unwrap_or(SYSTEM_CHAIN)
 }
 
-fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
+pub(super) fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
     let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
     let mut r = Record {
         id: 0,
@@ -104,7 +105,7 @@ fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
     r
 }
 
-fn signed(signer: &Signer, chain: &str, seq: i64, hash: &str, kind: &str) -> Checkpoint {
+pub(super) fn signed(signer: &Signer, chain: &str, seq: i64, hash: &str, kind: &str) -> Checkpoint {
     let ts = warden_core::audit::now();
     let signature = signer.sign(&checkpoint_message(chain, seq, hash, &ts, kind));
     Checkpoint {
@@ -199,8 +200,11 @@ impl Store {
     pub async fn audit_append(
         &self,
         events: Vec<Event>,
-        checkpoint: Option<(&Signer, &[String])>,
+        checkpoint: Option<(Arc<Signer>, Vec<String>)>,
     ) -> Result<Vec<Appended>, StoreError> {
+        if let Some(appender) = &self.appender {
+            return appender.append(events, checkpoint).await;
+        }
         let mut chains: BTreeMap<String, (i64, String)> = BTreeMap::new();
         for e in &events {
             if !chains.contains_key(chain_of(e)) {
@@ -226,7 +230,7 @@ impl Store {
             for (chain, (seq, hash)) in &chains {
                 sqlx::query(SET_HEAD).bind(chain).bind(*seq).bind(hash).execute(&mut *tx).await?;
             }
-            if let Some((signer, due)) = checkpoint {
+            if let Some((signer, due)) = &checkpoint {
                 for chain in due {
                     if let Some((seq, hash)) = chains.get(chain.as_str()) {
                         insert_checkpoint!(tx, &signed(signer, chain, *seq, hash, "periodic"));
