@@ -42,6 +42,9 @@ const POSTGRES: &str = "postgres";
 
 /// How long a SQLite writer waits for another writer before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Threads (each with a read-only connection) for the bearer lookup: one per core here; a
+/// lookup is one indexed row.
+const BEARER_READERS: u32 = 2;
 /// How long a caller waits for a free pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -53,6 +56,9 @@ pub struct Store {
     /// SQLite files only: audit appends on a connection of their own (see
     /// [`audit_sqlite`]).
     appender: Option<std::sync::Arc<audit_sqlite::Appender>>,
+    /// SQLite files only: read-only connections on threads of their own for the bearer
+    /// lookups every MCP request makes (see [`bearer`]).
+    readers: Option<std::sync::Arc<warden_core::exec::SqliteReaders>>,
 }
 
 #[derive(Clone, Debug)]
@@ -222,6 +228,7 @@ impl Store {
                 Ok(Store {
                     backend: Backend::Postgres(pool),
                     appender: None,
+                    readers: None,
                 })
             }
             _ => Err(StoreError::UnsupportedUrl {
@@ -263,6 +270,7 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
+        let file = (!in_memory).then(|| options.get_filename().to_path_buf());
         let appender = (!in_memory).then(|| {
             std::sync::Arc::new(audit_sqlite::Appender::new(
                 options.get_filename(),
@@ -276,9 +284,27 @@ impl Store {
                 backend: SQLITE,
                 source,
             })?;
+        // Opened after the pool, which creates the file and sets WAL mode.
+        let readers = match file {
+            Some(path) => {
+                let readers = tokio::task::spawn_blocking(move || {
+                    warden_core::exec::SqliteReaders::open(
+                        &path,
+                        BEARER_READERS,
+                        SQLITE_BUSY_TIMEOUT,
+                    )
+                })
+                .await
+                .map_err(|e| StoreError::Sqlite(format!("cannot start the store readers: {e}")))?
+                .map_err(StoreError::Sqlite)?;
+                Some(std::sync::Arc::new(readers))
+            }
+            None => None,
+        };
         Ok(Store {
             backend: Backend::Sqlite(pool),
             appender,
+            readers,
         })
     }
 
@@ -309,6 +335,9 @@ impl Store {
     pub async fn close(&self) {
         if let Some(appender) = &self.appender {
             appender.close().await;
+        }
+        if let Some(readers) = &self.readers {
+            readers.close().await;
         }
         on_pool!(self, pool => pool.close().await);
     }

@@ -244,3 +244,42 @@ async fn a_failing_store_refuses_and_recovers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_purge_with_nothing_to_remove_takes_no_write_lock() {
+    on_each_backend_with_url(|store, url| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::load_or_create(&dir.path().join("audit.key")).unwrap();
+        let log = AuditLog::start(store.clone(), None, Options::default());
+        for i in 0..3 {
+            log.append(event(Some("acme"), "recent", i)).await.unwrap();
+        }
+        // Another connection holds the write lock (SQLite) or the heads (PostgreSQL) for
+        // longer than the test waits: a purge that took them would hang here.
+        let hold = if url.starts_with("sqlite:") {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN; LOCK TABLE audit_heads IN ACCESS EXCLUSIVE MODE"
+        };
+        let holder: Box<dyn std::any::Any + Send> = if url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(hold).execute(&mut c).await.unwrap();
+            Box::new(c)
+        } else {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(hold).execute(&mut c).await.unwrap();
+            Box::new(c)
+        };
+        let purged = tokio::time::timeout(
+            Duration::from_secs(2),
+            store.audit_purge("2021-01-01T00:00:00.000Z", &signer),
+        )
+        .await
+        .expect("the purge waited for the write lock although nothing was old")
+        .unwrap();
+        assert!(purged.is_empty(), "{purged:?}");
+        drop(holder);
+        assert_eq!(store.audit_chain("acme").await.unwrap().len(), 3);
+    })
+    .await;
+}

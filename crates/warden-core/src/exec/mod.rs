@@ -14,6 +14,7 @@
 mod decode;
 pub mod sql;
 mod sqlite_read;
+pub use sqlite_read::Readers as SqliteReaders;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -163,7 +164,8 @@ impl DataSource {
                     sqlite_read::Readers::open(&path, conns, busy)
                 })
                 .await
-                .map_err(|e| ExecError::Connect(format!("cannot open the readers: {e}")))??;
+                .map_err(|e| ExecError::Connect(format!("cannot open the readers: {e}")))?
+                .map_err(ExecError::Connect)?;
                 Ok(Self::Sqlite {
                     read: Arc::new(read),
                     write,

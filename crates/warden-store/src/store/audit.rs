@@ -360,11 +360,23 @@ impl Store {
         before: &str,
         signer: &Signer,
     ) -> Result<Vec<Purged>, StoreError> {
-        const LAST_OLD: &str = "SELECT seq, hash FROM audit_records WHERE chain = $1 AND seq = \
-             (SELECT MAX(seq) FROM audit_records WHERE chain = $1 AND ts < $2) ORDER BY id LIMIT 1";
+        // Both walk the `ts` index over old records only: what is kept is never scanned, so
+        // a purge with nothing to remove costs one index probe and takes no write lock
+        // (run at every start, it used to hold the lock for seconds on a large trail while
+        // every call waited for its record).
+        const ANY_OLD: &str = "SELECT 1 FROM audit_records WHERE ts < $1 LIMIT 1";
+        const LAST_OLD: &str = "SELECT seq, hash FROM audit_records WHERE chain = $1 AND ts < $2 \
+             ORDER BY ts DESC, seq DESC LIMIT 1";
         const DELETE: &str = "DELETE FROM audit_records WHERE chain = $1 AND seq <= $2";
         const DELETE_CHECKPOINTS: &str =
             "DELETE FROM audit_checkpoints WHERE chain = $1 AND seq < $2";
+        let any_old: Vec<(i32,)> = on_pool!(self, pool => sqlx::query_as(ANY_OLD)
+            .bind(before)
+            .fetch_all(pool)
+            .await)?;
+        if any_old.is_empty() {
+            return Ok(Vec::new());
+        }
         let chains = self.audit_head_chains().await?;
         let mut purged = Vec::new();
         on_pool!(self, pool => {

@@ -2,7 +2,9 @@
 //! one query, because this runs on every MCP request.
 
 use chrono::{DateTime, Utc};
+use rusqlite::named_params;
 
+use super::audit_sqlite::sqlite_error;
 use super::rows::{ApiKeyRow, GrantRow, millis};
 use super::{Backend, Store};
 use crate::StoreError;
@@ -56,6 +58,10 @@ struct KeyIdentityRow {
     live_role: Option<String>,
 }
 
+fn readers_closed() -> StoreError {
+    StoreError::Sqlite("the store is closed".into())
+}
+
 impl Store {
     /// The grant behind a valid access token (unrevoked, unexpired, grant and client active)
     /// and its holder, in one query.
@@ -64,11 +70,34 @@ impl Store {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(Grant, Holder)>, StoreError> {
-        let row = on_pool!(self, pool => sqlx::query_as::<_, AccessIdentityRow>(ACCESS_IDENTITY)
-            .bind(hash)
-            .bind(millis(now))
-            .fetch_optional(pool)
-            .await)?;
+        let row = match &self.readers {
+            Some(readers) => {
+                let (hash, now) = (hash.to_string(), millis(now));
+                readers
+                    .call(move |c| {
+                        let mut stmt = c.prepare_cached(ACCESS_IDENTITY)?;
+                        let mut rows = stmt.query(named_params! {"$1": hash, "$2": now})?;
+                        rows.next()?
+                            .map(|r| {
+                                Ok(AccessIdentityRow {
+                                    grant: GrantRow::from_sqlite(r, 0)?,
+                                    holder_email: r.get(11)?,
+                                    holder_org_slug: r.get(12)?,
+                                    holder_disabled_at: r.get(13)?,
+                                })
+                            })
+                            .transpose()
+                    })
+                    .await
+                    .ok_or_else(readers_closed)?
+                    .map_err(sqlite_error)?
+            }
+            None => on_pool!(self, pool => sqlx::query_as::<_, AccessIdentityRow>(ACCESS_IDENTITY)
+                .bind(hash)
+                .bind(millis(now))
+                .fetch_optional(pool)
+                .await)?,
+        };
         row.map(|r| {
             let holder = Holder {
                 email: r.holder_email,
@@ -86,10 +115,34 @@ impl Store {
         &self,
         hash: &str,
     ) -> Result<Option<(ApiKey, Holder, Option<Role>)>, StoreError> {
-        let row = on_pool!(self, pool => sqlx::query_as::<_, KeyIdentityRow>(KEY_IDENTITY)
-            .bind(hash)
-            .fetch_optional(pool)
-            .await)?;
+        let row = match &self.readers {
+            Some(readers) => {
+                let hash = hash.to_string();
+                readers
+                    .call(move |c| {
+                        let mut stmt = c.prepare_cached(KEY_IDENTITY)?;
+                        let mut rows = stmt.query(named_params! {"$1": hash})?;
+                        rows.next()?
+                            .map(|r| {
+                                Ok(KeyIdentityRow {
+                                    key: ApiKeyRow::from_sqlite(r, 0)?,
+                                    holder_email: r.get(9)?,
+                                    holder_org_slug: r.get(10)?,
+                                    holder_disabled_at: r.get(11)?,
+                                    live_role: r.get(12)?,
+                                })
+                            })
+                            .transpose()
+                    })
+                    .await
+                    .ok_or_else(readers_closed)?
+                    .map_err(sqlite_error)?
+            }
+            None => on_pool!(self, pool => sqlx::query_as::<_, KeyIdentityRow>(KEY_IDENTITY)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await)?,
+        };
         let Some(r) = row else { return Ok(None) };
         let role = match r.live_role {
             Some(s) => Some(s.parse::<Role>().map_err(|e| StoreError::Corrupt {

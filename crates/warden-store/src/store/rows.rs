@@ -233,6 +233,26 @@ pub(super) struct GrantRow {
     revoked_reason: Option<String>,
 }
 
+impl GrantRow {
+    /// The row's eleven columns starting at `at`, in declaration order, from a query run
+    /// directly on SQLite (the bearer lookup's fast path).
+    pub(super) fn from_sqlite(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(at)?,
+            org_id: r.get(at + 1)?,
+            user_id: r.get(at + 2)?,
+            client_id: r.get(at + 3)?,
+            scopes: r.get(at + 4)?,
+            role: r.get(at + 5)?,
+            resource: r.get(at + 6)?,
+            created_at: r.get(at + 7)?,
+            updated_at: r.get(at + 8)?,
+            revoked_at: r.get(at + 9)?,
+            revoked_reason: r.get(at + 10)?,
+        })
+    }
+}
+
 impl TryFrom<GrantRow> for Grant {
     type Error = StoreError;
 
@@ -343,6 +363,24 @@ pub(super) struct ApiKeyRow {
     created_at: i64,
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    /// The row's nine columns starting at `at`, in declaration order (see
+    /// [`GrantRow::from_sqlite`]).
+    pub(super) fn from_sqlite(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(at)?,
+            display_prefix: r.get(at + 1)?,
+            org_id: r.get(at + 2)?,
+            user_id: r.get(at + 3)?,
+            name: r.get(at + 4)?,
+            scopes: r.get(at + 5)?,
+            created_at: r.get(at + 6)?,
+            last_used_at: r.get(at + 7)?,
+            revoked_at: r.get(at + 8)?,
+        })
+    }
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
