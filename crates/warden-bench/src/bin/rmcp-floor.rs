@@ -52,9 +52,8 @@ impl ServerHandler for Floor {
         req: CallToolRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if req.name != "search_vendors" {
-            return Err(ErrorData::invalid_params("unknown tool", None));
-        }
+        // Any tool name gets the same answer, so the generator's --tool needs no matching.
+        let _ = req;
         Ok(CallToolResult::success(vec![ContentBlock::text(self.answer.as_str())]).into())
     }
 }
