@@ -338,9 +338,9 @@ macro_rules! collect {
     }};
 }
 
-/// Runs one write statement on SQLite (reads go to [`sqlite_read`]). Called in its own task that owns the connection, so a
-/// caller that goes away cannot drop a transaction half-way: the task always reaches its
-/// commit or rollback. `stop` asks it to interrupt the statement early.
+/// Runs one write statement on SQLite (reads go to [`sqlite_read`]). Called in its own task
+/// that owns the connection, so a caller that goes away cannot drop a transaction half-way:
+/// the task always reaches its commit or rollback. `stop` asks it to interrupt the statement early.
 async fn run_sqlite(
     pool: SqlitePool,
     stmt: Statement,

@@ -121,7 +121,7 @@ impl Readers {
 }
 
 fn closed() -> ExecError {
-    ExecError::Database("the data source is closed".into())
+    ExecError::Database("the data source is closed, or its reader failed on this statement".into())
 }
 
 fn open_read_only(path: &Path, busy: Duration) -> Result<Connection, String> {
@@ -142,7 +142,9 @@ fn open_read_only(path: &Path, busy: Duration) -> Result<Connection, String> {
 
 fn serve(conn: Connection, queue: flume::Receiver<Msg>) {
     while let Ok(Msg::Run(job)) = queue.recv() {
-        job(&conn);
+        // A panicking job loses only its own answer (its caller is told the readers are
+        // gone); the thread and its connection stay for the next one.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
     }
 }
 
