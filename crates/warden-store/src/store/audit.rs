@@ -71,7 +71,7 @@ pub fn chain_of(e: &Event) -> &str {
     e.org.as_deref().unwrap_or(SYSTEM_CHAIN)
 }
 
-pub(super) fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
+fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
     let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
     let mut r = Record {
         id: 0,
@@ -105,7 +105,56 @@ pub(super) fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
     r
 }
 
-pub(super) fn signed(signer: &Signer, chain: &str, seq: i64, hash: &str, kind: &str) -> Checkpoint {
+/// Every chain `events` append to, each with an empty head until it is locked and read.
+pub(super) fn heads_of(events: &[Event]) -> BTreeMap<String, (i64, String)> {
+    let mut chains = BTreeMap::new();
+    for e in events {
+        if !chains.contains_key(chain_of(e)) {
+            chains.insert(chain_of(e).to_string(), (0, String::new()));
+        }
+    }
+    chains
+}
+
+/// Turns `events` into records after the locked `heads`, in order, moving each head along.
+pub(super) fn place(
+    events: Vec<Event>,
+    heads: &mut BTreeMap<String, (i64, String)>,
+) -> (Vec<Record>, Vec<Appended>) {
+    let mut rows = Vec::with_capacity(events.len());
+    let mut placed = Vec::with_capacity(events.len());
+    for e in events {
+        let Some(head) = heads.get_mut(chain_of(&e)) else {
+            continue;
+        };
+        let r = record_of(e, head.0 + 1, std::mem::take(&mut head.1));
+        *head = (r.seq, r.hash.clone());
+        placed.push(Appended {
+            chain: r.chain.clone(),
+            seq: r.seq,
+        });
+        rows.push(r);
+    }
+    (rows, placed)
+}
+
+/// The periodic checkpoints due at the new `heads`.
+pub(super) fn due_checkpoints(
+    checkpoint: Option<&(Arc<Signer>, Vec<String>)>,
+    heads: &BTreeMap<String, (i64, String)>,
+) -> Vec<Checkpoint> {
+    let Some((signer, due)) = checkpoint else {
+        return Vec::new();
+    };
+    due.iter()
+        .filter_map(|chain| {
+            let (seq, hash) = heads.get(chain.as_str())?;
+            Some(signed(signer, chain, *seq, hash, "periodic"))
+        })
+        .collect()
+}
+
+fn signed(signer: &Signer, chain: &str, seq: i64, hash: &str, kind: &str) -> Checkpoint {
     let ts = warden_core::audit::now();
     let signature = signer.sign(&checkpoint_message(chain, seq, hash, &ts, kind));
     Checkpoint {
@@ -205,37 +254,20 @@ impl Store {
         if let Some(appender) = &self.appender {
             return appender.append(events, checkpoint).await;
         }
-        let mut chains: BTreeMap<String, (i64, String)> = BTreeMap::new();
-        for e in &events {
-            if !chains.contains_key(chain_of(e)) {
-                chains.insert(chain_of(e).to_string(), (0, String::new()));
-            }
-        }
+        let mut chains = heads_of(&events);
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             // In chain order: two writers lock heads in the same order.
             for (chain, head) in chains.iter_mut() {
                 *head = lock_head!(tx, chain.as_str());
             }
-            let mut rows = Vec::with_capacity(events.len());
-            let mut placed = Vec::with_capacity(events.len());
-            for e in events {
-                let Some(head) = chains.get_mut(chain_of(&e)) else { continue };
-                let r = record_of(e, head.0 + 1, std::mem::take(&mut head.1));
-                *head = (r.seq, r.hash.clone());
-                placed.push(Appended { chain: r.chain.clone(), seq: r.seq });
-                rows.push(r);
-            }
+            let (rows, placed) = place(events, &mut chains);
             insert_records!(tx, rows);
             for (chain, (seq, hash)) in &chains {
                 sqlx::query(SET_HEAD).bind(chain).bind(*seq).bind(hash).execute(&mut *tx).await?;
             }
-            if let Some((signer, due)) = &checkpoint {
-                for chain in due {
-                    if let Some((seq, hash)) = chains.get(chain.as_str()) {
-                        insert_checkpoint!(tx, &signed(signer, chain, *seq, hash, "periodic"));
-                    }
-                }
+            for cp in due_checkpoints(checkpoint.as_ref(), &chains) {
+                insert_checkpoint!(tx, &cp);
             }
             tx.commit().await?;
             Ok(placed)

@@ -7,7 +7,6 @@
 //! exactly what [`super::audit`]'s generic path writes (the same records, hashes and
 //! checkpoints, in the same order), which PostgreSQL and in-memory SQLite stores still use.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,8 +15,8 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, named_params};
 use warden_core::audit::Event;
 
 use super::audit::{
-    Appended, INSERT_CHECKPOINT, INSERT_COLUMNS, LOCK_HEAD, SET_HEAD, chain_of, chunk_len,
-    record_of, signed,
+    Appended, INSERT_CHECKPOINT, INSERT_COLUMNS, LOCK_HEAD, SET_HEAD, chunk_len, due_checkpoints,
+    heads_of, place,
 };
 use crate::StoreError;
 use crate::audit::chain::{Checkpoint, GENESIS, Record};
@@ -123,12 +122,7 @@ fn append_batch(
     events: Vec<Event>,
     checkpoint: Option<&(Arc<Signer>, Vec<String>)>,
 ) -> Result<Vec<Appended>, StoreError> {
-    let mut chains: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    for e in &events {
-        if !chains.contains_key(chain_of(e)) {
-            chains.insert(chain_of(e).to_string(), (0, String::new()));
-        }
-    }
+    let mut chains = heads_of(&events);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
@@ -142,20 +136,7 @@ fn append_batch(
                 .map_err(sqlite_error)?;
         }
     }
-    let mut rows = Vec::with_capacity(events.len());
-    let mut placed = Vec::with_capacity(events.len());
-    for e in events {
-        let Some(head) = chains.get_mut(chain_of(&e)) else {
-            continue;
-        };
-        let r = record_of(e, head.0 + 1, std::mem::take(&mut head.1));
-        *head = (r.seq, r.hash.clone());
-        placed.push(Appended {
-            chain: r.chain.clone(),
-            seq: r.seq,
-        });
-        rows.push(r);
-    }
+    let (rows, placed) = place(events, &mut chains);
     insert_records(&tx, &rows)?;
     {
         let mut set = tx.prepare_cached(SET_HEAD).map_err(sqlite_error)?;
@@ -164,12 +145,8 @@ fn append_batch(
                 .map_err(sqlite_error)?;
         }
     }
-    if let Some((signer, due)) = checkpoint {
-        for chain in due {
-            if let Some((seq, hash)) = chains.get(chain.as_str()) {
-                insert_checkpoint(&tx, &signed(signer, chain, *seq, hash, "periodic"))?;
-            }
-        }
+    for cp in due_checkpoints(checkpoint, &chains) {
+        insert_checkpoint(&tx, &cp)?;
     }
     tx.commit().map_err(sqlite_error)?;
     Ok(placed)

@@ -2,7 +2,8 @@
 //! one query, because this runs on every MCP request.
 
 use chrono::{DateTime, Utc};
-use rusqlite::named_params;
+use rusqlite::types::Value;
+use warden_core::exec::SqliteReaders;
 
 use super::audit_sqlite::sqlite_error;
 use super::rows::{ApiKeyRow, GrantRow, millis};
@@ -58,8 +59,30 @@ struct KeyIdentityRow {
     live_role: Option<String>,
 }
 
-fn readers_closed() -> StoreError {
-    StoreError::Sqlite("the store is closed".into())
+/// At most one row of `sql` (written for sqlx, with `$1`, `$2`, ...), run on the store's
+/// reader threads with `args` bound to those names in order.
+async fn read_one<T: Send + 'static>(
+    readers: &SqliteReaders,
+    sql: &'static str,
+    args: Vec<Value>,
+    decode: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    readers
+        .call(move |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            // SQLite numbers `$n` parameters by first appearance, not by n: bind by name.
+            let names: Vec<String> = (1..=args.len()).map(|n| format!("${n}")).collect();
+            let params: Vec<(&str, &dyn rusqlite::ToSql)> = names
+                .iter()
+                .zip(&args)
+                .map(|(n, v)| (n.as_str(), v as &dyn rusqlite::ToSql))
+                .collect();
+            let mut rows = stmt.query(params.as_slice())?;
+            rows.next()?.map(decode).transpose()
+        })
+        .await
+        .ok_or_else(|| StoreError::Sqlite("the store is closed".into()))?
+        .map_err(sqlite_error)
 }
 
 impl Store {
@@ -72,25 +95,16 @@ impl Store {
     ) -> Result<Option<(Grant, Holder)>, StoreError> {
         let row = match &self.readers {
             Some(readers) => {
-                let (hash, now) = (hash.to_string(), millis(now));
-                readers
-                    .call(move |c| {
-                        let mut stmt = c.prepare_cached(ACCESS_IDENTITY)?;
-                        let mut rows = stmt.query(named_params! {"$1": hash, "$2": now})?;
-                        rows.next()?
-                            .map(|r| {
-                                Ok(AccessIdentityRow {
-                                    grant: GrantRow::from_sqlite(r, 0)?,
-                                    holder_email: r.get(11)?,
-                                    holder_org_slug: r.get(12)?,
-                                    holder_disabled_at: r.get(13)?,
-                                })
-                            })
-                            .transpose()
+                let args = vec![Value::Text(hash.to_string()), Value::Integer(millis(now))];
+                read_one(readers, ACCESS_IDENTITY, args, |r| {
+                    Ok(AccessIdentityRow {
+                        grant: GrantRow::from_sqlite(r, 0)?,
+                        holder_email: r.get(11)?,
+                        holder_org_slug: r.get(12)?,
+                        holder_disabled_at: r.get(13)?,
                     })
-                    .await
-                    .ok_or_else(readers_closed)?
-                    .map_err(sqlite_error)?
+                })
+                .await?
             }
             None => on_pool!(self, pool => sqlx::query_as::<_, AccessIdentityRow>(ACCESS_IDENTITY)
                 .bind(hash)
@@ -117,26 +131,21 @@ impl Store {
     ) -> Result<Option<(ApiKey, Holder, Option<Role>)>, StoreError> {
         let row = match &self.readers {
             Some(readers) => {
-                let hash = hash.to_string();
-                readers
-                    .call(move |c| {
-                        let mut stmt = c.prepare_cached(KEY_IDENTITY)?;
-                        let mut rows = stmt.query(named_params! {"$1": hash})?;
-                        rows.next()?
-                            .map(|r| {
-                                Ok(KeyIdentityRow {
-                                    key: ApiKeyRow::from_sqlite(r, 0)?,
-                                    holder_email: r.get(9)?,
-                                    holder_org_slug: r.get(10)?,
-                                    holder_disabled_at: r.get(11)?,
-                                    live_role: r.get(12)?,
-                                })
-                            })
-                            .transpose()
-                    })
-                    .await
-                    .ok_or_else(readers_closed)?
-                    .map_err(sqlite_error)?
+                read_one(
+                    readers,
+                    KEY_IDENTITY,
+                    vec![Value::Text(hash.to_string())],
+                    |r| {
+                        Ok(KeyIdentityRow {
+                            key: ApiKeyRow::from_sqlite(r, 0)?,
+                            holder_email: r.get(9)?,
+                            holder_org_slug: r.get(10)?,
+                            holder_disabled_at: r.get(11)?,
+                            live_role: r.get(12)?,
+                        })
+                    },
+                )
+                .await?
             }
             None => on_pool!(self, pool => sqlx::query_as::<_, KeyIdentityRow>(KEY_IDENTITY)
                 .bind(hash)
