@@ -21,6 +21,9 @@ pub struct Condition {
     pub source: String,
     program: cel::Program,
     reads_response: bool,
+    /// Every variable the expression names, found once at compile time: only these are
+    /// converted into a call's CEL context.
+    variables: Vec<String>,
 }
 
 impl std::fmt::Debug for Condition {
@@ -33,17 +36,24 @@ impl Condition {
     /// Compiles `source`; the error is the parser's message.
     pub fn compile(source: &str) -> Result<Self, String> {
         let program = cel::Program::compile(source).map_err(|e| e.to_string())?;
-        let reads_response = program.references().has_variable("response");
+        let references = program.references();
+        let reads_response = references.has_variable("response");
+        let variables = references
+            .variables()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         Ok(Self {
             source: source.to_string(),
             program,
             reads_response,
+            variables,
         })
     }
 
     /// Whether the expression reads the variable `name` (e.g. `response`).
     pub fn reads(&self, name: &str) -> bool {
-        self.program.references().has_variable(name)
+        self.variables.iter().any(|v| v == name)
     }
 
     /// Evaluates to a boolean; anything else is an error (and so a denial).
@@ -120,10 +130,15 @@ fn stdlib() -> std::sync::Arc<cel::Env> {
     ENV.with(std::sync::Arc::clone)
 }
 
-/// One CEL context for all the rules of a stage: the variables are converted once.
-fn context(vars: &Map<String, Value>) -> Result<cel::Context<'static, 'static>, String> {
+/// One CEL context for all the rules of a stage: the variables are converted once, and
+/// only those some rule of the stage reads (converting a JSON value to CEL is most of a
+/// simple rule's cost). A rule naming a variable that is absent still fails, and denies.
+fn context(
+    vars: &Map<String, Value>,
+    read: impl Fn(&str) -> bool,
+) -> Result<cel::Context<'static, 'static>, String> {
     let mut ctx = cel::Context::with_env(stdlib());
-    for (k, v) in vars {
+    for (k, v) in vars.iter().filter(|(k, _)| read(k)) {
         ctx.add_variable(k.clone(), v.clone())
             .map_err(|e| e.to_string())?;
     }
@@ -162,7 +177,9 @@ impl PolicySet {
         let Some(first) = self.input.first() else {
             return Ok(());
         };
-        let ctx = context(vars).map_err(|e| self.deny(&first.name, &first.reason, Some(e)))?;
+        let read = |k: &str| self.input.iter().any(|r| r.condition.reads(k));
+        let ctx =
+            context(vars, read).map_err(|e| self.deny(&first.name, &first.reason, Some(e)))?;
         for rule in &self.input {
             match rule.condition.eval(&ctx) {
                 Ok(false) => {}
@@ -193,7 +210,11 @@ impl PolicySet {
                     None => {
                         vars.remove("response");
                         ctx.insert(
-                            context(vars)
+                            context(vars, |k| {
+                                self.output
+                                    .iter()
+                                    .any(|r| r.condition.as_ref().is_some_and(|c| c.reads(k)))
+                            })
                                 .map_err(|e| self.deny(&rule.name, &rule.reason, Some(e)))?,
                         )
                     }

@@ -212,3 +212,55 @@ fn reads_detects_response_use() {
     );
     assert!(Condition::compile("args.limit >").is_err());
 }
+
+#[test]
+fn each_stage_converts_only_what_its_rules_read_and_every_rule_still_sees_its_variables() {
+    // Two rules reading different variables: each must see its own whatever the other
+    // reads, and output rules get the variables they read, not the input rules' set.
+    let p = set(
+        vec![
+            input("by-tool", "tool.name == 'drop_all'"),
+            input("by-source", "request.source == 'stdio' && user.role != 'admin'"),
+        ],
+        vec![output(
+            "mask-for-guests",
+            Some("user.role == 'guest'"),
+            OutputAction::MaskFields(vec!["email".into()]),
+        )],
+        &[],
+    );
+    let call = |tool: &str, source: &str, role: &str| {
+        vars(json!({
+            "tool": {"name": tool},
+            "request": {"source": source},
+            "user": {"role": role},
+            "unread": {"huge": u64::MAX, "nested": [[[{"x": null}]]]},
+        }))
+    };
+    assert_eq!(
+        p.check_input(&call("drop_all", "http", "admin"))
+            .unwrap_err()
+            .rule,
+        "by-tool"
+    );
+    assert_eq!(
+        p.check_input(&call("search", "stdio", "member"))
+            .unwrap_err()
+            .rule,
+        "by-source"
+    );
+    p.check_input(&call("search", "http", "member")).unwrap();
+    let mut out = json!({"rows": [{"email": "a@b"}]});
+    let report = p
+        .apply_output(&mut call("search", "http", "guest"), &mut out)
+        .unwrap();
+    assert_eq!(report.fired, ["mask-for-guests"]);
+    assert_eq!(out["rows"][0]["email"], MASK);
+    // A rule naming a variable the call does not have still fails closed.
+    let missing = set(vec![input("needs-org", "org.plan == 'free'")], vec![], &[]);
+    let d = missing
+        .check_input(&call("search", "http", "member"))
+        .unwrap_err();
+    assert_eq!(d.rule, "needs-org");
+    assert!(d.error.is_some());
+}
