@@ -215,7 +215,7 @@ impl PolicySet {
                                     .iter()
                                     .any(|r| r.condition.as_ref().is_some_and(|c| c.reads(k)))
                             })
-                                .map_err(|e| self.deny(&rule.name, &rule.reason, Some(e)))?,
+                            .map_err(|e| self.deny(&rule.name, &rule.reason, Some(e)))?,
                         )
                     }
                 };

@@ -8,10 +8,21 @@
 //!
 //! The deadline and a caller's cancellation reach SQLite through its progress handler, as
 //! on the write path.
+//!
+//! Most reads are short (an index lookup, a page of rows): handing one to another thread
+//! and waking the caller again costs more than running it. So a read is first tried on the
+//! calling thread, on a read-only connection that thread keeps for these readers, under a
+//! budget of [`INLINE_BUDGET`] enforced by the progress handler. Only a read that runs
+//! over it, or fails in any way (busy, interrupted, an error), goes to a reader thread,
+//! which runs it again from the start under the real deadline and gives the answer. A read
+//! has no effects, so running it twice changes nothing but time; the calling thread (a
+//! runtime worker) is never held for more than about the budget.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +36,34 @@ use super::{ExecError, Limits, QueryOutput, SQLITE_PROGRESS_OPS, SqlValue};
 
 /// Statements each connection keeps prepared. A project has a few dozen at most.
 const STATEMENT_CACHE: usize = 128;
+
+/// The longest a read runs on the calling thread before it is given to a reader thread.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
+
+/// VM instructions between budget checks on the calling thread: a check costs a clock
+/// read, and a millisecond is hundreds of thousands of instructions.
+const INLINE_PROGRESS_OPS: i32 = 1_000;
+
+/// What a thread needs to open its own connection for one set of readers; its liveness
+/// tells that thread's cache when to drop the connection.
+#[derive(Debug)]
+struct InlineSource {
+    path: PathBuf,
+    closed: AtomicBool,
+}
+
+thread_local! {
+    /// This thread's read-only connections, one per live set of readers it has read from.
+    static INLINE: RefCell<Vec<(Weak<InlineSource>, Connection)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Counts reads answered on the calling thread and by reader threads (for tests and
+/// benchmarks; relaxed counters).
+#[derive(Debug, Default)]
+pub struct ReadStats {
+    pub inline: AtomicU64,
+    pub handed_off: AtomicU64,
+}
 
 type Job = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -40,6 +79,8 @@ enum Msg {
 pub struct Readers {
     jobs: flume::Sender<Msg>,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    inline: Arc<InlineSource>,
+    pub stats: ReadStats,
 }
 
 impl Readers {
@@ -60,7 +101,67 @@ impl Readers {
         Ok(Self {
             jobs,
             threads: std::sync::Mutex::new(threads),
+            inline: Arc::new(InlineSource {
+                path: path.to_path_buf(),
+                closed: AtomicBool::new(false),
+            }),
+            stats: ReadStats::default(),
         })
+    }
+
+    /// Runs `f` on this thread's own connection within [`INLINE_BUDGET`]; `None` if it
+    /// failed, ran over, or there is no such connection (closed readers, a nested call, a
+    /// file that cannot be opened here).
+    fn try_inline<R, E>(&self, f: impl FnOnce(&Connection) -> Result<R, E>) -> Option<R> {
+        if self.inline.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        INLINE.with(|cell| {
+            let mut conns = cell.try_borrow_mut().ok()?;
+            // Connections of readers that were closed or dropped are let go here.
+            conns.retain(|(source, _)| {
+                source
+                    .upgrade()
+                    .is_some_and(|s| !s.closed.load(Ordering::Acquire))
+            });
+            let at = match conns
+                .iter()
+                .position(|(source, _)| std::ptr::eq(source.as_ptr(), Arc::as_ptr(&self.inline)))
+            {
+                Some(at) => at,
+                None => {
+                    // No waiting on locks here: a busy database goes to a reader thread.
+                    let conn = open_read_only(&self.inline.path, Duration::ZERO).ok()?;
+                    conns.push((Arc::downgrade(&self.inline), conn));
+                    conns.len() - 1
+                }
+            };
+            let conn = &conns[at].1;
+            let deadline = Instant::now() + INLINE_BUDGET;
+            conn.progress_handler(
+                INLINE_PROGRESS_OPS,
+                Some(move || Instant::now() >= deadline),
+            )
+            .ok()?;
+            let result = f(conn).ok();
+            let _ = conn.progress_handler(INLINE_PROGRESS_OPS, None::<fn() -> bool>);
+            result
+        })
+    }
+
+    /// Runs `f` on this thread if it finishes within [`INLINE_BUDGET`], and otherwise (or
+    /// if it fails) again on a reader thread, whose answer is final. `None` once the
+    /// readers are closed. For reads only: `f` may run twice.
+    pub async fn read<R: Send + 'static, E: Send + 'static>(
+        &self,
+        f: impl Fn(&Connection) -> Result<R, E> + Send + 'static,
+    ) -> Option<Result<R, E>> {
+        if let Some(r) = self.try_inline(&f) {
+            self.stats.inline.fetch_add(1, Ordering::Relaxed);
+            return Some(Ok(r));
+        }
+        self.stats.handed_off.fetch_add(1, Ordering::Relaxed);
+        self.call(move |c| f(c)).await
     }
 
     /// Runs `f` on one of the connections and returns what it returned, or `None` once the
@@ -87,6 +188,14 @@ impl Readers {
         limits: Limits,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<QueryOutput, ExecError> {
+        if !cancel.is_cancelled()
+            && limits.timeout > INLINE_BUDGET
+            && let Some(out) = self.try_inline(|c| query(c, sql, args, limits.max_rows))
+        {
+            self.stats.inline.fetch_add(1, Ordering::Relaxed);
+            return Ok(out);
+        }
+        self.stats.handed_off.fetch_add(1, Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let (sql, args, halt) = (sql.to_string(), args.to_vec(), stop.clone());
         let answer = self.call(move |conn| read(conn, &sql, &args, limits, &halt));
@@ -104,6 +213,8 @@ impl Readers {
     /// Stops every thread once it has finished its current job, and closes the
     /// connections.
     pub async fn close(&self) {
+        // Each thread's own connection is dropped the next time that thread reads.
+        self.inline.closed.store(true, Ordering::Release);
         let threads = match self.threads.lock() {
             Ok(mut t) => std::mem::take(&mut *t),
             Err(_) => return,

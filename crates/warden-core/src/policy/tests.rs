@@ -220,7 +220,10 @@ fn each_stage_converts_only_what_its_rules_read_and_every_rule_still_sees_its_va
     let p = set(
         vec![
             input("by-tool", "tool.name == 'drop_all'"),
-            input("by-source", "request.source == 'stdio' && user.role != 'admin'"),
+            input(
+                "by-source",
+                "request.source == 'stdio' && user.role != 'admin'",
+            ),
         ],
         vec![output(
             "mask-for-guests",

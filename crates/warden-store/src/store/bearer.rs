@@ -59,8 +59,9 @@ struct KeyIdentityRow {
     live_role: Option<String>,
 }
 
-/// At most one row of `sql` (written for sqlx, with `$1`, `$2`, ...), run on the store's
-/// reader threads with `args` bound to those names in order.
+/// At most one row of `sql` (written for sqlx, with `$1`, `$2`, ...), read through the
+/// store's readers (on this thread when it is quick, as it nearly always is) with `args`
+/// bound to those names in order.
 async fn read_one<T: Send + 'static>(
     readers: &SqliteReaders,
     sql: &'static str,
@@ -68,7 +69,7 @@ async fn read_one<T: Send + 'static>(
     decode: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Option<T>, StoreError> {
     readers
-        .call(move |c| {
+        .read(move |c| {
             let mut stmt = c.prepare_cached(sql)?;
             // SQLite numbers `$n` parameters by first appearance, not by n: bind by name.
             let names: Vec<String> = (1..=args.len()).map(|n| format!("${n}")).collect();
