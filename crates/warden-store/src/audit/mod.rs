@@ -70,6 +70,10 @@ impl Default for Options {
     }
 }
 
+/// Most times the writer yields to the runtime before a commit while new records keep
+/// arriving (see `writer`).
+const LINGER_YIELDS: usize = 4;
+
 // Nearly every message is an `Append`: boxing the event would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
@@ -167,13 +171,29 @@ async fn writer(
         };
         // Whatever queued while the last commit was on disk goes into this one.
         let mut next = Some(first);
-        while let Some(m) = next.take() {
-            match m {
-                Msg::Append(e, done) => batch.push((e, done)),
-                Msg::Checkpoint(kind, done) => controls.push((kind, done)),
+        let mut lingered = 0;
+        loop {
+            while let Some(m) = next.take() {
+                match m {
+                    Msg::Append(e, done) => batch.push((e, done)),
+                    Msg::Checkpoint(kind, done) => controls.push((kind, done)),
+                }
+                if batch.len() < options.max_batch {
+                    next = rx.try_recv().ok();
+                }
             }
-            if batch.len() < options.max_batch {
-                next = rx.try_recv().ok();
+            // Linger while other calls are still running: each yield lets every task ready
+            // on this worker take a turn, and calls finishing meanwhile join this commit.
+            // On an idle server the yield returns at once, nothing new has come, and the
+            // batch goes now; under load one commit carries many more records.
+            if lingered == LINGER_YIELDS || batch.len() >= options.max_batch {
+                break;
+            }
+            lingered += 1;
+            tokio::task::yield_now().await;
+            match rx.try_recv() {
+                Ok(m) => next = Some(m),
+                Err(_) => break,
             }
         }
         if !batch.is_empty() {
