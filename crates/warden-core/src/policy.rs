@@ -139,10 +139,35 @@ fn context(
 ) -> Result<cel::Context<'static, 'static>, String> {
     let mut ctx = cel::Context::with_env(stdlib());
     for (k, v) in vars.iter().filter(|(k, _)| read(k)) {
-        ctx.add_variable(k.clone(), v.clone())
-            .map_err(|e| e.to_string())?;
+        ctx.add_variable_from_value(k.clone(), to_cel(v));
     }
     Ok(ctx)
+}
+
+/// A JSON value as CEL sees it, built directly rather than through serde (which first
+/// clones the JSON and then drives a serializer per node). The mapping is the one cel's
+/// serializer applies to JSON: non-negative integers are `uint`, negative ones `int`,
+/// other numbers `double`.
+fn to_cel(v: &Value) -> cel::Value {
+    use std::sync::Arc;
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => cel::Value::UInt(u),
+            (None, Some(i)) => cel::Value::Int(i),
+            (None, None) => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::Object(m) => cel::Value::Map(cel::objects::Map {
+            map: Arc::new(
+                m.iter()
+                    .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), to_cel(v)))
+                    .collect(),
+            ),
+        }),
+    }
 }
 
 pub fn version_of(text: &str) -> String {
@@ -222,8 +247,7 @@ impl PolicySet {
                 // `response` is converted only for rules that read it, and again only after
                 // an action changed it.
                 if c.reads_response && !response_fresh {
-                    cx.add_variable("response", response.clone())
-                        .map_err(|e| self.deny(&rule.name, &rule.reason, Some(e.to_string())))?;
+                    cx.add_variable_from_value("response", to_cel(response));
                     response_fresh = true;
                 }
                 match c.eval(cx) {

@@ -267,3 +267,39 @@ fn each_stage_converts_only_what_its_rules_read_and_every_rule_still_sees_its_va
     assert_eq!(d.rule, "needs-org");
     assert!(d.error.is_some());
 }
+
+#[test]
+fn json_reaches_cel_as_the_serde_mapping_would_give_it() {
+    // Every JSON kind, compared against cel's own serde conversion of the same value.
+    let value = json!({
+        "null": null, "yes": true, "pos": 7, "neg": -3, "big": u64::MAX, "frac": 2.5,
+        "text": "héllo", "list": [1, "two", [3.0], {"k": null}], "map": {"a": {"b": [false]}},
+    });
+    let ours = to_cel(&value);
+    let theirs = cel::to_value(&value).unwrap();
+    assert_eq!(ours, theirs);
+    // And rules see the values with their types: uint against int literals, nested access.
+    let p = set(
+        vec![
+            input("pos", "args.pos == 7 && args.pos > 6"),
+            input("neg", "args.neg < 0"),
+            input("deep", "args.map.a.b[0] == false && args.list[2][0] == 3.0"),
+            input("size", "size(args.list) == 4 && args.text == 'héllo'"),
+        ],
+        vec![],
+        &[],
+    );
+    for rule in ["pos", "neg", "deep", "size"] {
+        let only = set(
+            p.input
+                .iter()
+                .filter(|r| r.name == rule)
+                .map(|r| input(&r.name, &r.condition.source))
+                .collect(),
+            vec![],
+            &[],
+        );
+        let d = only.check_input(&vars(json!({"args": value}))).unwrap_err();
+        assert_eq!((d.rule.as_str(), d.error), (rule, None));
+    }
+}
