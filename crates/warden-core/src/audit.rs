@@ -185,9 +185,9 @@ impl Event {
 
 /// The current time as records store it.
 pub fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    // The same text as the strftime pattern `%Y-%m-%dT%H:%M:%S%.3fZ`, without parsing a
+    // pattern on every call (two calls per tool call).
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Where the request came from on the network.
@@ -319,5 +319,17 @@ mod tests {
         let a = now();
         assert_eq!(a.len(), "2026-11-21T13:45:01.123Z".len());
         assert!(a.ends_with('Z'));
+        // Exactly the fixed-width layout records have always had (a purge and `--since`
+        // compare these as text), at any instant, including whole seconds.
+        for t in [
+            chrono::DateTime::from_timestamp_millis(1_795_000_000_000).unwrap(),
+            chrono::DateTime::from_timestamp_millis(1_795_000_000_007).unwrap(),
+            chrono::Utc::now(),
+        ] {
+            assert_eq!(
+                t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            );
+        }
     }
 }
