@@ -1107,7 +1107,10 @@ fn policy_vars(
     args: Option<&Map<String, Value>>,
     req: &CallRequest<'_>,
 ) -> Map<String, Value> {
-    policy_variables(tool, args, req.caller, req.source)
+    // Only what some rule of the tool reads: each stage converts no more than that anyway.
+    variables_where(tool, args, req.caller, req.source, |name| {
+        tool.policies.reads(name)
+    })
 }
 
 /// The variables policy expressions see for a call of `tool` by `caller`.
@@ -1117,9 +1120,25 @@ pub fn policy_variables(
     caller: Option<&Caller>,
     source: Source,
 ) -> Map<String, Value> {
+    variables_where(tool, args, caller, source, |_| true)
+}
+
+/// [`policy_variables`], leaving out those `wanted` says no to.
+fn variables_where(
+    tool: &Tool,
+    args: Option<&Map<String, Value>>,
+    caller: Option<&Caller>,
+    source: Source,
+    wanted: impl Fn(&str) -> bool,
+) -> Map<String, Value> {
     let mut vars = Map::new();
-    if let Some(c) = caller {
+    if let Some(c) = caller
+        && wanted("user")
+    {
         vars.insert("user".into(), user_value(c));
+    }
+    if !wanted("args") {
+        return tool_and_request(vars, tool, caller, source, &wanted);
     }
     let mut a = Map::new();
     for p in &tool.params {
@@ -1132,21 +1151,35 @@ pub fn policy_variables(
         a.insert(p.name.clone(), v);
     }
     vars.insert("args".into(), Value::Object(a));
+    tool_and_request(vars, tool, caller, source, &wanted)
+}
+
+fn tool_and_request(
+    mut vars: Map<String, Value>,
+    tool: &Tool,
+    caller: Option<&Caller>,
+    source: Source,
+    wanted: &impl Fn(&str) -> bool,
+) -> Map<String, Value> {
     let read = tool.access == crate::project::Access::Read;
-    vars.insert(
-        "tool".into(),
-        json!({"name": tool.name, "kind": "tool", "access": tool.access.as_str(),
-               "annotations": {"readOnlyHint": read, "destructiveHint": !read}}),
-    );
-    vars.insert(
-        "request".into(),
-        json!({
-            "source": match source { Source::Http => "http", Source::Stdio => "stdio" },
-            "client": caller.map(|c| c.credential.clone()).unwrap_or_default(),
-            "method": caller.map(|c| c.method).unwrap_or("none"),
-            "time": chrono::Utc::now().to_rfc3339(),
-        }),
-    );
+    if wanted("tool") {
+        vars.insert(
+            "tool".into(),
+            json!({"name": tool.name, "kind": "tool", "access": tool.access.as_str(),
+                   "annotations": {"readOnlyHint": read, "destructiveHint": !read}}),
+        );
+    }
+    if wanted("request") {
+        vars.insert(
+            "request".into(),
+            json!({
+                "source": match source { Source::Http => "http", Source::Stdio => "stdio" },
+                "client": caller.map(|c| c.credential.clone()).unwrap_or_default(),
+                "method": caller.map(|c| c.method).unwrap_or("none"),
+                "time": chrono::Utc::now().to_rfc3339(),
+            }),
+        );
+    }
     vars
 }
 

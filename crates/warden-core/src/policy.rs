@@ -179,6 +179,15 @@ pub fn version_of(text: &str) -> String {
 }
 
 impl PolicySet {
+    /// Whether any rule, of either stage, reads the variable `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.input.iter().any(|r| r.condition.reads(name))
+            || self
+                .output
+                .iter()
+                .any(|r| r.condition.as_ref().is_some_and(|c| c.reads(name)))
+    }
+
     /// No rules at all: the policy stage has nothing to do.
     pub fn is_empty(&self) -> bool {
         self.input.is_empty() && self.output.is_empty()

@@ -186,6 +186,22 @@ tools:
     description: slow read
     access: read
     sql: "{slow}"
+  - name: guarded
+    description: a read whose rules read tool and request, not user
+    access: read
+    params:
+      - {{ name: min, type: integer, default: 0 }}
+    sql: SELECT n FROM items WHERE n >= :min ORDER BY n
+    policies:
+      input:
+        - name: stdio-small-only
+          condition: "request.source == 'stdio' && args.min > 5"
+          reason: stdio callers ask for 5 or less
+      output:
+        - name: mask-n-here
+          condition: "tool.annotations.readOnlyHint && tool.name == 'guarded'"
+          action: mask_fields
+          fields: [n]
   - name: slow_write
     description: slow write
     access: write
@@ -462,6 +478,25 @@ async fn cancellation_stops_a_read_and_frees_its_connection() {
         call(&p, "add", json!({"n": 5})).await.unwrap();
         let out = call(&p, "list", json!({})).await.unwrap();
         assert_eq!(out["row_count"], 1, "{:?}", db.backend);
+        p.close().await;
+    }
+}
+
+#[tokio::test]
+async fn rules_see_the_tool_and_request_variables_they_read() {
+    // The pipeline builds only the variables some rule of the tool reads: these rules read
+    // `request`, `args` and `tool`, and must see them as before.
+    for db in databases().await {
+        let p = pipeline(&db).await;
+        call(&p, "add", json!({"n": 7})).await.unwrap();
+        let err = call(&p, "guarded", json!({"min": 6})).await.unwrap_err();
+        assert!(
+            matches!(&err, CallError::Policy(d) if d.rule == "stdio-small-only" && d.error.is_none()),
+            "{:?}: {err:?}",
+            db.backend
+        );
+        let out = call(&p, "guarded", json!({"min": 1})).await.unwrap();
+        assert_eq!(out["rows"][0]["n"], "****", "{:?}: {out}", db.backend);
         p.close().await;
     }
 }
