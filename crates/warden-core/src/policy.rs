@@ -136,12 +136,13 @@ fn stdlib() -> std::sync::Arc<cel::Env> {
 fn context(
     vars: &Map<String, Value>,
     read: impl Fn(&str) -> bool,
-) -> Result<cel::Context<'static, 'static>, String> {
+) -> cel::Context<'static, 'static> {
     let mut ctx = cel::Context::with_env(stdlib());
     for (k, v) in vars.iter().filter(|(k, _)| read(k)) {
+        // Every kind `to_cel` produces converts to a CEL value without error.
         ctx.add_variable_from_value(k.clone(), to_cel(v));
     }
-    Ok(ctx)
+    ctx
 }
 
 /// A JSON value as CEL sees it, built directly rather than through serde (which first
@@ -208,12 +209,10 @@ impl PolicySet {
 
     /// Runs the input rules with `vars` (`user`, `args`, `tool`, `request`).
     pub fn check_input(&self, vars: &Map<String, Value>) -> Result<(), PolicyDenial> {
-        let Some(first) = self.input.first() else {
+        if self.input.is_empty() {
             return Ok(());
-        };
-        let read = |k: &str| self.input.iter().any(|r| r.condition.reads(k));
-        let ctx =
-            context(vars, read).map_err(|e| self.deny(&first.name, &first.reason, Some(e)))?;
+        }
+        let ctx = context(vars, |k| self.input.iter().any(|r| r.condition.reads(k)));
         for rule in &self.input {
             match rule.condition.eval(&ctx) {
                 Ok(false) => {}
@@ -243,14 +242,11 @@ impl PolicySet {
                     Some(cx) => cx,
                     None => {
                         vars.remove("response");
-                        ctx.insert(
-                            context(vars, |k| {
-                                self.output
-                                    .iter()
-                                    .any(|r| r.condition.as_ref().is_some_and(|c| c.reads(k)))
-                            })
-                            .map_err(|e| self.deny(&rule.name, &rule.reason, Some(e)))?,
-                        )
+                        ctx.insert(context(vars, |k| {
+                            self.output
+                                .iter()
+                                .any(|r| r.condition.as_ref().is_some_and(|c| c.reads(k)))
+                        }))
                     }
                 };
                 // `response` is converted only for rules that read it, and again only after
