@@ -1137,32 +1137,21 @@ fn variables_where(
     {
         vars.insert("user".into(), user_value(c));
     }
-    if !wanted("args") {
-        return tool_and_request(vars, tool, caller, source, &wanted);
+    if wanted("args") {
+        let mut a = Map::new();
+        for p in &tool.params {
+            let v = args
+                .and_then(|m| m.get(&p.name))
+                .filter(|v| !v.is_null())
+                .or(p.default.as_ref())
+                .cloned()
+                .unwrap_or(Value::Null);
+            a.insert(p.name.clone(), v);
+        }
+        vars.insert("args".into(), Value::Object(a));
     }
-    let mut a = Map::new();
-    for p in &tool.params {
-        let v = args
-            .and_then(|m| m.get(&p.name))
-            .filter(|v| !v.is_null())
-            .or(p.default.as_ref())
-            .cloned()
-            .unwrap_or(Value::Null);
-        a.insert(p.name.clone(), v);
-    }
-    vars.insert("args".into(), Value::Object(a));
-    tool_and_request(vars, tool, caller, source, &wanted)
-}
-
-fn tool_and_request(
-    mut vars: Map<String, Value>,
-    tool: &Tool,
-    caller: Option<&Caller>,
-    source: Source,
-    wanted: &impl Fn(&str) -> bool,
-) -> Map<String, Value> {
-    let read = tool.access == crate::project::Access::Read;
     if wanted("tool") {
+        let read = tool.access == crate::project::Access::Read;
         vars.insert(
             "tool".into(),
             json!({"name": tool.name, "kind": "tool", "access": tool.access.as_str(),
