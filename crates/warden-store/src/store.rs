@@ -169,6 +169,10 @@ const UPSERT_MEMBERSHIP: &str = "INSERT INTO memberships \
      DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at \
      RETURNING org_id, user_id, role, created_at, updated_at";
 
+const CHANGE_ROLE: &str = "UPDATE memberships SET role = $3, updated_at = $4 \
+     WHERE org_id = $1 AND user_id = $2 \
+     RETURNING org_id, user_id, role, created_at, updated_at";
+
 const MEMBERSHIP: &str = "SELECT org_id, user_id, role, created_at, updated_at \
      FROM memberships WHERE org_id = $1 AND user_id = $2";
 
@@ -445,6 +449,24 @@ impl Store {
             }
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Gives an existing member of `org_id` a new role. Never adds anyone: `None` when
+    /// `user_id` is not a member (see [`Self::set_membership`] to add).
+    pub async fn change_role(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: Role,
+    ) -> Result<Option<Membership>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, MembershipRow>(CHANGE_ROLE)
+            .bind(org_id.to_string())
+            .bind(user_id.to_string())
+            .bind(role.as_str())
+            .bind(now_millis())
+            .fetch_optional(pool)
+            .await)?;
+        row.map(Membership::try_from).transpose()
     }
 
     /// After a foreign-key failure, names which side is missing.

@@ -73,7 +73,17 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum MemberCommand {
-    /// Give a member a new role. OAuth connections take it at their next refresh; API keys at
+    /// Add an existing user to an organisation with a role. Recorded as `member_added`.
+    #[command(after_help = "Example:\n  warden member add ana@acme.example member --org acme")]
+    Add {
+        email: String,
+        /// admin, member, siloed_member, guest, auxiliary_member or service_account.
+        role: String,
+        /// The organisation's slug, e.g. acme.
+        #[arg(long)]
+        org: String,
+    },
+    /// Give an existing member a new role (never adds anyone: see `member add`). OAuth connections take it at their next refresh; API keys at
     /// their next request.
     #[command(after_help = "Example:\n  warden member set-role ana@acme.example guest --org acme")]
     SetRole {
@@ -269,6 +279,31 @@ pub async fn run_user(store: &Store, audit: &AuditLog, cmd: UserCommand) -> anyh
 
 pub async fn run_member(store: &Store, audit: &AuditLog, cmd: MemberCommand) -> anyhow::Result<()> {
     match cmd {
+        MemberCommand::Add {
+            email,
+            role: role_name,
+            org: slug,
+        } => {
+            let role = role(&role_name)?;
+            let o = org(store, &slug).await?;
+            let u = user(store, &email).await?;
+            if let Some(m) = store.membership(o.id, u.id).await? {
+                bail!(
+                    "{} is already a member of {} (as {}); change their role with `warden member set-role {} {role} --org {}`",
+                    u.email,
+                    o.slug,
+                    m.role,
+                    u.email,
+                    o.slug
+                );
+            }
+            store.set_membership(o.id, u.id, role).await?;
+            let mut e = cli_event("member_added", &o, u.email.clone())
+                .user(u.id.to_string(), u.email.clone());
+            e.detail = Some(serde_json::json!({"role": role.to_string()}));
+            record(audit, e).await?;
+            println!("Added {} to {} as {role}", u.email, o.slug);
+        }
         MemberCommand::SetRole {
             email,
             role: role_name,
@@ -277,19 +312,30 @@ pub async fn run_member(store: &Store, audit: &AuditLog, cmd: MemberCommand) -> 
             let role = role(&role_name)?;
             let o = org(store, &slug).await?;
             let u = user(store, &email).await?;
-            let before = store.membership(o.id, u.id).await?.map(|m| m.role);
-            store.set_membership(o.id, u.id, role).await?;
+            let Some(before) = store.membership(o.id, u.id).await?.map(|m| m.role) else {
+                bail!(
+                    "{} is not a member of {}; nothing was changed. To add them, run `warden member add {} {role} --org {}`",
+                    u.email,
+                    o.slug,
+                    u.email,
+                    o.slug
+                );
+            };
+            if store.change_role(o.id, u.id, role).await?.is_none() {
+                bail!(
+                    "{} stopped being a member of {} while their role was being changed; nothing was changed",
+                    u.email,
+                    o.slug
+                );
+            }
             let mut e = cli_event("role_changed", &o, u.email.clone())
                 .user(u.id.to_string(), u.email.clone());
             e.detail = Some(serde_json::json!({
-                "from": before.map(|b| b.to_string()),
+                "from": before.to_string(),
                 "to": role.to_string(),
             }));
             record(audit, e).await?;
-            match before {
-                Some(b) => println!("{} in {}: {b} -> {role}", u.email, o.slug),
-                None => println!("{} joined {} as {role}", u.email, o.slug),
-            }
+            println!("{} in {}: {before} -> {role}", u.email, o.slug);
         }
         MemberCommand::Remove { email, org: slug } => {
             let o = org(store, &slug).await?;

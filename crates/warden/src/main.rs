@@ -185,11 +185,27 @@ enum Command {
     },
 }
 
+/// The log filter for `spec`. rmcp logs every new session's id whole at INFO, and session ids
+/// are never logged whole, so rmcp is held at WARN unless the filter names it explicitly
+/// (someone debugging rmcp itself).
+fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    let spec = if spec.contains("rmcp") {
+        spec.to_string()
+    } else {
+        format!("{spec},rmcp=warn")
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter(
+        std::env::var("RUST_LOG")
+            .ok()
+            .as_deref()
+            .unwrap_or(&cli.log),
+    );
     // Logs go to stderr: stdout belongs to the protocol in stdio mode.
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,8 +1,9 @@
 //! Transport, HTTP layer: the axum router, and the checks every `/mcp` request passes before
 //! rmcp sees it.
 //!
-//! Order on `/mcp`: Origin (403) → body size (413) → JSON-RPC shape (400) → rmcp, which
-//! checks `Host` against the configured hosts (403), then sessions and the protocol.
+//! Order on `/mcp`: Origin (403) → bearer (401/403) → session owner (404 for a session this
+//! principal did not open) → body size (413) → JSON-RPC shape (400) → scope step-up (403)
+//! → rmcp, which checks `Host` against the configured hosts (403), then the protocol.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use warden_core::pipeline::{Pipeline, Source};
 use warden_core::project::ServerConfig;
 
 use super::mcp::WardenMcp;
+use super::session::{SessionOwners, bind_to_owner};
 use crate::web::oauth::{AuthState, require_bearer};
 
 #[derive(Debug, Clone)]
@@ -44,7 +46,9 @@ pub fn router(
         allowed_origins: server.allowed_origins.clone().into(),
         max_body_bytes: server.max_body_bytes,
     };
-    let mcp = mcp_service(pipeline.clone(), &server, shutdown);
+    let sessions = Arc::new(LocalSessionManager::default());
+    let owners = SessionOwners::new(sessions.clone(), shutdown.clone());
+    let mcp = mcp_service(pipeline.clone(), &server, sessions, shutdown);
     let mut mcp_routes = Router::new().fallback_service(mcp);
     if let Some(auth) = &auth {
         let s = StepUp {
@@ -53,7 +57,9 @@ pub fn router(
         };
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(s, step_up));
     }
-    let mut mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge.clone(), check_body));
+    let mut mcp_routes = mcp_routes
+        .layer(middleware::from_fn_with_state(edge.clone(), check_body))
+        .layer(middleware::from_fn_with_state(owners, bind_to_owner));
     if let Some(auth) = &auth {
         // Authenticate before reading the body: an anonymous request costs nothing.
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), require_bearer));
@@ -71,6 +77,7 @@ pub fn router(
 fn mcp_service(
     pipeline: Arc<Pipeline>,
     server: &ServerConfig,
+    sessions: Arc<LocalSessionManager>,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<WardenMcp, LocalSessionManager> {
     // rmcp compares the Host header without IPv6 brackets.
@@ -85,11 +92,7 @@ fn mcp_service(
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
         .with_cancellation_token(shutdown.child_token());
     let handler = super::mcp::handler_for(pipeline, Source::Http);
-    StreamableHttpService::new(
-        move || Ok(handler.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    )
+    StreamableHttpService::new(move || Ok(handler.clone()), sessions, config)
 }
 
 /// A JSON-RPC error object as an HTTP response (no id: the request could not be read).

@@ -119,6 +119,8 @@ pub struct Server {
     pub url: String,
     /// Sent as `Authorization: Bearer ...` by [`Server::session`].
     pub bearer: Option<String>,
+    /// Every line the server wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -138,9 +140,12 @@ impl Server {
             .expect("spawn warden serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line.clone());
                 if !sent && let Some(i) = line.find("serving MCP on ") {
                     let _ = tx.send(line[i + "serving MCP on ".len()..].trim().to_string());
                     sent = true;
@@ -157,6 +162,7 @@ impl Server {
             child: Some(child),
             url,
             bearer: None,
+            log,
         }
     }
 
@@ -184,6 +190,7 @@ impl Server {
             child: None,
             url,
             bearer: None,
+            log: Default::default(),
         }
     }
 
