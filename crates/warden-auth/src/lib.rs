@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod confirm;
+pub mod consent;
 pub mod limiter;
 pub mod password;
 pub mod pkce;

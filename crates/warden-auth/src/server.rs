@@ -235,6 +235,8 @@ pub struct AuthServer {
     logins: Limiter,
     token_failures: Limiter,
     audit: Arc<dyn Sink>,
+    /// The consent seal's key, read from (or created in) the state store on first use.
+    consent_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 fn at(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
@@ -268,7 +270,43 @@ impl AuthServer {
                 ..LimiterConfig::default()
             }),
             audit,
+            consent_key: tokio::sync::OnceCell::new(),
         })
+    }
+
+    async fn consent_key(&self) -> Result<&[u8; 32], InternalError> {
+        self.consent_key
+            .get_or_try_init(|| self.store.server_key(crate::consent::KEY_NAME))
+            .await
+            .map_err(InternalError::from)
+    }
+
+    /// The seal binding a consent page for `user` (with CSRF token `csrf`) to `params`.
+    pub async fn consent_seal(
+        &self,
+        user: UserId,
+        csrf: &str,
+        params: &AuthorizeParams,
+    ) -> Result<String, InternalError> {
+        crate::consent::seal(self.consent_key().await?, user, csrf, params)
+            .ok_or_else(|| InternalError::Other("cannot key the consent seal".into()))
+    }
+
+    /// Whether a consent answer's parameters are the ones its page was shown for.
+    pub async fn consent_seal_ok(
+        &self,
+        user: UserId,
+        csrf: &str,
+        params: &AuthorizeParams,
+        presented: &str,
+    ) -> Result<bool, InternalError> {
+        Ok(crate::consent::verify(
+            self.consent_key().await?,
+            user,
+            csrf,
+            params,
+            presented,
+        ))
     }
 
     /// Records a security event; the operation it describes fails if it cannot be recorded.

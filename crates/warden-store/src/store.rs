@@ -86,6 +86,7 @@ pub mod bearer;
 pub mod confirm;
 mod credentials;
 mod oauth;
+mod server_keys;
 
 /// Opens a transaction that is going to write.
 ///

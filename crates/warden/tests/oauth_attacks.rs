@@ -154,6 +154,10 @@ impl Flow {
         if csrf {
             form.push(("csrf_token".into(), hidden(&html, "csrf_token").unwrap()));
         }
+        form.push((
+            "consent_seal".into(),
+            hidden(&html, "consent_seal").unwrap(),
+        ));
         form.push(("org".into(), "acme".into()));
         form.push(("decision".into(), "allow".into()));
         if write {
@@ -1071,4 +1075,133 @@ async fn link_requests_cannot_lock_out_password_sign_in_and_logout_needs_csrf() 
         after.text().await.unwrap().contains("Sign in to Warden"),
         "the session still works after logout"
     );
+}
+
+/// The number of grants in the state store: consent issues one per allowed request.
+async fn grant_count(state: &Path) -> i64 {
+    use sqlx::{ConnectOptions, Connection};
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(state)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grants")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    n
+}
+
+/// Consent grants at most what the client asked for and the page offered: an answer whose
+/// fields were changed after the page was shown is refused with a page saying so, and
+/// nothing is issued.
+#[tokio::test]
+async fn consent_attack_table() {
+    let (dir, file, _) = project_with_members();
+    let state = dir.path().join("p/.warden/state.db");
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+    let mut jar = flow.sign_in("mo@acme.example").await;
+    let with_scope = |scope: &str| -> Vec<(String, String)> {
+        flow.params(&challenge_s256(VERIFIER))
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "scope" {
+                    (k, scope.to_string())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect()
+    };
+    // (case, scope the client asked for, edits to the answered form)
+    type Edit = fn(&mut Vec<(String, String)>);
+    let cases: Vec<(&str, &str, Edit)> = vec![
+        (
+            "tampered scope and the write box on a read-only request",
+            "mcp:read",
+            |f| {
+                f.retain(|(k, _)| k != "scope" && k != "write");
+                f.push(("scope".into(), "mcp:read mcp:write".into()));
+                f.push(("write".into(), "1".into()));
+            },
+        ),
+        ("the write field without the write box", "mcp:read", |f| {
+            f.push(("write".into(), "1".into()));
+        }),
+        ("an unknown scope added", "mcp:read", |f| {
+            f.retain(|(k, _)| k != "scope");
+            f.push(("scope".into(), "mcp:read mcp:admin".into()));
+        }),
+        ("another redirect URI", "mcp:read mcp:write", |f| {
+            f.retain(|(k, _)| k != "redirect_uri");
+            f.push(("redirect_uri".into(), "http://127.0.0.1:9/elsewhere".into()));
+        }),
+        (
+            "a write field that is not the box's value",
+            "mcp:read mcp:write",
+            |f| {
+                f.push(("write".into(), "yes".into()));
+            },
+        ),
+        ("no seal", "mcp:read mcp:write", |f| {
+            f.retain(|(k, _)| k != "consent_seal");
+        }),
+        ("a forged seal", "mcp:read", |f| {
+            f.retain(|(k, _)| k != "consent_seal");
+            f.push(("consent_seal".into(), "00".repeat(32)));
+        }),
+    ];
+    for (case, asked, edit) in cases {
+        let before = grant_count(&state).await;
+        let params = with_scope(asked);
+        let page = flow.get_authorize(&mut jar, &params).await;
+        assert_eq!(page.status(), 200, "{case}");
+        let html = page.text().await.unwrap();
+        assert_eq!(
+            html.contains("name=\"write\""),
+            asked.contains("mcp:write"),
+            "{case}: the write box is offered exactly when write was asked for"
+        );
+        let mut form = params.clone();
+        form.push(("csrf_token".into(), hidden(&html, "csrf_token").unwrap()));
+        form.push((
+            "consent_seal".into(),
+            hidden(&html, "consent_seal").unwrap(),
+        ));
+        form.push(("org".into(), "acme".into()));
+        form.push(("decision".into(), "allow".into()));
+        edit(&mut form);
+        let r = flow
+            .http
+            .post(format!("{}/authorize", flow.base))
+            .header(COOKIE, cookie_header(&jar))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{case}");
+        assert!(
+            r.headers().get(LOCATION).is_none(),
+            "{case}: no redirect, no code"
+        );
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("nothing was granted") && body.contains("Start the connection again"),
+            "{case}: {body}"
+        );
+        assert_eq!(grant_count(&state).await, before, "{case}: nothing issued");
+    }
+
+    // The same page answered as shown still works, and grants exactly what was offered.
+    let mut jar = flow.sign_in("mo@acme.example").await;
+    let r = flow
+        .consent(&mut jar, &with_scope("mcp:read"), false, true)
+        .await;
+    assert_eq!(r.status(), 303);
+    let code = url_params(r.headers()[LOCATION].to_str().unwrap())["code"].clone();
+    let (s, t) = flow.exchange(&code, VERIFIER).await;
+    assert_eq!((s, t["scope"].as_str().unwrap()), (200, "mcp:read"));
 }

@@ -289,6 +289,10 @@ async fn consent_page(
             )),
         );
     }
+    let seal = match s.auth.consent_seal(user.id, &csrf, p).await {
+        Ok(seal) => seal,
+        Err(e) => return authorize_error_response(s, AuthorizeError::from(e)),
+    };
     let orgs: Vec<minijinja::Value> = orgs
         .iter()
         .map(|(o, role)| minijinja::context! { slug => o.slug.clone(), name => o.name.clone(), role => role.to_string() })
@@ -301,6 +305,7 @@ async fn consent_page(
             redirect_uri => req.redirect_uri.clone(),
             email => user.email.clone(),
             csrf_token => csrf,
+            consent_seal => seal,
             oauth_params => p.pairs(),
             orgs,
             write_requested => req.scopes.contains(warden_store::Scope::Write),
@@ -316,8 +321,19 @@ struct ConsentForm {
     decision: Option<String>,
     org: Option<String>,
     write: Option<String>,
+    consent_seal: Option<String>,
     #[serde(flatten)]
     params: AuthorizeParams,
+}
+
+/// The answer to a consent page whose fields were changed after Warden sent it.
+fn consent_tampered() -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        "Request refused",
+        "This answer does not match the consent page Warden showed (its fields were changed), so nothing was granted.",
+        Some("Start the connection again from the app, and answer on the page as Warden shows it."),
+    )
 }
 
 /// POST /authorize: the consent decision.
@@ -337,9 +353,29 @@ async fn consent(
             Some("Start the connection again from the app."),
         );
     };
+    // Grant at most what the page offered: its parameters, unchanged since it was shown.
+    let csrf = f.csrf_token.as_deref().unwrap_or_default();
+    let seal = f.consent_seal.as_deref().unwrap_or_default();
+    match s.auth.consent_seal_ok(user.id, csrf, &f.params, seal).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(user = %user.id, "refused a consent answer whose fields were changed");
+            return consent_tampered();
+        }
+        Err(e) => return authorize_error_response(&s, AuthorizeError::from(e)),
+    }
     let req = match s.auth.check_authorize(&f.params).await {
         Ok(r) => r,
         Err(e) => return authorize_error_response(&s, e),
+    };
+    // The write box is offered only when the client asked for mcp:write, and sends "1".
+    let write = match f.write.as_deref() {
+        None => false,
+        Some("1") if req.scopes.contains(warden_store::Scope::Write) => true,
+        Some(_) => {
+            tracing::warn!(user = %user.id, "refused a consent answer with a write field the page did not offer");
+            return consent_tampered();
+        }
     };
     if f.decision.as_deref() != Some("allow") {
         let url = s.auth.redirect_error(
@@ -351,11 +387,7 @@ async fn consent(
         return Redirect::to(&url).into_response();
     }
     let org = f.org.unwrap_or_default();
-    match s
-        .auth
-        .approve(user.id, &org, &req, f.write.as_deref() == Some("1"))
-        .await
-    {
+    match s.auth.approve(user.id, &org, &req, write).await {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => authorize_error_response(&s, e),
     }
