@@ -1,12 +1,17 @@
 //! Authorize: what the authenticated caller may do through the assistant.
 //!
 //! Pipeline position: after authentication, before the input policy and execution. One
-//! function, [`decide`], answers for `tools/list`, `tools/call`, resources and prompts alike,
-//! and its answer is a value (a [`Permit`] or a [`Denial`] naming its stage, rule and reason)
-//! that later stages and the audit trail can record.
+//! function, [`decide`], answers for connecting, `tools/list`, `tools/call`, resources and
+//! prompts alike ([`decide_unauthenticated`] is its counterpart for a project served with
+//! `auth: none`), and its answer is a value: a [`Permit`] or a [`Denial`] naming its stage,
+//! rule and reason, which the pipeline records.
+//!
+//! A [`Permit`] can be made only here (its fields are private), and every path that runs SQL
+//! (`exec::DataSource::run`, `run_gated`, `dry_run`) takes one: a check that is skipped
+//! leaves nothing to run the statement with.
 
 use crate::identity::{Role, Scopes};
-use crate::project::Access;
+use crate::project::{Access, AuthMode};
 
 /// The authenticated caller, as the pipeline sees it. The organisation comes from the
 /// credential only.
@@ -26,6 +31,8 @@ pub struct Caller {
 /// Which check refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// No authenticated caller, on a project that requires one.
+    Authenticate,
     /// The role may not connect an assistant at all.
     Connect,
     /// The role may not do this.
@@ -37,6 +44,7 @@ pub enum Stage {
 impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Authenticate => "authenticate",
             Self::Connect => "connect",
             Self::Role => "role",
             Self::Scope => "scope",
@@ -44,10 +52,24 @@ impl Stage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Leave to run SQL of one access kind for one call. Only [`decide`] and
+/// [`decide_unauthenticated`] make one.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
+    rule: &'static str,
+    access: Access,
+}
+
+impl Permit {
     /// The rule that allowed it.
-    pub rule: &'static str,
+    pub fn rule(&self) -> &'static str {
+        self.rule
+    }
+
+    /// What it allows: a read permit runs statements only on read-only connections.
+    pub fn access(&self) -> Access {
+        self.access
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,27 +81,19 @@ pub struct Denial {
     pub reason: String,
 }
 
-pub type Decision = Result<Permit, Denial>;
-
 /// Whether `caller` may use something of this `access` kind.
 ///
 /// The role matrix: Admin and Member may read and write; Siloed Member and Guest may only
 /// read; Auxiliary Member and Service Account may not connect. The scopes: `mcp:read` for
 /// reads, `mcp:write` (which implies read) for writes. Both must allow it.
-pub fn decide(caller: &Caller, access: Access) -> Decision {
+pub fn decide(caller: &Caller, access: Access) -> Result<Permit, Denial> {
     let role = caller.role;
-    if !role.can_connect() {
-        return Err(Denial {
-            stage: Stage::Connect,
-            rule: "role.cannot_connect",
-            reason: format!(
-                "the role {} cannot use Warden through an assistant; ask an Admin for a Member, Siloed Member or Guest role",
-                role.title()
-            ),
-        });
-    }
+    may_connect(caller)?;
     match access {
-        Access::Read if caller.scopes.allows_read() => Ok(Permit { rule: "read: role may read, scope mcp:read" }),
+        Access::Read if caller.scopes.allows_read() => Ok(Permit {
+            rule: "read: role may read, scope mcp:read",
+            access,
+        }),
         Access::Read => Err(Denial {
             stage: Stage::Scope,
             rule: "scope.read_missing",
@@ -101,7 +115,44 @@ pub fn decide(caller: &Caller, access: Access) -> Decision {
                      and tick \"Also let it change data\" on the consent page, or use an API key with mcp:write"
                 .into(),
         }),
-        Access::Write => Ok(Permit { rule: "write: role may write, scope mcp:write" }),
+        Access::Write => Ok(Permit {
+            rule: "write: role may write, scope mcp:write",
+            access,
+        }),
+    }
+}
+
+/// Whether `caller`'s role may connect an assistant at all: Auxiliary Members and Service
+/// Accounts may not. Part of every [`decide`]; asked alone before a connection is served.
+pub fn may_connect(caller: &Caller) -> Result<(), Denial> {
+    if caller.role.can_connect() {
+        return Ok(());
+    }
+    Err(Denial {
+        stage: Stage::Connect,
+        rule: "role.cannot_connect",
+        reason: format!(
+            "the role {} cannot use Warden through an assistant; ask an Admin for a Member, Siloed Member or Guest role",
+            caller.role.title()
+        ),
+    })
+}
+
+/// The decision for a call that carries no authenticated caller: permitted, by a rule that
+/// says so, only when the project is served with `auth: none`; refused otherwise.
+pub fn decide_unauthenticated(mode: AuthMode, access: Access) -> Result<Permit, Denial> {
+    match mode {
+        AuthMode::None => Ok(Permit {
+            rule: "auth.none: the project is served without authentication",
+            access,
+        }),
+        AuthMode::OAuth => Err(Denial {
+            stage: Stage::Authenticate,
+            rule: "authenticate.missing",
+            reason:
+                "authentication required: send an OAuth access token or API key as a Bearer token"
+                    .into(),
+        }),
     }
 }
 
@@ -182,6 +233,26 @@ mod tests {
             d.reason.contains("mcp:write") && d.reason.contains("reconnect"),
             "{}",
             d.reason
+        );
+    }
+
+    #[test]
+    fn a_permit_names_its_rule_and_access_and_no_caller_is_a_decision_too() {
+        let p = decide(&caller(Role::Member, Scopes::READ_WRITE), Access::Write).unwrap();
+        assert_eq!(p.access(), Access::Write);
+        assert!(p.rule().starts_with("write:"));
+        let p = decide_unauthenticated(AuthMode::None, Access::Read).unwrap();
+        assert_eq!(
+            (p.access(), p.rule()),
+            (
+                Access::Read,
+                "auth.none: the project is served without authentication"
+            )
+        );
+        let d = decide_unauthenticated(AuthMode::OAuth, Access::Read).unwrap_err();
+        assert_eq!(
+            (d.stage, d.rule),
+            (Stage::Authenticate, "authenticate.missing")
         );
     }
 

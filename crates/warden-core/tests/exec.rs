@@ -148,6 +148,8 @@ async fn pipeline_with_sink(db: &Db) -> (Pipeline, Arc<MemorySink>) {
     let yaml = format!(
         r#"version: 1
 name: exec-tests
+# These tests call with no authenticated caller; the project says so explicitly.
+auth: none
 data:
 {data}  query_timeout_ms: 400
   max_rows: 3

@@ -430,7 +430,7 @@ async fn why(
         match warden_core::authz::decide(&caller, t.access) {
             Ok(p) => {
                 any_allowed = true;
-                println!("  with {scopes}: ALLOWED by rule {}", p.rule);
+                println!("  with {scopes}: ALLOWED by rule {}", p.rule());
             }
             Err(d) => println!(
                 "  with {scopes}: DENIED at the {} stage by rule {}: {}",
@@ -467,14 +467,14 @@ impl Opened {
         sink_of(self.audit.as_ref())
     }
 
-    /// Signs a last checkpoint and closes the data.
+    /// Closes the pipeline (recording what it still holds) and signs a last checkpoint.
     async fn close(&self) {
+        self.pipeline.close().await;
         if let Some(a) = &self.audit
             && let Err(e) = a.log.checkpoint("shutdown").await
         {
             tracing::error!(error = %e, "could not sign the shutdown checkpoint");
         }
-        self.pipeline.close().await;
     }
 }
 

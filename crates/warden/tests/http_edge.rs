@@ -467,3 +467,50 @@ async fn auth_none_is_announced_and_loopback_only() {
         String::from_utf8_lossy(&out.stderr).contains("`auth: none` serves without authentication")
     );
 }
+
+/// Requests without a valid bearer are refused (401) and counted, and the trail gets one
+/// record per address per minute with the count, not one per request.
+#[tokio::test]
+async fn unauthenticated_requests_are_counted_not_recorded_one_by_one() {
+    let (_d, project, _key) = init_project();
+    let mut server = Server::start(&project);
+    let client = server.client();
+    for bearer in [
+        None,
+        None,
+        None,
+        Some("wdn_key_nonsense"),
+        Some("not-even-a-token"),
+    ] {
+        let mut req = client
+            .post(&server.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(INIT);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401);
+    }
+    // Nothing per request: the count is recorded when its minute ends, or at shutdown.
+    server.stop();
+    let records = common::audit_log(&project, &["--event", "unauthenticated"]);
+    assert!(!records.is_empty() && records.len() <= 2, "{records:#?}");
+    let total: u64 = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r["remote_addr"], "127.0.0.1");
+            assert_eq!(r["decision"], "denied");
+            assert_eq!(r["stage"], "authenticate");
+            let detail: Value = serde_json::from_str(r["detail"].as_str().unwrap()).unwrap();
+            detail["count"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(total, 5);
+    let verify = run(&["audit", "verify", "-p", project.to_str().unwrap()]);
+    assert!(
+        verify.status.success(),
+        "the trail verifies after the counted refusals: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

@@ -174,7 +174,7 @@ async fn project_wide_policies_govern_resources_and_prompts_too() {
     std::fs::write(
         &file,
         format!(
-            "{yaml}\npolicies:\n  input:\n    - name: no-prompts-for-guests\n      condition: tool.kind == 'prompt' && user.role == 'guest'\n      reason: Guests cannot use prompts\n  output:\n    - name: guests-see-no-country\n      condition: user.role == 'guest'\n      action: filter_fields\n      fields: [country]\n"
+            "{yaml}\npolicies:\n  input:\n    - name: no-prompts-for-guests\n      condition: tool.kind == 'prompt' && user.role == 'guest'\n      reason: Guests cannot use prompts\n    - name: no-v002-for-guests\n      condition: tool.kind == 'resource' && user.role == 'guest' && args.vendor_id == 'V-002'\n      reason: Guests cannot read V-002\n  output:\n    - name: guests-see-no-country\n      condition: user.role == 'guest'\n      action: filter_fields\n      fields: [country]\n"
         ),
     )
     .unwrap();
@@ -225,6 +225,41 @@ async fn project_wide_policies_govern_resources_and_prompts_too() {
         .await
         .get("error")
         .is_none()
+    );
+
+    // A denied read: refused with the rule's words.
+    let denied = g
+        .request("resources/read", json!({"uri": "vendor://V-002"}))
+        .await;
+    assert!(
+        denied["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Guests cannot read V-002"),
+        "{denied}"
+    );
+
+    // Both refusals are on the record, found by `warden log --policy deny`.
+    let refusals = common::audit_log(&file, &["--policy", "deny"]);
+    let denied_read = refusals
+        .iter()
+        .find(|r| r["event"] == "resource_read")
+        .unwrap_or_else(|| panic!("no denied resource read in {refusals:#?}"));
+    assert_eq!(denied_read["action"], "vendor://V-002");
+    assert_eq!(denied_read["user_email"], "gus@acme.example");
+    assert_eq!(denied_read["stage"], "policy");
+    assert_eq!(denied_read["rule"], "no-v002-for-guests");
+    let prompt = refusals
+        .iter()
+        .find(|r| r["event"] == "prompt_get")
+        .unwrap_or_else(|| panic!("no denied prompt in {refusals:#?}"));
+    assert_eq!(prompt["action"], "vendor_review");
+    assert_eq!(prompt["stage"], "policy");
+    assert_eq!(prompt["rule"], "no-prompts-for-guests");
+    assert_eq!(
+        refusals.len(),
+        2,
+        "exactly one record per refusal: {refusals:#?}"
     );
 
     // The same project-wide rule reaches tool results.

@@ -1,7 +1,8 @@
 //! Execute: runs a tool's compiled statement against the project's own data source.
 //!
-//! Pipeline position: after every check has passed (today: argument validation; later
-//! authorization and input policy), before the output policy.
+//! Pipeline position: after every check has passed (authorization, arguments, input policy
+//! and, for writes, confirmation), before the output policy. Every way in takes an
+//! [`crate::authz::Permit`], which only the authorize stage can make.
 //!
 //! Guarantees that hold whatever the SQL says:
 //! - values are bound, never spliced into the text (see [`sql`]);
@@ -29,6 +30,7 @@ use sqlx::sqlite::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::authz::Permit;
 use crate::project::{Access, DataConfig, DataLocation, ParamType};
 pub use sql::Statement;
 
@@ -104,6 +106,11 @@ pub enum ExecError {
     /// The write's gate refused; the write was rolled back.
     #[error("{0}")]
     Refused(String),
+    /// A write path was given a read permit; nothing ran.
+    #[error(
+        "a write statement needs a write permit, and this call was allowed to read only; nothing was changed"
+    )]
+    NotPermitted,
 }
 
 /// The connection pools for one project's data.
@@ -190,15 +197,16 @@ impl DataSource {
         }
     }
 
-    /// Runs one statement. Writes commit only on success; `cancel` stops the query early.
+    /// Runs one statement with the access `permit` allows: a read permit runs it on a
+    /// read-only connection; a write commits only on success. `cancel` stops it early.
     pub async fn run(
         &self,
+        permit: &Permit,
         stmt: &Statement,
         args: &[SqlValue],
-        access: Access,
         cancel: &CancellationToken,
     ) -> Result<QueryOutput, ExecError> {
-        self.execute(stmt, args, access, cancel, Finish::Commit)
+        self.execute(stmt, args, permit.access(), cancel, Finish::Commit)
             .await
     }
 
@@ -206,11 +214,13 @@ impl DataSource {
     /// rolled back and [`ExecError::Refused`] carries the gate's reason.
     pub async fn run_gated(
         &self,
+        permit: &Permit,
         stmt: &Statement,
         args: &[SqlValue],
         cancel: &CancellationToken,
         gate: Gate,
     ) -> Result<QueryOutput, ExecError> {
+        write_permit(permit)?;
         self.execute(stmt, args, Access::Write, cancel, Finish::Gated(gate))
             .await
     }
@@ -219,10 +229,12 @@ impl DataSource {
     /// would do (rows affected, `RETURNING` rows), with nothing changed.
     pub async fn dry_run(
         &self,
+        permit: &Permit,
         stmt: &Statement,
         args: &[SqlValue],
         cancel: &CancellationToken,
     ) -> Result<QueryOutput, ExecError> {
+        write_permit(permit)?;
         self.execute(stmt, args, Access::Write, cancel, Finish::Rollback)
             .await
     }
@@ -284,6 +296,15 @@ impl DataSource {
             }
             Self::Postgres { pool, .. } => pool.close().await,
         }
+    }
+}
+
+/// A write path refuses a read permit: it would run with more than was allowed.
+fn write_permit(permit: &Permit) -> Result<(), ExecError> {
+    if permit.access() == Access::Write {
+        Ok(())
+    } else {
+        Err(ExecError::NotPermitted)
     }
 }
 

@@ -336,20 +336,25 @@ pub struct PromptArgument {
     pub completions: Vec<String>,
 }
 
+/// Who speaks a prompt message (not to be confused with an organisation role,
+/// [`crate::identity::Role`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum Speaker {
     User,
     Assistant,
 }
 
+// TEMPORARY: the loader still says `Role`; removed once it is renamed there.
+pub(crate) use Speaker as Role;
+
 #[derive(Debug)]
 pub enum PromptMessage {
     /// A minijinja template, checked for syntax at load.
-    Text { role: Role, template: String },
+    Text { role: Speaker, template: String },
     /// One of the project's own resources, read when the prompt is requested.
-    Resource { role: Role, uri: String },
+    Resource { role: Speaker, uri: String },
     Image {
-        role: Role,
+        role: Speaker,
         data: String,
         mime_type: String,
     },

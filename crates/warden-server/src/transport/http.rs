@@ -1,8 +1,8 @@
 //! Transport, HTTP layer: the axum router, and the checks every `/mcp` request passes before
 //! rmcp sees it.
 //!
-//! Order on `/mcp`: Origin (403) → bearer (401/403) → session owner (404 for a session this
-//! principal did not open) → body size (413) → JSON-RPC shape (400) → scope step-up (403)
+//! Order on `/mcp`: Origin (403) → bearer (401) → may the principal connect (403) → session
+//! owner (404 for a session this principal did not open) → body size (413) → JSON-RPC shape (400) → scope step-up (403)
 //! → rmcp, which checks `Host` against the configured hosts (403), then the protocol.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use warden_core::pipeline::{Pipeline, Source};
+use warden_core::pipeline::{Pipeline, Refusal, Source};
 use warden_core::project::ServerConfig;
 
 use super::mcp::WardenMcp;
@@ -59,10 +59,16 @@ pub fn router(
     }
     let mut mcp_routes = mcp_routes
         .layer(middleware::from_fn_with_state(edge.clone(), check_body))
-        .layer(middleware::from_fn_with_state(owners, bind_to_owner));
+        .layer(middleware::from_fn_with_state(owners, bind_to_owner))
+        .layer(middleware::from_fn_with_state(pipeline.clone(), admit));
     if let Some(auth) = &auth {
         // Authenticate before reading the body: an anonymous request costs nothing.
-        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), require_bearer));
+        mcp_routes = mcp_routes
+            .layer(middleware::from_fn_with_state(auth.clone(), require_bearer))
+            .layer(middleware::from_fn_with_state(
+                pipeline.clone(),
+                note_unauthenticated,
+            ));
     }
     let mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge, check_origin));
     let mut app = Router::new()
@@ -239,52 +245,86 @@ struct StepUp {
 
 /// Scope step-up (MCP authorization, insufficient scope): a write call on a connection
 /// without `mcp:write` gets HTTP 403 with a challenge naming the scope to ask for, so the
-/// client can re-authorize. The decision is the pipeline's own ([`authz::decide`]); a
-/// refusal for any other reason (the role) is left to the pipeline, which explains it.
+/// client can re-authorize. The pipeline decides and records ([`Pipeline::step_up`]); this
+/// only writes the answer.
 async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -> Response {
     let call = req.extensions().get::<ToolCallPeek>().cloned();
     let principal = req.extensions().get::<warden_auth::Principal>().cloned();
-    if let (Some(call), Some(principal)) = (call, principal)
-        && let Some(tool) = s.pipeline.project().tool(&call.tool)
-        && let Err(denial) = warden_core::authz::decide(&principal.caller(), tool.access)
-        && denial.stage == warden_core::authz::Stage::Scope
+    let (Some(call), Some(principal)) = (call, principal) else {
+        return next.run(req).await;
+    };
+    let peer = super::mcp::peer_of(req.headers(), req.extensions());
+    match s
+        .pipeline
+        .step_up(&principal.caller(), &call.tool, Source::Http, &peer)
+        .await
     {
-        // Refused here, before the pipeline: the refusal is recorded here too.
-        let caller = principal.caller();
-        let mut event = warden_core::audit::Event::new(
-            "tool_call",
-            warden_core::audit::Source::Http,
-            &tool.name,
-        )
-        .org(caller.org.clone())
-        .user(caller.user_id.clone(), caller.email.clone())
-        .denied(denial.stage.as_str(), denial.rule, denial.reason.clone());
-        event.auth_method = Some(caller.method.to_string());
-        event.credential = Some(caller.credential.clone()).filter(|c| !c.is_empty());
-        let peer = super::mcp::peer_of(req.headers(), req.extensions());
-        event.remote_addr = peer.remote_addr;
-        event.user_agent = peer.user_agent;
-        if let Err(e) = s.pipeline.audit().record(event).await {
-            // The call is refused either way.
-            tracing::error!(error = %e, "could not record a step-up refusal");
+        Ok(()) => next.run(req).await,
+        Err(Refusal::Denied(denial)) => {
+            let challenge = format!(
+                r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="{}", error_description="{} needs the mcp:write scope""#,
+                s.resource_metadata,
+                call.tool.replace(['"', '\\'], "")
+            );
+            let body = json!({ "jsonrpc": "2.0", "id": call.id, "error": { "code": -32003, "message": denial.reason } });
+            let mut res = (
+                StatusCode::FORBIDDEN,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            res
         }
-        let challenge = format!(
-            r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="{}", error_description="{} needs the mcp:write scope""#,
-            s.resource_metadata, tool.name
-        );
-        let body = json!({ "jsonrpc": "2.0", "id": call.id, "error": { "code": -32003, "message": denial.reason } });
-        let mut res = (
-            StatusCode::FORBIDDEN,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-        return res;
+        Err(Refusal::Audit(e)) => audit_unavailable(call.id, &e.to_string()),
     }
-    next.run(req).await
+}
+
+/// The answer when a refusal could not be recorded: refused all the same.
+fn audit_unavailable(id: Value, message: &str) -> Response {
+    let body =
+        json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32603, "message": message } });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Tells the pipeline about every request the bearer gate answered 401, so that it can keep
+/// count of them (bounded: see `Pipeline::note_unauthenticated`).
+async fn note_unauthenticated(
+    State(pipeline): State<Arc<Pipeline>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let peer = super::mcp::peer_of(req.headers(), req.extensions());
+    let res = next.run(req).await;
+    if res.status() == StatusCode::UNAUTHORIZED {
+        pipeline.note_unauthenticated(&peer);
+    }
+    res
+}
+
+/// Whether the authenticated principal may connect an assistant at all (Auxiliary Members
+/// and Service Accounts may not): 403 before any MCP message is read. The pipeline decides
+/// and records ([`Pipeline::admit`]).
+async fn admit(State(pipeline): State<Arc<Pipeline>>, req: Request, next: Next) -> Response {
+    let Some(principal) = req.extensions().get::<warden_auth::Principal>().cloned() else {
+        return next.run(req).await;
+    };
+    let peer = super::mcp::peer_of(req.headers(), req.extensions());
+    match pipeline
+        .admit(&principal.caller(), Source::Http, &peer)
+        .await
+    {
+        Ok(()) => next.run(req).await,
+        Err(Refusal::Denied(denial)) => jsonrpc_error(StatusCode::FORBIDDEN, -32003, denial.reason),
+        Err(Refusal::Audit(e)) => audit_unavailable(Value::Null, &e.to_string()),
+    }
 }
 
 /// `Err` names what is wrong: not JSON (with line and column), a batch, or not JSON-RPC 2.0.

@@ -31,10 +31,10 @@ use warden_auth::server::AuthnError;
 use warden_auth::{AuthServer, Principal};
 use warden_core::audit::Peer;
 use warden_core::pipeline::{
-    CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, ResourceBody,
-    ResourceError, Source,
+    CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, Refusal,
+    ResourceBody, ResourceError, Source,
 };
-use warden_core::project::{Access, ResourceUri, Role};
+use warden_core::project::{Access, ResourceUri, Speaker};
 
 /// One MCP connection's handler. Cheap to create: rmcp's HTTP service makes one per session.
 #[derive(Debug, Clone)]
@@ -123,18 +123,23 @@ impl WardenMcp {
         self
     }
 
-    /// Resources and prompts are reads: the same decision as a read tool.
-    fn check_read(principal: Option<&Principal>) -> Result<(), ErrorData> {
-        if let Some(p) = principal {
-            warden_core::authz::decide(&p.caller(), Access::Read)
-                .map_err(|d| ErrorData::new(ErrorCode(-32003), d.reason, None))?;
-        }
-        Ok(())
+    /// May the caller list resources or prompts? The pipeline decides and records a refusal.
+    async fn may_list(
+        &self,
+        principal: Option<&Principal>,
+        method: &str,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = principal.map(Principal::caller);
+        self.pipeline
+            .may_list(caller.as_ref(), method, self.source, &peer(ctx))
+            .await
+            .map_err(refusal_error)
     }
 
     /// The authenticated caller: over HTTP, the principal the bearer gate attached to the
     /// request; over stdio, the API key re-checked now (so a revoked key or a removed member
-    /// stops the session at the next request). `None` only with `auth: none`.
+    /// stops the session at the next request).
     async fn caller(
         &self,
         ctx: &RequestContext<RoleServer>,
@@ -156,22 +161,13 @@ impl WardenMcp {
                 )),
             };
         }
-        let principal = ctx
+        // No principal only under `auth: none`; if one were missing on an authenticated
+        // project, the pipeline's authorize stage refuses (and records) the request.
+        Ok(ctx
             .extensions
             .get::<http::request::Parts>()
             .and_then(|p| p.extensions.get::<Principal>())
-            .cloned();
-        if principal.is_none()
-            && self.pipeline.project().auth.mode != warden_core::project::AuthMode::None
-        {
-            // Fail closed: an authenticated project never serves a request without a caller.
-            return Err(ErrorData::new(
-                ErrorCode(-32001),
-                "authentication required",
-                None,
-            ));
-        }
-        Ok(principal)
+            .cloned())
     }
 }
 
@@ -215,9 +211,18 @@ fn resource_error(e: ResourceError) -> ErrorData {
             Some(json!({ "uri": uri })),
         ),
         ResourceError::Execution(e) => ErrorData::internal_error(e.to_string(), None),
-        // A policy refusal, stated plainly (-32003, as for other denials).
+        // A refusal, stated plainly (-32003, as for other denials).
+        ResourceError::Denied(d) => ErrorData::new(ErrorCode(-32003), d.reason, None),
         ResourceError::Policy(d) => ErrorData::new(ErrorCode(-32003), d.to_string(), None),
         ResourceError::Audit(e) => ErrorData::internal_error(e.to_string(), None),
+    }
+}
+
+/// A refusal the pipeline made before running anything (listing).
+fn refusal_error(r: Refusal) -> ErrorData {
+    match r {
+        Refusal::Denied(d) => ErrorData::new(ErrorCode(-32003), d.reason, None),
+        Refusal::Audit(e) => ErrorData::internal_error(e.to_string(), None),
     }
 }
 
@@ -444,7 +449,8 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let _caller = self.caller(&ctx).await?;
-        Self::check_read(_caller.as_ref())?;
+        self.may_list(_caller.as_ref(), "resources/list", &ctx)
+            .await?;
         let resources = self
             .pipeline
             .resources()
@@ -474,7 +480,8 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let _caller = self.caller(&ctx).await?;
-        Self::check_read(_caller.as_ref())?;
+        self.may_list(_caller.as_ref(), "resources/templates/list", &ctx)
+            .await?;
         let templates = self
             .pipeline
             .resources()
@@ -501,7 +508,6 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let _caller = self.caller(&ctx).await?;
-        Self::check_read(_caller.as_ref())?;
         let r = self
             .pipeline
             .read_resource(
@@ -546,7 +552,8 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let _caller = self.caller(&ctx).await?;
-        Self::check_read(_caller.as_ref())?;
+        self.may_list(_caller.as_ref(), "prompts/list", &ctx)
+            .await?;
         let prompts = self
             .pipeline
             .prompts()
@@ -582,7 +589,6 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let _caller = self.caller(&ctx).await?;
-        Self::check_read(_caller.as_ref())?;
         let args = req.arguments.unwrap_or_default();
         let messages = self
             .pipeline
@@ -599,9 +605,9 @@ impl ServerHandler for WardenMcp {
         let messages = messages
             .into_iter()
             .map(|m| {
-                let role = match m.role {
-                    Role::User => rmcp::model::Role::User,
-                    Role::Assistant => rmcp::model::Role::Assistant,
+                let role = match m.speaker {
+                    Speaker::User => rmcp::model::Role::User,
+                    Speaker::Assistant => rmcp::model::Role::Assistant,
                 };
                 PromptMessage::new(role, block(m.content))
             })
@@ -689,14 +695,9 @@ impl ServerHandler for WardenMcp {
 
 impl WardenMcp {
     fn known_resource(&self, uri: &str) -> Result<(), ErrorData> {
-        let known = self.pipeline.resources().any(|r| match &r.uri {
-            ResourceUri::Fixed(f) => f == uri,
-            ResourceUri::Template(t) => t.matches(uri).is_some(),
-        });
-        if known {
-            Ok(())
-        } else {
-            Err(resource_error(ResourceError::NotFound(uri.to_string())))
+        match self.pipeline.find_resource(uri) {
+            Some(_) => Ok(()),
+            None => Err(resource_error(ResourceError::NotFound(uri.to_string()))),
         }
     }
 }

@@ -1,0 +1,136 @@
+//! The call pipeline: the one place every tool call, resource read and prompt request passes
+//! through, in order, and the one place their audit records are made.
+//!
+//! ```text
+//! transport ─▶ authenticate ─▶ authorize ─▶ input policy ─▶ execute ─▶ output policy ─▶ audit
+//! (edge)       (warden-auth)   authorize.rs  arguments.rs   execute.rs  output.rs        record.rs
+//!                                            input_policy.rs
+//!                                            confirm.rs (writes)
+//! ```
+//!
+//! Read it in that order. The entry points are each a short sequence of stage calls:
+//! [`Pipeline::call_tool`] (`tool.rs`), [`Pipeline::read_resource`] (`resource.rs`) and
+//! [`Pipeline::get_prompt`] (`prompt.rs`); the edge also asks [`Pipeline::admit`] whether an
+//! authenticated principal may connect at all and [`Pipeline::step_up`] whether a
+//! connection's scopes cover a tool, before rmcp has read the call (`authorize.rs`).
+//!
+//! The edge builds plain requests (`request.rs`) from whatever arrived on the wire and gets
+//! back plain results (`response.rs`) or errors (`error.rs`); it never decides, runs SQL or
+//! builds an audit event itself. SQL runs only with an [`authz::Permit`], which only the
+//! authorize stage can obtain, so nothing reaches `exec` around it. Every refusal, at any
+//! stage, leaves exactly one record.
+//!
+//! [`authz::Permit`]: crate::authz::Permit
+
+mod arguments;
+mod authorize;
+mod confirm;
+mod data;
+mod error;
+mod execute;
+mod input_policy;
+mod output;
+mod prompt;
+mod record;
+mod request;
+mod resource;
+mod response;
+mod template;
+mod tool;
+mod unauthenticated;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use arguments::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
+pub use error::{CallError, PromptError, Refusal, ResourceError};
+pub use input_policy::policy_variables;
+pub use request::{CallRequest, ClientChannel, Elicited, NoChannel, Source};
+pub use response::{
+    Content, Preview, PromptMessageOut, ResourceBody, ResourceContents, ToolResult,
+};
+
+use crate::audit::Sink;
+use crate::confirm::Ledger;
+use crate::exec::{DataSource, ExecError};
+use crate::project::{Project, Prompt, Resource, Tool};
+
+/// A loaded project and its open data source: everything needed to serve calls.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    project: Arc<Project>,
+    data: data::Data,
+    /// The project's prompt and sampling templates, compiled once here.
+    templates: Arc<template::Templates>,
+    confirmations: Arc<dyn Ledger>,
+    audit: Arc<dyn Sink>,
+    /// Requests refused for want of a credential, counted and recorded per address per
+    /// minute.
+    unauthenticated: Arc<unauthenticated::Tally>,
+}
+
+impl Pipeline {
+    /// A pipeline over one shared, already open data source.
+    pub fn new(
+        project: Arc<Project>,
+        data: DataSource,
+        confirmations: Arc<dyn Ledger>,
+        audit: Arc<dyn Sink>,
+    ) -> Self {
+        Self {
+            templates: Arc::new(template::Templates::compile(&project)),
+            project,
+            data: data::Data::Shared(data),
+            confirmations,
+            unauthenticated: unauthenticated::Tally::new(audit.clone()),
+            audit,
+        }
+    }
+
+    /// Opens the project's data: the shared data source now, or, with `{org}` in its
+    /// location, each organisation's on its first call.
+    pub async fn open(
+        project: Arc<Project>,
+        confirmations: Arc<dyn Ledger>,
+        audit: Arc<dyn Sink>,
+    ) -> Result<Self, ExecError> {
+        let data = data::Data::open(&project).await?;
+        Ok(Self {
+            templates: Arc::new(template::Templates::compile(&project)),
+            project,
+            data,
+            confirmations,
+            unauthenticated: unauthenticated::Tally::new(audit.clone()),
+            audit,
+        })
+    }
+
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    pub fn tools(&self) -> impl Iterator<Item = &Tool> {
+        self.project.tools.iter()
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.project.resources.iter()
+    }
+
+    pub fn prompts(&self) -> impl Iterator<Item = &Prompt> {
+        self.project.prompts.iter()
+    }
+
+    /// Notes a request the edge refused for want of a valid credential (HTTP 401). It is
+    /// counted, not recorded at once: see `unauthenticated.rs`.
+    pub fn note_unauthenticated(&self, peer: &crate::audit::Peer) {
+        self.unauthenticated.count(peer.remote_addr.as_deref());
+    }
+
+    pub async fn close(&self) {
+        self.unauthenticated.flush().await;
+        self.data.close().await;
+    }
+}

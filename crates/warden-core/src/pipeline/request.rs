@@ -1,0 +1,78 @@
+//! What arrives: a call as the edge hands it over, and what the pipeline may ask of the
+//! caller's client while it runs.
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::Peer;
+use crate::authz::Caller;
+
+/// Where a call came from: the audit trail's word for it (`Http` or `Stdio` for MCP).
+pub use crate::audit::Source;
+
+/// What the pipeline may ask of the caller's client while a call runs. The edge implements
+/// it over MCP notifications and requests; tests implement it in memory.
+pub trait ClientChannel: Send + Sync {
+    fn progress(&self, done: u32, total: u32, message: String) -> BoxFuture<'_, ()>;
+    fn log(&self, message: String) -> BoxFuture<'_, ()>;
+    /// Asks the user for structured input; `Err` when the client cannot be asked.
+    fn elicit(
+        &self,
+        message: String,
+        schema: Map<String, Value>,
+    ) -> BoxFuture<'_, Result<Elicited, String>>;
+    /// Asks the client's model for a completion.
+    fn sample(&self, prompt: String, max_tokens: u32) -> BoxFuture<'_, Result<String, String>>;
+}
+
+/// The user's answer to an elicitation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Elicited {
+    /// `accept`, `decline` or `cancel`.
+    pub action: String,
+    pub content: Option<Value>,
+}
+
+/// A channel for callers that cannot be asked anything (CLI, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoChannel;
+
+impl ClientChannel for NoChannel {
+    fn progress(&self, _: u32, _: u32, _: String) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn log(&self, _: String) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn elicit(&self, _: String, _: Map<String, Value>) -> BoxFuture<'_, Result<Elicited, String>> {
+        Box::pin(async { Err("this client cannot be asked for input".to_string()) })
+    }
+    fn sample(&self, _: String, _: u32) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async { Err("this client offers no model to ask".to_string()) })
+    }
+}
+
+/// One `tools/call`.
+pub struct CallRequest<'a> {
+    pub tool: &'a str,
+    /// The authenticated caller; `None` only when the project runs with `auth: none` (an
+    /// authenticated project refuses a call without one at the authorize stage).
+    pub caller: Option<&'a Caller>,
+    pub arguments: Option<&'a Map<String, Value>>,
+    pub source: Source,
+    /// The network peer, for the audit trail.
+    pub peer: Peer,
+    pub cancel: CancellationToken,
+    pub channel: &'a dyn ClientChannel,
+}
+
+impl std::fmt::Debug for CallRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments may hold sensitive values; they are never printed.
+        f.debug_struct("CallRequest")
+            .field("tool", &self.tool)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}

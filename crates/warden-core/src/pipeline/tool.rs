@@ -1,0 +1,111 @@
+//! `tools/call`: every stage in order, and one record of how it ended.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::project::Access;
+
+use super::Pipeline;
+use super::arguments::{Split, bind_caller, split_confirmation};
+use super::error::CallError;
+use super::input_policy::tool_variables;
+use super::output::shape;
+use super::record::{self, write_gate};
+use super::request::CallRequest;
+use super::response::ToolResult;
+
+impl Pipeline {
+    /// Runs one tool call through every stage, and records it: the response is released
+    /// only once its record is durable. A write's record is made durable before the write
+    /// commits (by the gate [`record::write_gate`] hands `exec`); if anything after that
+    /// changes the outcome (the output policy denies, the commit fails), a second record with
+    /// the same request id says so.
+    pub async fn call_tool(&self, req: CallRequest<'_>) -> Result<ToolResult, CallError> {
+        let started = Instant::now();
+        let mut event =
+            record::call_event("tool_call", req.tool, req.caller, req.source, &req.peer);
+        if let Some(tool) = self.project.tool(req.tool) {
+            event.params = audit::sanitize_arguments(tool, req.arguments);
+        }
+        let recorded = Arc::new(AtomicBool::new(false));
+        let result = self.run_tool(&req, started, &event, recorded.clone()).await;
+        tracing::debug!(
+            tool = req.tool,
+            ok = result.is_ok(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "tool call"
+        );
+        if let Err(CallError::Audit(e)) = &result {
+            // The trail itself failed; there is nothing more to record it in.
+            tracing::error!(tool = req.tool, error = %e.0, "call refused: the audit trail is unavailable");
+            return result;
+        }
+        let already = recorded.load(Ordering::Acquire);
+        if already && result.is_ok() {
+            return result;
+        }
+        record::finish_tool(&mut event, &result, started);
+        if already {
+            event.detail = Some(
+                json!({"follows": "the write's record: its outcome changed after it was recorded"}),
+            );
+        }
+        self.audit.record(event).await?;
+        result
+    }
+
+    /// The stages, in order: look up, authorize, arguments, input policy, confirm (writes),
+    /// execute, output policy.
+    async fn run_tool(
+        &self,
+        req: &CallRequest<'_>,
+        started: Instant,
+        event: &Event,
+        recorded: Arc<AtomicBool>,
+    ) -> Result<ToolResult, CallError> {
+        let tool = self
+            .project
+            .tool(req.tool)
+            .ok_or_else(|| CallError::UnknownTool {
+                name: req.tool.to_string(),
+            })?;
+        let permit = self
+            .authorize(req.caller, tool.access)
+            .map_err(CallError::Denied)?;
+        let Split {
+            confirm,
+            token,
+            own: own_args,
+        } = split_confirmation(tool, req.arguments)?;
+        let mut args = tool.bind_arguments(own_args.as_ref())?;
+        bind_caller(&tool.statement.names, &mut args, req.caller);
+        // Most tools have no rules: build the policy variables only for those that do.
+        let mut vars = if tool.policies.is_empty() {
+            serde_json::Map::new()
+        } else {
+            tool_variables(tool, own_args.as_ref(), req)
+        };
+        tool.policies
+            .check_input(&vars)
+            .map_err(CallError::Policy)?;
+        let gate = if tool.access == Access::Write {
+            self.confirm(&permit, tool, &args, confirm, token, req)
+                .await?;
+            Some(write_gate(
+                self.audit.clone(),
+                event.clone(),
+                tool,
+                started,
+                recorded,
+            ))
+        } else {
+            None
+        };
+        let output = self.execute(&permit, tool, &mut args, req, gate).await?;
+        shape(tool, output, &mut vars)
+    }
+}
