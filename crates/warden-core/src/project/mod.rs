@@ -344,9 +344,6 @@ pub enum Speaker {
     Assistant,
 }
 
-// TEMPORARY: the loader still says `Role`; removed once it is renamed there.
-pub(crate) use Speaker as Role;
-
 #[derive(Debug)]
 pub enum PromptMessage {
     /// A minijinja template, checked for syntax at load.

@@ -1,6 +1,7 @@
 use std::path::Path;
 
-use super::{load_str, split_origin};
+use super::load_str;
+use super::server::split_origin;
 use crate::project::{Access, DataLocation, Returns};
 
 const BASE: &str = "version: 1\nname: t\ndata:\n  sqlite: d.db\n";

@@ -1,0 +1,160 @@
+//! Bearer authentication, the authenticate stage at `/mcp`: an access token, an API key or
+//! a browser session's token becomes a `Principal`, or an `AuthnError` saying why not.
+
+use chrono::Utc;
+use warden_store::{OrgId, Role, Scopes, UserId};
+
+use super::{AuthServer, AuthnError};
+use crate::principal::{AuthMethod, Principal, can_connect};
+use crate::token::{RawToken, TokenKind};
+
+impl AuthServer {
+    /// Resolves a bearer presented at `/mcp`.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthnError> {
+        let raw = RawToken::from_client(bearer);
+        let now = Utc::now();
+        let invalid = || {
+            AuthnError::Unauthenticated("the bearer token is invalid, expired or revoked".into())
+        };
+        match raw.kind() {
+            Some(TokenKind::AccessToken) => {
+                let (grant, holder) = self
+                    .store
+                    .access_token_identity(raw.hash().as_str(), now)
+                    .await?
+                    .ok_or_else(invalid)?;
+                if grant.resource != self.resource {
+                    return Err(AuthnError::Unauthenticated(format!(
+                        "this token was issued for '{}', not for this server",
+                        grant.resource
+                    )));
+                }
+                let method = AuthMethod::OAuth {
+                    grant_id: grant.id,
+                    client_id: grant.client_id,
+                };
+                Self::principal_of(
+                    grant.user_id,
+                    grant.org_id,
+                    grant.role,
+                    grant.scopes,
+                    method,
+                    holder,
+                )
+            }
+            Some(TokenKind::ApiKey) => {
+                let (key, holder, role) = self
+                    .store
+                    .api_key_identity(raw.hash().as_str())
+                    .await?
+                    .ok_or_else(invalid)?;
+                let role = role.ok_or_else(|| {
+                    AuthnError::Unauthenticated(
+                        "this API key's owner is no longer a member of its organisation".into(),
+                    )
+                })?;
+                // At most one write a minute per key, skipped here when the row shows a recent use.
+                if key
+                    .last_used_at
+                    .is_none_or(|t| now - t >= chrono::Duration::minutes(1))
+                {
+                    self.store.touch_api_key(&key.id, now).await?;
+                }
+                let method = AuthMethod::ApiKey { key_id: key.id };
+                Self::principal_of(key.user_id, key.org_id, role, key.scopes, method, holder)
+            }
+            Some(TokenKind::Session) => {
+                let session = self
+                    .store
+                    .session(raw.hash().as_str(), now)
+                    .await?
+                    .ok_or_else(invalid)?;
+                let orgs: Vec<_> = self
+                    .store
+                    .orgs_of_user(session.user_id)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, m)| can_connect(m.role))
+                    .collect();
+                match orgs.as_slice() {
+                    [(org, m)] => self.principal(session.user_id, org.id, m.role, Scopes::READ_WRITE, AuthMethod::Session).await,
+                    [] => Err(AuthnError::Forbidden("your roles do not allow connecting an assistant".into())),
+                    _ => Err(AuthnError::Forbidden(
+                        "you belong to several organisations; connect through OAuth or an API key, which name one".into(),
+                    )),
+                }
+            }
+            _ => Err(AuthnError::Unauthenticated(
+                "the bearer token is not a Warden token".into(),
+            )),
+        }
+    }
+
+    fn principal_of(
+        user_id: UserId,
+        org_id: OrgId,
+        role: Role,
+        scopes: Scopes,
+        method: AuthMethod,
+        holder: warden_store::Holder,
+    ) -> Result<Principal, AuthnError> {
+        if !can_connect(role) {
+            return Err(AuthnError::Forbidden(format!(
+                "the role {role} cannot connect an assistant; ask an Admin for a Member, Siloed Member or Guest role"
+            )));
+        }
+        if holder.user_disabled {
+            return Err(AuthnError::Unauthenticated(
+                "this account is disabled".into(),
+            ));
+        }
+        Ok(Principal {
+            user_id,
+            email: holder.email,
+            org_id,
+            org_slug: holder.org_slug,
+            role,
+            scopes,
+            method,
+        })
+    }
+
+    async fn principal(
+        &self,
+        user_id: UserId,
+        org_id: OrgId,
+        role: Role,
+        scopes: Scopes,
+        method: AuthMethod,
+    ) -> Result<Principal, AuthnError> {
+        if !can_connect(role) {
+            return Err(AuthnError::Forbidden(format!(
+                "the role {role} cannot connect an assistant; ask an Admin for a Member, Siloed Member or Guest role"
+            )));
+        }
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(|| AuthnError::Unauthenticated("unknown user".into()))?;
+        if user.disabled_at.is_some() {
+            return Err(AuthnError::Unauthenticated(
+                "this account is disabled".into(),
+            ));
+        }
+        let org = self
+            .store
+            .org_by_id(org_id)
+            .await?
+            .ok_or_else(|| AuthnError::Unauthenticated("unknown organisation".into()))?;
+        Ok(Principal {
+            user_id,
+            email: user.email,
+            org_id,
+            org_slug: org.slug,
+            role,
+            scopes,
+            method,
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! The OAuth 2.1 authorization server's rules and bearer authentication, independent of
+//! HTTP. The edge parses requests into the plain types here and renders the results.
+//!
+//! Rules that hold for every path through this module:
+//! - raw secrets are generated here, returned once, and only their hashes are stored;
+//! - a code is single-use, expires after 5 minutes, and a replay revokes its grant;
+//! - a refresh token rotates on every use, and a reused one revokes its grant;
+//! - every refresh re-reads the live membership: removal revokes, demotion downgrades;
+//! - PKCE is S256 only and the verifier is compared in constant time;
+//! - a token is accepted only for this server's resource (no token passthrough).
+//!
+//! One file per job: `bearer.rs` resolves a bearer at `/mcp`; `register.rs` takes client
+//! registrations; `authorize.rs` checks an authorization request and turns consent into a
+//! code; `token_endpoint.rs` holds what the token grants share, `exchange.rs` and
+//! `refresh.rs` are the two grants, `revoke.rs` is RFC 7009; `sign_in.rs` is password and
+//! link sign-in and browser sessions; `events.rs` builds the audit events they record;
+//! `error.rs` holds their refusals.
+
+mod authorize;
+mod bearer;
+mod error;
+mod events;
+mod exchange;
+mod refresh;
+mod register;
+mod revoke;
+mod sign_in;
+mod token_endpoint;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use warden_core::audit::Sink;
+use warden_store::Store;
+
+use crate::limiter::{Limiter, LimiterConfig};
+use crate::password::PasswordHasher;
+
+pub use authorize::{AuthorizeParams, ValidAuthorize};
+pub use error::{AuthnError, AuthorizeError, InternalError, LoginError, TokenError};
+pub use token_endpoint::TokenResponse;
+
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 60 * 60);
+pub const MAGIC_LINK_TTL: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug)]
+pub struct AuthServer {
+    store: Store,
+    issuer: String,
+    resource: String,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    code_ttl: Duration,
+    passwords: PasswordHasher,
+    logins: Limiter,
+    token_failures: Limiter,
+    audit: Arc<dyn Sink>,
+    /// The consent seal's key, read from (or created in) the state store on first use.
+    consent_key: tokio::sync::OnceCell<[u8; 32]>,
+}
+
+fn at(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)
+}
+
+impl AuthServer {
+    /// `issuer` is the server's base URL with no trailing slash; the protected resource is
+    /// `{issuer}/mcp`.
+    pub fn new(
+        store: Store,
+        audit: Arc<dyn Sink>,
+        issuer: &str,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> Result<Self, InternalError> {
+        let issuer = issuer.trim_end_matches('/').to_string();
+        let passwords = PasswordHasher::new(2).map_err(|e| InternalError::Other(e.to_string()))?;
+        Ok(Self {
+            store,
+            resource: format!("{issuer}/mcp"),
+            issuer,
+            access_ttl,
+            refresh_ttl,
+            code_ttl: Duration::from_secs(5 * 60),
+            passwords,
+            logins: Limiter::new(LimiterConfig::default()),
+            token_failures: Limiter::new(LimiterConfig {
+                free_failures: 10,
+                lockout_after: 50,
+                ..LimiterConfig::default()
+            }),
+            audit,
+            consent_key: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Authorization codes live 5 minutes unless shortened here (never lengthened).
+    pub fn with_code_ttl(mut self, ttl: Duration) -> Self {
+        self.code_ttl = ttl.min(Duration::from_secs(5 * 60));
+        self
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn passwords(&self) -> &PasswordHasher {
+        &self.passwords
+    }
+}

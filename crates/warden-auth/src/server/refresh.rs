@@ -1,0 +1,113 @@
+//! `grant_type=refresh_token`: the refresh token rotates on every use, a reused one revokes
+//! its grant, and the live membership is re-read before new tokens are handed out.
+
+use chrono::Utc;
+use warden_store::RotateOutcome;
+
+use super::{AuthServer, TokenError, TokenResponse, at};
+use crate::token::{self, RawToken, TokenKind};
+
+impl AuthServer {
+    /// `grant_type=refresh_token`: rotate, then re-check the live membership.
+    pub async fn refresh(
+        &self,
+        refresh_token: Option<&str>,
+        client_id: Option<&str>,
+        resource: Option<&str>,
+        addr: &str,
+    ) -> Result<TokenResponse, TokenError> {
+        self.check_token_rate(addr)?;
+        let result = self
+            .refresh_inner(refresh_token, client_id, resource, addr)
+            .await;
+        if matches!(&result, Err(e) if !e.internal) {
+            self.token_failed(addr).await;
+        }
+        result
+    }
+
+    async fn refresh_inner(
+        &self,
+        refresh_token: Option<&str>,
+        client_id: Option<&str>,
+        resource: Option<&str>,
+        addr: &str,
+    ) -> Result<TokenResponse, TokenError> {
+        let presented = refresh_token
+            .ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
+        let client = self.client(client_id).await?;
+        if let Some(r) = resource
+            && r.trim_end_matches('/') != self.resource
+        {
+            return Err(TokenError::new(
+                "invalid_target",
+                format!("resource must be {}", self.resource),
+            ));
+        }
+        let now = Utc::now();
+        let access = token::generate(TokenKind::AccessToken)?;
+        let refresh = token::generate(TokenKind::RefreshToken)?;
+        let outcome = self
+            .store
+            .rotate_refresh_token(
+                RawToken::from_client(presented).hash().as_str(),
+                refresh.hash().as_str(),
+                access.hash().as_str(),
+                now,
+                at(now, self.access_ttl),
+                at(now, self.refresh_ttl),
+            )
+            .await?;
+        let grant = match outcome {
+            RotateOutcome::Rotated { grant } => grant,
+            RotateOutcome::Reused { grant_id } => {
+                tracing::warn!(target: "warden::security", grant = %grant_id, "refresh token reused; grant revoked");
+                self.record(Self::grant_id_event(
+                    "token_reuse_detected",
+                    &grant_id,
+                    addr,
+                    "a used refresh token was presented again; its grant was revoked",
+                ))
+                .await?;
+                return Err(TokenError::new(
+                    "invalid_grant",
+                    "this refresh token was already used; every token of this connection is now revoked; sign in again",
+                ));
+            }
+            RotateOutcome::Expired => {
+                return Err(TokenError::new(
+                    "invalid_grant",
+                    "the refresh token has expired; sign in again",
+                ));
+            }
+            RotateOutcome::Revoked | RotateOutcome::Unknown => {
+                return Err(TokenError::new(
+                    "invalid_grant",
+                    "the refresh token is invalid or revoked; sign in again",
+                ));
+            }
+        };
+        if grant.client_id != client.id {
+            self.store
+                .revoke_grant(&grant.id, "refresh token presented by another client", now)
+                .await?;
+            self.record_misuse(&grant, &client, addr, "a refresh token")
+                .await?;
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the refresh token was issued to another client",
+            ));
+        }
+        let email = self.check_live(&grant, now, addr).await?;
+        let e = self
+            .grant_event("token_refreshed", &grant, Some(email), addr)
+            .await;
+        self.record(e).await?;
+        Ok(TokenResponse {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in: self.access_ttl.as_secs(),
+            scopes: grant.scopes,
+        })
+    }
+}

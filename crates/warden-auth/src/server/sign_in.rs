@@ -1,0 +1,184 @@
+//! Sign-in for the web pages: by password or by a single-use link, behind per-account and
+//! per-address limits, each opening a browser session; and the session's user and sign-out.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use warden_core::audit::AuditError;
+use warden_store::{StoreError, User, UserId};
+
+use super::{AuthServer, InternalError, LoginError, MAGIC_LINK_TTL, SESSION_TTL, at};
+use crate::limiter::Verdict;
+use crate::token::{self, RawToken, TokenKind};
+
+impl AuthServer {
+    fn login_keys(email: &str, addr: &str) -> Vec<String> {
+        vec![
+            format!("account:{}", email.trim().to_lowercase()),
+            format!("addr:{addr}"),
+        ]
+    }
+
+    async fn wait_turn(&self, keys: &[String]) -> Result<(), LoginError> {
+        match self.logins.check(keys, Instant::now()) {
+            Verdict::Locked { retry_after } => Err(LoginError::Locked { retry_after }),
+            Verdict::Proceed(delay) => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn login_failed(&self, keys: &[String], addr: &str) -> Result<(), AuditError> {
+        for key in self.logins.fail(keys, Instant::now()) {
+            tracing::warn!(target: "warden::security", key = %key, "sign-in lockout");
+            let e = Self::login_event("lockout", "password", addr).denied(
+                "rate_limit",
+                "login.lockout",
+                format!("too many failed attempts ({key})"),
+            );
+            self.record(e).await?;
+        }
+        Ok(())
+    }
+
+    /// Password sign-in; on success, a new browser session.
+    pub async fn login_password(
+        &self,
+        email: &str,
+        password: &str,
+        addr: &str,
+    ) -> Result<(User, RawToken), LoginError> {
+        let keys = Self::login_keys(email, addr);
+        self.wait_turn(&keys).await?;
+        let user = self.store.user_by_email(email).await?;
+        let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        let ok = self.passwords.verify(password, hash).await;
+        match user {
+            Some(u) if ok && u.disabled_at.is_none() => {
+                self.logins.succeed(&keys[0]);
+                tracing::info!(target: "warden::security", user = %u.id, "sign-in succeeded");
+                let session = self.new_session(u.id).await?;
+                let e = Self::login_event("login_succeeded", "password", addr)
+                    .user(u.id.to_string(), u.email.clone());
+                self.record(e).await?;
+                Ok((u, session))
+            }
+            known => {
+                self.login_failed(&keys, addr).await?;
+                tracing::info!(target: "warden::security", "sign-in failed");
+                // The typed email is kept only when it names an account: an unknown one may
+                // be a password typed into the wrong field.
+                let mut e = Self::login_event("login_failed", "password", addr).denied(
+                    "authenticate",
+                    "login.bad_credentials",
+                    if known.is_some() {
+                        "wrong password or disabled account"
+                    } else {
+                        "no such account"
+                    },
+                );
+                if let Some(u) = known {
+                    e = e.user(u.id.to_string(), u.email);
+                }
+                self.record(e).await?;
+                Err(LoginError::BadCredentials)
+            }
+        }
+    }
+
+    async fn new_session(&self, user: UserId) -> Result<RawToken, LoginError> {
+        let session = token::generate(TokenKind::Session).map_err(InternalError::from)?;
+        let now = Utc::now();
+        self.store
+            .create_session(session.hash().as_str(), user, now, at(now, SESSION_TTL))
+            .await?;
+        Ok(session)
+    }
+
+    /// The signed-in user behind a session cookie.
+    pub async fn session_user(&self, raw: &str) -> Result<Option<User>, StoreError> {
+        let raw = RawToken::from_client(raw);
+        if raw.kind() != Some(TokenKind::Session) {
+            return Ok(None);
+        }
+        let Some(s) = self.store.session(raw.hash().as_str(), Utc::now()).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .user_by_id(s.user_id)
+            .await?
+            .filter(|u| u.disabled_at.is_none()))
+    }
+
+    /// Creates a single-use sign-in link token for `email`, if such a user exists. The
+    /// caller sends it and always shows the same message, so the page does not reveal
+    /// which emails have accounts.
+    pub async fn magic_link(
+        &self,
+        email: &str,
+        addr: &str,
+    ) -> Result<Option<(User, RawToken)>, LoginError> {
+        // Link requests have their own counters: they may slow or stop more link mail (no
+        // flooding an inbox), but never lock the account out of password sign-in.
+        let keys = vec![
+            format!("link:{}", email.trim().to_lowercase()),
+            format!("link-addr:{addr}"),
+        ];
+        self.wait_turn(&keys).await?;
+        self.login_failed(&keys, addr).await?;
+        let Some(user) = self
+            .store
+            .user_by_email(email)
+            .await?
+            .filter(|u| u.disabled_at.is_none())
+        else {
+            return Ok(None);
+        };
+        let link = token::generate(TokenKind::MagicLink).map_err(InternalError::from)?;
+        let now = Utc::now();
+        self.store
+            .create_magic_link(link.hash().as_str(), user.id, now, at(now, MAGIC_LINK_TTL))
+            .await?;
+        self.store.purge_magic_links(now).await?;
+        Ok(Some((user, link)))
+    }
+
+    /// Redeems a sign-in link (once) for a session.
+    pub async fn redeem_magic_link(&self, raw: &str) -> Result<(User, RawToken), LoginError> {
+        let raw = RawToken::from_client(raw);
+        if raw.kind() != Some(TokenKind::MagicLink) {
+            return Err(LoginError::BadLink);
+        }
+        let user_id = self
+            .store
+            .consume_magic_link(raw.hash().as_str(), Utc::now())
+            .await?
+            .ok_or(LoginError::BadLink)?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.disabled_at.is_none())
+            .ok_or(LoginError::BadLink)?;
+        self.logins.succeed(&format!("account:{}", user.email));
+        let session = self.new_session(user.id).await?;
+        let e = Self::login_event("login_succeeded", "magic_link", "")
+            .user(user.id.to_string(), user.email.clone());
+        self.record(e).await?;
+        Ok((user, session))
+    }
+
+    pub async fn logout(&self, raw_session: &str) -> Result<(), StoreError> {
+        self.store
+            .revoke_session(
+                RawToken::from_client(raw_session).hash().as_str(),
+                Utc::now(),
+            )
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,324 @@
+//! One entry of `tools`: its name, access, SQL (compiled, and matched against the declared
+//! parameters), result shape and content blocks, elicitation and sampling, and its policies
+//! compiled with the project's. Write tools also get the confirmation parameters.
+
+use std::collections::HashSet;
+
+use serde_saphyr::Spanned;
+
+use super::policies::describe_policies;
+use super::{Checker, is_tool_name};
+use crate::exec::sql;
+use crate::project::params::input_schema;
+use crate::project::{Access, ContentBlock, Dialect, Returns, Tool, model};
+
+impl Checker<'_> {
+    pub(super) fn tool(
+        &mut self,
+        t: model::ToolSpec,
+        field: &str,
+        dialect: Dialect,
+        global: &model::PoliciesSpec,
+    ) -> Option<Tool> {
+        let before = self.errors.len();
+        if !is_tool_name(&t.name.value) {
+            self.err(
+                &t.name,
+                format!("{field}.name"),
+                format!(
+                    "'{}' is not a valid tool name: use 1-128 letters, digits, '_', '-' or '.'",
+                    t.name.value
+                ),
+            );
+        }
+        if t.description.value.trim().is_empty() {
+            self.err(
+                &t.description,
+                format!("{field}.description"),
+                "must not be empty: clients show it to the model to decide when to call the tool",
+            );
+        }
+        let access = match t.access.value.as_str() {
+            "read" => Access::Read,
+            "write" => Access::Write,
+            other => {
+                self.err(
+                    &t.access,
+                    format!("{field}.access"),
+                    format!("'{other}' is not an access kind; use read or write"),
+                );
+                Access::Read
+            }
+        };
+        let mut params = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, p) in t.params.into_iter().enumerate() {
+            let pfield = format!("{field}.params[{i}]");
+            if !seen.insert(p.value.name.value.clone()) {
+                self.err(
+                    &p.value.name,
+                    format!("{pfield}.name"),
+                    format!("duplicate parameter '{}'", p.value.name.value),
+                );
+            }
+            if let Some(param) = self.param(p.value, &pfield) {
+                params.push(param);
+            }
+        }
+        let statement = match sql::compile(&t.sql.value, dialect) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.err(&t.sql, format!("{field}.sql"), e.to_string());
+                None
+            }
+        };
+        let mut provided: Vec<&str> = vec![
+            crate::pipeline::CALLER_ORG,
+            crate::pipeline::CALLER_USER_ID,
+            crate::pipeline::CALLER_EMAIL,
+        ];
+        if t.elicit.is_some() {
+            provided.extend([
+                crate::project::ELICIT_ACTION,
+                crate::project::ELICIT_CONTENT,
+            ]);
+        }
+        if t.sample.is_some() {
+            provided.push(crate::project::SAMPLE_TEXT);
+        }
+        for p in &params {
+            if [
+                crate::project::ELICIT_ACTION,
+                crate::project::ELICIT_CONTENT,
+                crate::project::SAMPLE_TEXT,
+                crate::confirm::CONFIRM,
+                crate::confirm::TOKEN,
+                crate::pipeline::CALLER_ORG,
+                crate::pipeline::CALLER_USER_ID,
+                crate::pipeline::CALLER_EMAIL,
+            ]
+            .contains(&p.name.as_str())
+            {
+                self.err(
+                    &t.sql,
+                    format!("{field}.params"),
+                    format!("'{}' is reserved for answers Warden binds itself", p.name),
+                );
+            }
+        }
+        let elicit = match t.elicit {
+            None => None,
+            Some(e) => match e.value.schema.value {
+                serde_json::Value::Object(m)
+                    if m.get("type").and_then(|v| v.as_str()) == Some("object") =>
+                {
+                    Some(crate::project::Elicit {
+                        message: e.value.message,
+                        schema: m,
+                    })
+                }
+                _ => {
+                    self.err(
+                        &e.value.schema,
+                        format!("{field}.elicit.schema"),
+                        "must be a JSON Schema object with `type: object`",
+                    );
+                    None
+                }
+            },
+        };
+        let sample = match t.sample {
+            None => None,
+            Some(s) => {
+                if let Err(e) =
+                    minijinja::Environment::new().template_from_str(&s.value.prompt.value)
+                {
+                    self.err(
+                        &s.value.prompt,
+                        format!("{field}.sample.prompt"),
+                        format!("template error: {e}"),
+                    );
+                }
+                Some(crate::project::Sample {
+                    prompt: s.value.prompt.value,
+                    max_tokens: s.value.max_tokens.unwrap_or(256),
+                })
+            }
+        };
+        if let Some(s) = &statement {
+            for n in &s.names {
+                if !params.iter().any(|p| &p.name == n) && !provided.contains(&n.as_str()) {
+                    self.err(
+                        &t.sql,
+                        format!("{field}.sql"),
+                        format!("uses :{n}, which is not declared in params"),
+                    );
+                }
+            }
+            for p in &params {
+                if !s.names.contains(&p.name) {
+                    self.err(
+                        &t.sql,
+                        format!("{field}.sql"),
+                        format!("never uses the declared parameter :{}", p.name),
+                    );
+                }
+            }
+        }
+        let returns = match t.returns.as_ref().map(|r| r.value.as_str()) {
+            None | Some("rows") => Returns::Rows,
+            Some("row") => Returns::Row,
+            Some(other) => {
+                if let Some(r) = &t.returns {
+                    self.err(
+                        r,
+                        format!("{field}.returns"),
+                        format!("'{other}' is not a result shape; use rows or row"),
+                    );
+                }
+                Returns::Rows
+            }
+        };
+        let output_schema = match t.output_schema {
+            None => None,
+            Some(s) => match s.value {
+                serde_json::Value::Object(m)
+                    if m.get("type").and_then(|v| v.as_str()) == Some("object") =>
+                {
+                    Some(m)
+                }
+                _ => {
+                    self.err(
+                        &s,
+                        format!("{field}.output_schema"),
+                        "must be a JSON Schema object with `type: object`",
+                    );
+                    None
+                }
+            },
+        };
+        let mut content = Vec::new();
+        for (i, c) in t.content.into_iter().enumerate() {
+            let cfield = format!("{field}.content[{i}]");
+            if let Some(b) = self.content(c, &cfield) {
+                content.push(b);
+            }
+        }
+        let progress_steps = match t.progress_steps {
+            Some(p) if p.value > 100 => {
+                self.err(&p, format!("{field}.progress_steps"), "must be at most 100");
+                0
+            }
+            Some(p) => p.value,
+            None => 0,
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        let (mut input_rules, mut output_rules) = self.policies(global, "policies", false);
+        let mut policy_text = describe_policies(global);
+        if let Some(p) = &t.policies {
+            let (i, o) = self.policies(&p.value, &format!("{field}.policies"), true);
+            input_rules.extend(i);
+            output_rules.extend(o);
+            policy_text.push_str(&describe_policies(&p.value));
+        }
+        let sensitive: Vec<String> = t.sensitive.iter().map(|s| s.value.clone()).collect();
+        policy_text.push_str(&format!("sensitive={sensitive:?}"));
+        let policies = crate::policy::PolicySet {
+            input: input_rules,
+            output: output_rules,
+            sensitive,
+            version: crate::policy::version_of(&policy_text),
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        let mut input_schema = input_schema(&params);
+        if access == Access::Write {
+            add_confirmation_params(&mut input_schema);
+        }
+        Some(Tool {
+            name: t.name.value,
+            title: t.title,
+            description: t.description.value,
+            access,
+            params,
+            statement: statement?,
+            returns,
+            output_schema,
+            input_schema,
+            content,
+            progress_steps,
+            log: t.log,
+            idempotent: t.idempotent,
+            elicit,
+            sample,
+            policies,
+        })
+    }
+
+    fn content(&mut self, c: Spanned<model::ContentSpec>, field: &str) -> Option<ContentBlock> {
+        let c = c.value;
+        let column = c.column.as_ref().map(|s| s.value.clone());
+        let need = |me: &mut Self, what: &str| {
+            me.err(
+                &c.kind,
+                field.to_string(),
+                format!("a {} block needs `{what}`", c.kind.value),
+            );
+        };
+        match c.kind.value.as_str() {
+            "text" => match column {
+                Some(column) => Some(ContentBlock::Text { column }),
+                None => {
+                    need(self, "column");
+                    None
+                }
+            },
+            kind @ ("image" | "audio") => match (column, c.mime_type) {
+                (Some(column), Some(mime_type)) if kind == "image" => {
+                    Some(ContentBlock::Image { column, mime_type })
+                }
+                (Some(column), Some(mime_type)) => Some(ContentBlock::Audio { column, mime_type }),
+                _ => {
+                    need(self, "column and mime_type");
+                    None
+                }
+            },
+            "resource" => match (c.uri_column, column) {
+                (Some(u), Some(column)) => Some(ContentBlock::Resource {
+                    uri_column: u.value,
+                    column,
+                    mime_type: c.mime_type,
+                }),
+                _ => {
+                    need(self, "uri_column and column");
+                    None
+                }
+            },
+            other => {
+                self.err(
+                    &c.kind,
+                    format!("{field}.type"),
+                    format!("unknown content type '{other}'; use text, image, audio or resource"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Write tools take `confirm` and `confirmation_token` besides their own parameters.
+fn add_confirmation_params(schema: &mut serde_json::Map<String, serde_json::Value>) {
+    if let Some(serde_json::Value::Object(props)) = schema.get_mut("properties") {
+        props.insert(
+            crate::confirm::CONFIRM.into(),
+            serde_json::json!({"type": "boolean", "description": "Set to true, with confirmation_token, only after the user approved the preview returned by a call without it."}),
+        );
+        props.insert(
+            crate::confirm::TOKEN.into(),
+            serde_json::json!({"type": "string", "description": "The token from the preview of exactly this call."}),
+        );
+    }
+}

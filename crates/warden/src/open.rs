@@ -1,0 +1,118 @@
+//! Opening a project for `serve` and `demo`: the checked project, its state store, its audit
+//! writer and signer (and the daily retention purge), the confirmation ledger and the
+//! pipeline, with `project_loaded` on the record before anything is served.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use warden_core::audit::Sink;
+use warden_core::pipeline::Pipeline;
+use warden_core::project::{self, AuthMode, Project};
+use warden_store::audit::{AuditLog, Signer};
+
+use crate::{admin, audit_cmd};
+
+/// A project ready to serve: its pipeline, its state store and its audit trail.
+pub(crate) struct Opened {
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) state: warden_store::Store,
+    /// `None` with `audit: { enabled: false }`.
+    audit: Option<Audit>,
+}
+
+#[derive(Clone)]
+struct Audit {
+    log: AuditLog,
+    signer: Arc<Signer>,
+}
+
+impl Opened {
+    pub(crate) fn sink(&self) -> Arc<dyn Sink> {
+        sink_of(self.audit.as_ref())
+    }
+
+    /// Closes the pipeline (recording what it still holds) and signs a last checkpoint.
+    pub(crate) async fn close(&self) {
+        self.pipeline.close().await;
+        if let Some(a) = &self.audit
+            && let Err(e) = a.log.checkpoint("shutdown").await
+        {
+            tracing::error!(error = %e, "could not sign the shutdown checkpoint");
+        }
+    }
+}
+
+/// Where events go: the writer, or nowhere with `audit: { enabled: false }`.
+fn sink_of(audit: Option<&Audit>) -> Arc<dyn Sink> {
+    match audit {
+        Some(a) => Arc::new(a.log.clone()),
+        None => Arc::new(warden_core::audit::Disabled),
+    }
+}
+
+pub(crate) async fn open(project_file: &Path) -> anyhow::Result<Opened> {
+    let opened = open_project(project_file).await?;
+    if opened.pipeline.project().auth.mode == AuthMode::None {
+        tracing::warn!(
+            "`auth: none`: serving WITHOUT authentication (local development only); every client can use every tool"
+        );
+    }
+    Ok(opened)
+}
+
+async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
+    let project: Project = project::load_file(project_file).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n{} problem(s) in the project file; run `warden check` for the full list",
+            e.errors.len()
+        )
+    })?;
+    let state = admin::open_state_at(&project.auth.state).await?;
+    let audit = if project.audit.enabled {
+        let signer = Arc::new(
+            Signer::load_or_create(&project.audit.signing_key)
+                .map_err(|e| anyhow::anyhow!("{e}; set audit.signing_key in the project file"))?,
+        );
+        let log = AuditLog::start(
+            state.clone(),
+            Some(signer.clone()),
+            warden_store::audit::Options::default(),
+        );
+        Some(Audit { log, signer })
+    } else {
+        tracing::warn!(
+            "`audit: {{ enabled: false }}`: calls are NOT recorded; use this for benchmarks only"
+        );
+        None
+    };
+    // Write confirmations live with the rest of the state, so any instance can redeem them;
+    // without authentication there is no shared state, and memory suffices.
+    let confirmations: Arc<dyn warden_core::confirm::Ledger> = match project.auth.mode {
+        AuthMode::OAuth => Arc::new(warden_auth::confirm::StoreLedger::new(state.clone())),
+        AuthMode::None => Arc::new(warden_auth::confirm::MemoryLedger::default()),
+    };
+    let sink = sink_of(audit.as_ref());
+    let manifest = audit_cmd::manifest_event(&project);
+    let retention_days = project.audit.retention_days;
+    let pipeline = Pipeline::open(Arc::new(project), confirmations, sink.clone())
+        .await
+        .context("cannot open the project's data")?;
+    // The tool manifest this process serves is on the record before any call is.
+    sink.record(manifest)
+        .await
+        .context("cannot record the project load; refusing to serve without an audit trail")?;
+    if let Some(a) = &audit {
+        audit_cmd::start_retention(
+            state.clone(),
+            a.log.clone(),
+            a.signer.clone(),
+            retention_days,
+        );
+    }
+    Ok(Opened {
+        pipeline: Arc::new(pipeline),
+        state,
+        audit,
+    })
+}

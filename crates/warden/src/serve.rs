@@ -1,0 +1,147 @@
+//! `warden serve`: serves an opened project over Streamable HTTP until a signal, or to one
+//! client over stdio (with authentication on, as the owner of the API key in
+//! `WARDEN_API_KEY`). `demo` serves through `serve_http` too.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use warden_core::project::AuthMode;
+
+use crate::open::{Opened, open};
+
+pub(crate) async fn run(
+    project: PathBuf,
+    stdio: bool,
+    bind: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let opened = open(&project).await?;
+    let pipeline = opened.pipeline.clone();
+    if stdio {
+        let key = match pipeline.project().auth.mode {
+            AuthMode::OAuth => Some(stdio_identity(&opened).await?),
+            AuthMode::None => None,
+        };
+        warden_server::serve_stdio(pipeline.clone(), key).await?;
+        opened.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let addr = bind.unwrap_or(pipeline.project().server.bind);
+    if pipeline.project().auth.mode == AuthMode::None && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve {addr}: the project says `auth: none`, which is for local development and binds only to loopback"
+        );
+    }
+    serve_http(&opened, addr, |a| {
+        tracing::info!("serving MCP on http://{a}/mcp")
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Over stdio the caller is whoever holds the API key in WARDEN_API_KEY.
+async fn stdio_identity(
+    opened: &Opened,
+) -> anyhow::Result<warden_server::transport::mcp::StdioKey> {
+    let pipeline = &opened.pipeline;
+    let key = std::env::var("WARDEN_API_KEY").map_err(|_| {
+        anyhow::anyhow!(
+            "set WARDEN_API_KEY to an API key (`warden key create ...`): over stdio the caller is the key's owner"
+        )
+    })?;
+    let cfg = &pipeline.project().auth;
+    let auth = warden_auth::AuthServer::new(
+        opened.state.clone(),
+        opened.sink(),
+        "stdio://local",
+        cfg.access_ttl,
+        cfg.refresh_ttl,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let principal = auth
+        .authenticate(&key)
+        .await
+        .map_err(|e| anyhow::anyhow!("WARDEN_API_KEY was refused: {e}"))?;
+    tracing::info!(user = %principal.email, org = %principal.org_slug, role = %principal.role, "stdio caller authenticated");
+    Ok(warden_server::transport::mcp::StdioKey {
+        auth: Arc::new(auth),
+        key,
+    })
+}
+
+pub(crate) async fn serve_http(
+    opened: &Opened,
+    addr: SocketAddr,
+    on_ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let pipeline = opened.pipeline.clone();
+    let server = warden_server::HttpServer::bind(pipeline.clone(), addr).await.with_context(|| {
+        format!("cannot listen on {addr}; is another server using that port? pick another with --bind or --port")
+    })?;
+    let local = server.local_addr()?;
+    let auth = match pipeline.project().auth.mode {
+        AuthMode::None => None,
+        AuthMode::OAuth => {
+            let cfg = &pipeline.project().auth;
+            let issuer = pipeline
+                .project()
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{local}"));
+            let auth = warden_auth::AuthServer::new(
+                opened.state.clone(),
+                opened.sink(),
+                &issuer,
+                cfg.access_ttl,
+                cfg.refresh_ttl,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_code_ttl(cfg.code_ttl);
+            let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
+            Some(warden_server::web::oauth::AuthState::new(
+                Arc::new(auth),
+                mailer,
+            ))
+        }
+    };
+    on_ready(local);
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        signal.cancel();
+    });
+    server
+        .serve(auth, shutdown)
+        .await
+        .context("the HTTP server failed")?;
+    opened.close().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
