@@ -218,6 +218,20 @@ async fn role_scope_access_matrix() {
             );
         }
     }
+
+    // Every refusal is on the record, once: the 403s for roles that cannot connect (two
+    // requests for each of their four keys), the scope step-ups and the role denials.
+    let denied = common::audit_log(&file, &["--policy", "deny"]);
+    let at = |stage: &str| denied.iter().filter(|r| r["stage"] == stage).count();
+    assert_eq!(at("connect"), 8, "{denied:#?}");
+    assert!(denied.iter().filter(|r| r["stage"] == "connect").all(|r| {
+        let email = r["user_email"].as_str().unwrap();
+        email.starts_with("auxiliary_member.") || email.starts_with("service_account.")
+    }));
+    // Admin and Member with mcp:read: refused at the step-up, before the call was read.
+    assert_eq!(at("scope"), 2, "{denied:#?}");
+    // Siloed Member and Guest, with either scope: refused by role in the pipeline.
+    assert_eq!(at("role"), 4, "{denied:#?}");
 }
 
 #[tokio::test]

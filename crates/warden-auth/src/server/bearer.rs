@@ -1,5 +1,9 @@
 //! Bearer authentication, the authenticate stage at `/mcp`: an access token, an API key or
 //! a browser session's token becomes a `Principal`, or an `AuthnError` saying why not.
+//!
+//! This says who is calling, not what they may do: a principal whose role may not connect
+//! an assistant is returned like any other, and the pipeline's admission
+//! (`Pipeline::admit`) refuses it with 403 and records the refusal.
 
 use chrono::Utc;
 use warden_store::{OrgId, Role, Scopes, UserId};
@@ -69,20 +73,33 @@ impl AuthServer {
                     .session(raw.hash().as_str(), now)
                     .await?
                     .ok_or_else(invalid)?;
-                let orgs: Vec<_> = self
-                    .store
-                    .orgs_of_user(session.user_id)
-                    .await?
-                    .into_iter()
-                    .filter(|(_, m)| can_connect(m.role))
-                    .collect();
-                match orgs.as_slice() {
-                    [(org, m)] => self.principal(session.user_id, org.id, m.role, Scopes::READ_WRITE, AuthMethod::Session).await,
-                    [] => Err(AuthnError::Forbidden("your roles do not allow connecting an assistant".into())),
-                    _ => Err(AuthnError::Forbidden(
-                        "you belong to several organisations; connect through OAuth or an API key, which name one".into(),
-                    )),
-                }
+                let all = self.store.orgs_of_user(session.user_id).await?;
+                let connectable: Vec<_> = all.iter().filter(|(_, m)| can_connect(m.role)).collect();
+                // The one organisation the session can act in. A single membership whose
+                // role may not connect is still resolved: the pipeline's admission refuses
+                // it, on the record.
+                let (org, m) = match (connectable.as_slice(), all.as_slice()) {
+                    ([one], _) => *one,
+                    ([], [one]) => one,
+                    ([], _) => {
+                        return Err(AuthnError::Forbidden(
+                            "your roles do not allow connecting an assistant".into(),
+                        ));
+                    }
+                    _ => {
+                        return Err(AuthnError::Forbidden(
+                            "you belong to several organisations; connect through OAuth or an API key, which name one".into(),
+                        ));
+                    }
+                };
+                self.principal(
+                    session.user_id,
+                    org.id,
+                    m.role,
+                    Scopes::READ_WRITE,
+                    AuthMethod::Session,
+                )
+                .await
             }
             _ => Err(AuthnError::Unauthenticated(
                 "the bearer token is not a Warden token".into(),
@@ -98,11 +115,6 @@ impl AuthServer {
         method: AuthMethod,
         holder: warden_store::Holder,
     ) -> Result<Principal, AuthnError> {
-        if !can_connect(role) {
-            return Err(AuthnError::Forbidden(format!(
-                "the role {role} cannot connect an assistant; ask an Admin for a Member, Siloed Member or Guest role"
-            )));
-        }
         if holder.user_disabled {
             return Err(AuthnError::Unauthenticated(
                 "this account is disabled".into(),
@@ -127,11 +139,6 @@ impl AuthServer {
         scopes: Scopes,
         method: AuthMethod,
     ) -> Result<Principal, AuthnError> {
-        if !can_connect(role) {
-            return Err(AuthnError::Forbidden(format!(
-                "the role {role} cannot connect an assistant; ask an Admin for a Member, Siloed Member or Guest role"
-            )));
-        }
         let user = self
             .store
             .user_by_id(user_id)
