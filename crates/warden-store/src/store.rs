@@ -58,7 +58,7 @@ pub struct Store {
     appender: Option<std::sync::Arc<audit_sqlite::Appender>>,
     /// SQLite files only: read-only connections on threads of their own for the bearer
     /// lookups every MCP request makes (see [`bearer`]).
-    readers: Option<std::sync::Arc<warden_core::exec::SqliteReaders>>,
+    readers: Option<std::sync::Arc<warden_sqlite::Readers>>,
 }
 
 #[derive(Clone, Debug)]
@@ -293,11 +293,7 @@ impl Store {
         let readers = match file {
             Some(path) => {
                 let readers = tokio::task::spawn_blocking(move || {
-                    warden_core::exec::SqliteReaders::open(
-                        &path,
-                        BEARER_READERS,
-                        SQLITE_BUSY_TIMEOUT,
-                    )
+                    warden_sqlite::Readers::open(&path, BEARER_READERS, SQLITE_BUSY_TIMEOUT)
                 })
                 .await
                 .map_err(|e| StoreError::Sqlite(format!("cannot start the store readers: {e}")))?

@@ -15,7 +15,6 @@
 mod decode;
 pub mod sql;
 mod sqlite_read;
-pub use sqlite_read::Readers as SqliteReaders;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,7 +134,7 @@ pub struct Limits {
 
 /// Instructions between SQLite progress callbacks: small enough to stop within a
 /// millisecond or so, large enough to cost nothing measurable.
-const SQLITE_PROGRESS_OPS: i32 = 4_000;
+pub(crate) const SQLITE_PROGRESS_OPS: i32 = 4_000;
 
 impl DataSource {
     pub async fn open(cfg: &DataConfig) -> Result<Self, ExecError> {
@@ -250,7 +249,7 @@ impl DataSource {
         let limits = self.limits();
         match self {
             Self::Sqlite { read, .. } if access == Access::Read => {
-                read.run(&stmt.text, args, limits, cancel).await
+                sqlite_read::run(read, &stmt.text, args, limits, cancel).await
             }
             Self::Sqlite { write, .. } => {
                 let pool = write.clone();

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::sqlite_read::{INLINE_BUDGET, Readers};
+use super::sqlite_read::{INLINE_BUDGET, Readers, run};
 use super::{Limits, SqlValue};
 
 /// A file with one small table, and readers on it.
@@ -37,15 +37,15 @@ const SLOW: &str = "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM
 async fn a_quick_read_runs_on_the_calling_thread_and_a_slow_one_is_handed_off_and_finished() {
     let (_dir, r) = readers();
     let never = CancellationToken::new();
-    let out = r
-        .run(
-            "SELECT n, label FROM t WHERE n >= ? ORDER BY n",
-            &[SqlValue::Int(2)],
-            limits(),
-            &never,
-        )
-        .await
-        .unwrap();
+    let out = run(
+        &r,
+        "SELECT n, label FROM t WHERE n >= ? ORDER BY n",
+        &[SqlValue::Int(2)],
+        limits(),
+        &never,
+    )
+    .await
+    .unwrap();
     assert_eq!(out.rows.len(), 2);
     assert_eq!(out.rows[1]["label"], "three");
     assert_eq!(r.stats.inline.load(Ordering::Relaxed), 1);
@@ -53,15 +53,14 @@ async fn a_quick_read_runs_on_the_calling_thread_and_a_slow_one_is_handed_off_an
 
     // Over budget on this thread: stopped there, then run to its end by a reader thread.
     let started = std::time::Instant::now();
-    let out = r.run(SLOW, &[], limits(), &never).await.unwrap();
+    let out = run(&r, SLOW, &[], limits(), &never).await.unwrap();
     assert!(started.elapsed() > INLINE_BUDGET);
     assert_eq!(out.rows[0]["n"], 3_000_000);
     assert_eq!(r.stats.inline.load(Ordering::Relaxed), 1);
     assert_eq!(r.stats.handed_off.load(Ordering::Relaxed), 1);
 
     // A statement that fails is retried by a reader thread, whose error is the answer.
-    let err = r
-        .run("SELECT nope FROM t", &[], limits(), &never)
+    let err = run(&r, "SELECT nope FROM t", &[], limits(), &never)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
@@ -94,10 +93,15 @@ async fn closed_readers_answer_nothing_on_any_thread() {
     assert_eq!(r.read(sum).await.unwrap().unwrap(), 6);
     r.close().await;
     assert!(r.read(sum).await.is_none());
-    let err = r
-        .run("SELECT n FROM t", &[], limits(), &CancellationToken::new())
-        .await
-        .unwrap_err();
+    let err = run(
+        &r,
+        "SELECT n FROM t",
+        &[],
+        limits(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("closed"), "{err}");
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
-use warden_core::exec::SqliteReaders;
+use warden_sqlite::Readers;
 
 use super::audit_sqlite::sqlite_error;
 use super::rows::{ApiKeyRow, GrantRow, millis};
@@ -63,7 +63,7 @@ struct KeyIdentityRow {
 /// store's readers (on this thread when it is quick, as it nearly always is) with `args`
 /// bound to those names in order.
 async fn read_one<T: Send + 'static>(
-    readers: &SqliteReaders,
+    readers: &Readers,
     sql: &'static str,
     args: Vec<Value>,
     decode: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
