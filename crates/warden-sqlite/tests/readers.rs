@@ -62,7 +62,7 @@ async fn closed_readers_answer_nothing() {
     assert!(r.read(sum).await.is_some());
     r.close().await;
     assert!(r.read(sum).await.is_none());
-    assert!(r.call(|c| sum(c)).await.is_none());
+    assert!(r.call(sum).await.is_none());
     assert!(r.try_inline(sum).is_none());
 }
 
