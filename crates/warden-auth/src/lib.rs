@@ -16,5 +16,5 @@ pub mod registration;
 pub mod server;
 pub mod token;
 
-pub use principal::{AuthMethod, Principal};
+pub use principal::AuthMethod;
 pub use server::AuthServer;

@@ -1,6 +1,7 @@
-//! The authenticated caller, as every later stage sees it.
+//! How a principal proved who they are, and the role rules authentication applies. The
+//! principal itself is the domain's [`warden_core::identity::Principal`].
 
-use warden_store::{ApiKeyId, ClientId, GrantId, OrgId, Role, Scopes, UserId};
+use warden_store::{ApiKeyId, ClientId, GrantId, Role};
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,15 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// The OAuth client id or API key id behind it (empty for a browser session).
+    pub fn credential(&self) -> String {
+        match self {
+            Self::OAuth { client_id, .. } => client_id.to_string(),
+            Self::ApiKey { key_id } => key_id.to_string(),
+            Self::Session => String::new(),
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::OAuth { .. } => "oauth",
@@ -25,19 +35,6 @@ impl AuthMethod {
             Self::Session => "session",
         }
     }
-}
-
-/// Who is calling, in which organisation, with which role and scopes. The organisation comes
-/// only from the credential, never from anything the client sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub user_id: UserId,
-    pub email: String,
-    pub org_id: OrgId,
-    pub org_slug: String,
-    pub role: Role,
-    pub scopes: Scopes,
-    pub method: AuthMethod,
 }
 
 /// Roles that may connect an assistant at all (see [`Role::can_connect`]).
@@ -48,24 +45,4 @@ pub fn can_connect(role: Role) -> bool {
 /// Roles that may use write tools (see [`Role::can_write`]).
 pub fn can_write(role: Role) -> bool {
     role.can_write()
-}
-
-impl Principal {
-    /// The caller as the pipeline's later stages see it.
-    pub fn caller(&self) -> warden_core::authz::Caller {
-        let credential = match &self.method {
-            AuthMethod::OAuth { client_id, .. } => client_id.to_string(),
-            AuthMethod::ApiKey { key_id } => key_id.to_string(),
-            AuthMethod::Session => String::new(),
-        };
-        warden_core::authz::Caller {
-            user_id: self.user_id.to_string(),
-            email: self.email.clone(),
-            org: self.org_slug.clone(),
-            role: self.role,
-            scopes: self.scopes,
-            method: self.method.as_str(),
-            credential,
-        }
-    }
 }

@@ -1,7 +1,8 @@
 //! Audit: the record every call and security event leaves behind.
 //!
 //! Pipeline position: last. [`crate::pipeline::Pipeline`] builds one [`Event`] per tool call,
-//! resource read and prompt, and hands it to a [`Sink`]; the call's response is released
+//! resource read and prompt, and one per refusal it answers before a call is read
+//! (admission, scope step-up, listing), and hands it to a [`Sink`]; the call's response is released
 //! only once the sink says the event is durable. For a write, the event is made durable
 //! *before* the data transaction commits, so no change can exist without its record.
 //!

@@ -10,23 +10,8 @@
 //! (`exec::DataSource::run`, `run_gated`, `dry_run`) takes one: a check that is skipped
 //! leaves nothing to run the statement with.
 
-use crate::identity::{Role, Scopes};
+use crate::identity::Principal;
 use crate::project::{Access, AuthMode};
-
-/// The authenticated caller, as the pipeline sees it. The organisation comes from the
-/// credential only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub user_id: String,
-    pub email: String,
-    pub org: String,
-    pub role: Role,
-    pub scopes: Scopes,
-    /// `oauth`, `api_key` or `session`.
-    pub method: &'static str,
-    /// The OAuth client id or API key id behind the call.
-    pub credential: String,
-}
 
 /// Which check refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +71,7 @@ pub struct Denial {
 /// The role matrix: Admin and Member may read and write; Siloed Member and Guest may only
 /// read; Auxiliary Member and Service Account may not connect. The scopes: `mcp:read` for
 /// reads, `mcp:write` (which implies read) for writes. Both must allow it.
-pub fn decide(caller: &Caller, access: Access) -> Result<Permit, Denial> {
+pub fn decide(caller: &Principal, access: Access) -> Result<Permit, Denial> {
     let role = caller.role;
     may_connect(caller)?;
     match access {
@@ -124,7 +109,7 @@ pub fn decide(caller: &Caller, access: Access) -> Result<Permit, Denial> {
 
 /// Whether `caller`'s role may connect an assistant at all: Auxiliary Members and Service
 /// Accounts may not. Part of every [`decide`]; asked alone before a connection is served.
-pub fn may_connect(caller: &Caller) -> Result<(), Denial> {
+pub fn may_connect(caller: &Principal) -> Result<(), Denial> {
     if caller.role.can_connect() {
         return Ok(());
     }
@@ -159,7 +144,7 @@ pub fn decide_unauthenticated(mode: AuthMode, access: Access) -> Result<Permit, 
 /// Whether `tools/list` shows a tool of this `access` to `caller`. Tools the caller may not
 /// call are hidden, except that `show_write_tools` lets read-only connections see write tools
 /// (calling them is still refused).
-pub fn visible(caller: &Caller, access: Access, show_write_tools: bool) -> bool {
+pub fn visible(caller: &Principal, access: Access, show_write_tools: bool) -> bool {
     match decide(caller, access) {
         Ok(_) => true,
         Err(d) => show_write_tools && access == Access::Write && d.stage != Stage::Connect,
@@ -171,8 +156,8 @@ mod tests {
     use super::*;
     use crate::identity::{Role, Scopes};
 
-    fn caller(role: Role, scopes: Scopes) -> Caller {
-        Caller {
+    fn caller(role: Role, scopes: Scopes) -> Principal {
+        Principal {
             user_id: "u".into(),
             email: "u@x".into(),
             org: "acme".into(),

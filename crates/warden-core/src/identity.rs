@@ -247,3 +247,19 @@ impl Role {
         }
     }
 }
+
+/// Who is calling: the authenticated principal, as every stage after authentication sees it.
+/// The organisation comes from the credential only, never from anything the client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub email: String,
+    /// The organisation's slug.
+    pub org: String,
+    pub role: Role,
+    pub scopes: Scopes,
+    /// `oauth`, `api_key` or `session`.
+    pub method: &'static str,
+    /// The OAuth client id or API key id behind the call (empty for a browser session).
+    pub credential: String,
+}

@@ -74,5 +74,5 @@ pub use model::{
     UnknownScope, User, UserId,
 };
 pub use store::Store;
-pub use store::bearer::Holder;
+pub use store::bearer::PrincipalRow;
 pub use store::confirm::Confirmation;

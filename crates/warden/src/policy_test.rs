@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use warden_core::authz::Caller;
+use warden_core::identity::Principal;
 use warden_core::identity::{Role, Scopes};
 use warden_core::pipeline::{Source, policy_variables};
 use warden_core::project::Project;
@@ -103,7 +103,7 @@ fn check(project: &Project, case: &Case) -> Result<(), String> {
         .unwrap_or("mcp:read mcp:write")
         .parse()
         .map_err(|e| format!("user.scopes: {e}"))?;
-    let caller = Caller {
+    let caller = Principal {
         user_id: "policy-test".into(),
         email: case.user.email.clone().unwrap_or_default(),
         org: case.user.org.clone().unwrap_or_else(|| "test".into()),

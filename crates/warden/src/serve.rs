@@ -67,13 +67,13 @@ async fn stdio_identity(
         .map_err(|e| anyhow::anyhow!("WARDEN_API_KEY was refused: {e}"))?;
     pipeline
         .admit(
-            &principal.caller(),
+            &principal,
             warden_core::pipeline::Source::Stdio,
             &warden_core::audit::Peer::default(),
         )
         .await
         .map_err(|e| anyhow::anyhow!("WARDEN_API_KEY was refused: {e}"))?;
-    tracing::info!(user = %principal.email, org = %principal.org_slug, role = %principal.role, "stdio caller authenticated");
+    tracing::info!(user = %principal.email, org = %principal.org, role = %principal.role, "stdio caller authenticated");
     Ok(warden_server::transport::mcp::StdioKey {
         auth: Arc::new(auth),
         key,

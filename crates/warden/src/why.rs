@@ -55,7 +55,7 @@ pub(crate) async fn run(
     );
     let mut any_allowed = false;
     for scopes in scope_sets {
-        let caller = warden_core::authz::Caller {
+        let caller = warden_core::identity::Principal {
             user_id: user.id.to_string(),
             email: user.email.clone(),
             org: o.slug.clone(),

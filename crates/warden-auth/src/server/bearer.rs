@@ -9,7 +9,9 @@ use chrono::Utc;
 use warden_store::{OrgId, Role, Scopes, UserId};
 
 use super::{AuthServer, AuthnError};
-use crate::principal::{AuthMethod, Principal, can_connect};
+use warden_core::identity::Principal;
+
+use crate::principal::{AuthMethod, can_connect};
 use crate::token::{RawToken, TokenKind};
 
 impl AuthServer {
@@ -37,14 +39,7 @@ impl AuthServer {
                     grant_id: grant.id,
                     client_id: grant.client_id,
                 };
-                Self::principal_of(
-                    grant.user_id,
-                    grant.org_id,
-                    grant.role,
-                    grant.scopes,
-                    method,
-                    holder,
-                )
+                Self::principal_of(grant.user_id, grant.role, grant.scopes, method, holder)
             }
             Some(TokenKind::ApiKey) => {
                 let (key, holder, role) = self
@@ -65,7 +60,7 @@ impl AuthServer {
                     self.store.touch_api_key(&key.id, now).await?;
                 }
                 let method = AuthMethod::ApiKey { key_id: key.id };
-                Self::principal_of(key.user_id, key.org_id, role, key.scopes, method, holder)
+                Self::principal_of(key.user_id, role, key.scopes, method, holder)
             }
             Some(TokenKind::Session) => {
                 let session = self
@@ -109,11 +104,10 @@ impl AuthServer {
 
     fn principal_of(
         user_id: UserId,
-        org_id: OrgId,
         role: Role,
         scopes: Scopes,
         method: AuthMethod,
-        holder: warden_store::Holder,
+        holder: warden_store::PrincipalRow,
     ) -> Result<Principal, AuthnError> {
         if holder.user_disabled {
             return Err(AuthnError::Unauthenticated(
@@ -121,13 +115,13 @@ impl AuthServer {
             ));
         }
         Ok(Principal {
-            user_id,
+            user_id: user_id.to_string(),
             email: holder.email,
-            org_id,
-            org_slug: holder.org_slug,
+            org: holder.org_slug,
             role,
             scopes,
-            method,
+            method: method.as_str(),
+            credential: method.credential(),
         })
     }
 
@@ -155,13 +149,13 @@ impl AuthServer {
             .await?
             .ok_or_else(|| AuthnError::Unauthenticated("unknown organisation".into()))?;
         Ok(Principal {
-            user_id,
+            user_id: user_id.to_string(),
             email: user.email,
-            org_id,
-            org_slug: org.slug,
+            org: org.slug,
             role,
             scopes,
-            method,
+            method: method.as_str(),
+            credential: method.credential(),
         })
     }
 }

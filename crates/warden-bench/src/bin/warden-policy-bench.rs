@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use serde_json::{Value, json};
-use warden_core::authz::Caller;
+use warden_core::identity::Principal;
 use warden_core::identity::{Role, Scopes};
 use warden_core::pipeline::{Source, policy_variables};
 
@@ -89,7 +89,7 @@ fn measure(yaml: &str, calls: u32) -> anyhow::Result<(f64, f64, f64)> {
     let tool = project
         .tool("search")
         .ok_or_else(|| anyhow::anyhow!("no tool"))?;
-    let caller = Caller {
+    let caller = Principal {
         user_id: "u1".into(),
         email: "mo@acme.example".into(),
         org: "acme".into(),

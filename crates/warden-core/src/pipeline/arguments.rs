@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::authz::Caller;
 use crate::confirm;
 use crate::exec::SqlValue;
+use crate::identity::Principal;
 use crate::project::{Access, ArgumentError, ParamType, Tool};
 
 use super::error::CallError;
@@ -74,7 +74,7 @@ pub(super) fn split_confirmation(
 
 /// Fills `:caller_org`, `:caller_user_id` and `:caller_email` from the authenticated caller
 /// (NULL without one): the only way SQL learns who calls.
-pub(super) fn bind_caller(names: &[String], args: &mut [SqlValue], caller: Option<&Caller>) {
+pub(super) fn bind_caller(names: &[String], args: &mut [SqlValue], caller: Option<&Principal>) {
     for (slot, name) in args.iter_mut().zip(names) {
         let value = match name.as_str() {
             CALLER_ORG => caller.map(|c| c.org.clone()),

@@ -4,7 +4,8 @@
 //! applies them, and records every refusal it answers itself.
 
 use crate::audit::{Event, Peer};
-use crate::authz::{self, Caller, Denial, Permit, Stage};
+use crate::authz::{self, Denial, Permit, Stage};
+use crate::identity::Principal;
 use crate::project::{Access, Tool};
 
 use super::Pipeline;
@@ -17,7 +18,7 @@ impl Pipeline {
     /// this `access` kind.
     pub(super) fn authorize(
         &self,
-        caller: Option<&Caller>,
+        caller: Option<&Principal>,
         access: Access,
     ) -> Result<Permit, Denial> {
         match caller {
@@ -28,7 +29,12 @@ impl Pipeline {
 
     /// Whether an authenticated principal may connect an assistant at all, asked before any
     /// MCP message is read. A refusal (Auxiliary Members, Service Accounts) is recorded.
-    pub async fn admit(&self, caller: &Caller, source: Source, peer: &Peer) -> Result<(), Refusal> {
+    pub async fn admit(
+        &self,
+        caller: &Principal,
+        source: Source,
+        peer: &Peer,
+    ) -> Result<(), Refusal> {
         let Err(denial) = authz::may_connect(caller) else {
             return Ok(());
         };
@@ -43,7 +49,7 @@ impl Pipeline {
     /// again, explains and records it.
     pub async fn step_up(
         &self,
-        caller: &Caller,
+        caller: &Principal,
         tool: &str,
         source: Source,
         peer: &Peer,
@@ -65,7 +71,7 @@ impl Pipeline {
     /// A refusal is recorded.
     pub async fn may_list(
         &self,
-        caller: Option<&Caller>,
+        caller: Option<&Principal>,
         method: &str,
         source: Source,
         peer: &Peer,
@@ -81,7 +87,7 @@ impl Pipeline {
     /// `show_write_tools` also write tools it may not (calling them is still refused).
     pub fn visible_tools<'a>(
         &'a self,
-        caller: Option<&'a Caller>,
+        caller: Option<&'a Principal>,
     ) -> impl Iterator<Item = &'a Tool> + 'a {
         let show = self.project.show_write_tools;
         self.project.tools.iter().filter(move |t| match caller {

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::authz::Caller;
 use crate::exec::{DataSource, ExecError};
+use crate::identity::Principal;
 use crate::project::{DataConfig, Project};
 
 /// Where tool SQL runs: one shared data source, or one per organisation, opened on first use
@@ -34,7 +34,7 @@ impl Data {
     /// The data source for this caller: its own organisation's, never another's.
     pub(super) async fn for_caller(
         &self,
-        caller: Option<&Caller>,
+        caller: Option<&Principal>,
     ) -> Result<DataSource, ExecError> {
         match self {
             Self::Shared(d) => Ok(d.clone()),

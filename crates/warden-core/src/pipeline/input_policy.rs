@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::authz::Caller;
+use crate::identity::Principal;
 use crate::project::{Access, Tool};
 
 use super::request::{CallRequest, Source};
@@ -28,7 +28,7 @@ pub(super) fn tool_variables(
 pub fn policy_variables(
     tool: &Tool,
     args: Option<&Map<String, Value>>,
-    caller: Option<&Caller>,
+    caller: Option<&Principal>,
     source: Source,
 ) -> Map<String, Value> {
     variables_where(tool, args, caller, source, |_| true)
@@ -38,7 +38,7 @@ pub fn policy_variables(
 fn variables_where(
     tool: &Tool,
     args: Option<&Map<String, Value>>,
-    caller: Option<&Caller>,
+    caller: Option<&Principal>,
     source: Source,
     wanted: impl Fn(&str) -> bool,
 ) -> Map<String, Value> {
@@ -90,7 +90,7 @@ fn variables_where(
 }
 
 /// The caller as policy expressions see it: `user`.
-fn user_value(c: &Caller) -> Value {
+fn user_value(c: &Principal) -> Value {
     json!({
         "id": c.user_id,
         "email": c.email,
@@ -107,7 +107,7 @@ pub(super) fn resource_variables(
     name: &str,
     kind: &str,
     args: &Map<String, Value>,
-    caller: Option<&Caller>,
+    caller: Option<&Principal>,
 ) -> Map<String, Value> {
     let mut vars = Map::new();
     if let Some(c) = caller {

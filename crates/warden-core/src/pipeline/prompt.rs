@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{self, Peer};
-use crate::authz::Caller;
+use crate::identity::Principal;
 use crate::project::{Access, PromptMessage};
 
 use super::Pipeline;
@@ -25,7 +25,7 @@ impl Pipeline {
         &self,
         name: &str,
         arguments: &Map<String, Value>,
-        caller: Option<&Caller>,
+        caller: Option<&Principal>,
         source: Source,
         peer: &Peer,
         cancel: &CancellationToken,
@@ -51,7 +51,7 @@ impl Pipeline {
         &self,
         name: &str,
         arguments: &Map<String, Value>,
-        caller: Option<&Caller>,
+        caller: Option<&Principal>,
         cancel: &CancellationToken,
     ) -> Result<Vec<PromptMessageOut>, PromptError> {
         let prompt = self

@@ -11,8 +11,9 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::audit::{self, Event, Outcome, Peer, Sink};
-use crate::authz::{Caller, Denial};
+use crate::authz::Denial;
 use crate::exec::QueryOutput;
+use crate::identity::Principal;
 use crate::project::Tool;
 
 use super::error::{CallError, PromptError, ResourceError};
@@ -23,7 +24,7 @@ use super::response::ToolResult;
 pub(super) fn call_event(
     kind: &'static str,
     action: &str,
-    caller: Option<&Caller>,
+    caller: Option<&Principal>,
     source: Source,
     peer: &Peer,
 ) -> Event {
@@ -47,7 +48,7 @@ pub(super) fn call_event(
 pub(super) fn refusal(
     kind: &'static str,
     action: &str,
-    caller: Option<&Caller>,
+    caller: Option<&Principal>,
     source: Source,
     peer: &Peer,
     denial: &Denial,

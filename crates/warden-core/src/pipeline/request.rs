@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::Peer;
-use crate::authz::Caller;
+use crate::identity::Principal;
 
 /// Where a call came from: the audit trail's word for it (`Http` or `Stdio` for MCP).
 pub use crate::audit::Source;
@@ -58,7 +58,7 @@ pub struct CallRequest<'a> {
     pub tool: &'a str,
     /// The authenticated caller; `None` only when the project runs with `auth: none` (an
     /// authenticated project refuses a call without one at the authorize stage).
-    pub caller: Option<&'a Caller>,
+    pub caller: Option<&'a Principal>,
     pub arguments: Option<&'a Map<String, Value>>,
     pub source: Source,
     /// The network peer, for the audit trail.

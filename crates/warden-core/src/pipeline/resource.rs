@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::Peer;
-use crate::authz::Caller;
+use crate::identity::Principal;
 use crate::project::{Access, Resource, ResourceUri};
 
 use super::Pipeline;
@@ -32,7 +32,7 @@ impl Pipeline {
     pub async fn read_resource(
         &self,
         uri: &str,
-        caller: Option<&Caller>,
+        caller: Option<&Principal>,
         source: Source,
         peer: &Peer,
         cancel: &CancellationToken,
@@ -53,7 +53,7 @@ impl Pipeline {
     pub(super) async fn read_resource_unrecorded(
         &self,
         uri: &str,
-        caller: Option<&Caller>,
+        caller: Option<&Principal>,
         cancel: &CancellationToken,
     ) -> Result<ResourceContents, ResourceError> {
         let (resource, uri_vars) = self

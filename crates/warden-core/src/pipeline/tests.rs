@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::audit::{Decision, Event, MemorySink, Outcome, Peer};
-use crate::authz::Caller;
 use crate::confirm::{Binding, Ledger, LedgerError};
+use crate::identity::Principal;
 use crate::identity::{Role, Scopes};
 
 /// Mints tokens and never redeems any: the table stops at the preview.
@@ -93,8 +93,8 @@ async fn pipeline(auth: &str) -> (tempfile::TempDir, Pipeline, Arc<MemorySink>) 
     (dir, p, sink)
 }
 
-fn caller(role: Role, scopes: Scopes) -> Caller {
-    Caller {
+fn caller(role: Role, scopes: Scopes) -> Principal {
+    Principal {
         user_id: "u1".into(),
         email: "u1@acme.example".into(),
         org: "acme".into(),
@@ -130,7 +130,7 @@ async fn run(
     p: &Pipeline,
     sink: &MemorySink,
     item: Item,
-    who: Option<&Caller>,
+    who: Option<&Principal>,
 ) -> (Got, Vec<Event>) {
     let before = sink.events().len();
     let peer = Peer::default();

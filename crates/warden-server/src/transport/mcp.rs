@@ -27,9 +27,10 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
+use warden_auth::AuthServer;
 use warden_auth::server::AuthnError;
-use warden_auth::{AuthServer, Principal};
 use warden_core::audit::Peer;
+use warden_core::identity::Principal;
 use warden_core::pipeline::{
     CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, Refusal,
     ResourceBody, ResourceError, Source,
@@ -130,9 +131,8 @@ impl WardenMcp {
         method: &str,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let caller = principal.map(Principal::caller);
         self.pipeline
-            .may_list(caller.as_ref(), method, self.source, &peer(ctx))
+            .may_list(principal, method, self.source, &peer(ctx))
             .await
             .map_err(refusal_error)
     }
@@ -140,7 +140,7 @@ impl WardenMcp {
     /// The authenticated caller: over HTTP, the principal the bearer gate attached to the
     /// request; over stdio, the API key re-checked now (so a revoked key or a removed member
     /// stops the session at the next request).
-    async fn caller(
+    async fn principal(
         &self,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<Option<Principal>, ErrorData> {
@@ -398,11 +398,10 @@ impl ServerHandler for WardenMcp {
         _req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let _caller = self.caller(&ctx).await?;
-        let caller = _caller.as_ref().map(Principal::caller);
+        let principal = self.principal(&ctx).await?;
         Ok(ListToolsResult::with_all_items(
             self.pipeline
-                .visible_tools(caller.as_ref())
+                .visible_tools(principal.as_ref())
                 .map(Self::tool)
                 .collect(),
         ))
@@ -417,15 +416,14 @@ impl ServerHandler for WardenMcp {
         req: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let _caller = self.caller(&ctx).await?;
+        let principal = self.principal(&ctx).await?;
         let channel = PeerChannel {
             ctx: &ctx,
             log_level: &self.log_level,
         };
-        let caller = _caller.as_ref().map(Principal::caller);
         let request = CallRequest {
             tool: req.name.as_ref(),
-            caller: caller.as_ref(),
+            caller: principal.as_ref(),
             arguments: req.arguments.as_ref(),
             source: self.source,
             peer: peer(&ctx),
@@ -448,8 +446,8 @@ impl ServerHandler for WardenMcp {
         _req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let _caller = self.caller(&ctx).await?;
-        self.may_list(_caller.as_ref(), "resources/list", &ctx)
+        let principal = self.principal(&ctx).await?;
+        self.may_list(principal.as_ref(), "resources/list", &ctx)
             .await?;
         let resources = self
             .pipeline
@@ -479,8 +477,8 @@ impl ServerHandler for WardenMcp {
         _req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let _caller = self.caller(&ctx).await?;
-        self.may_list(_caller.as_ref(), "resources/templates/list", &ctx)
+        let principal = self.principal(&ctx).await?;
+        self.may_list(principal.as_ref(), "resources/templates/list", &ctx)
             .await?;
         let templates = self
             .pipeline
@@ -507,12 +505,12 @@ impl ServerHandler for WardenMcp {
         req: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let _caller = self.caller(&ctx).await?;
+        let principal = self.principal(&ctx).await?;
         let r = self
             .pipeline
             .read_resource(
                 &req.uri,
-                _caller.as_ref().map(Principal::caller).as_ref(),
+                principal.as_ref(),
                 self.source,
                 &peer(&ctx),
                 &ctx.ct,
@@ -551,8 +549,8 @@ impl ServerHandler for WardenMcp {
         _req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let _caller = self.caller(&ctx).await?;
-        self.may_list(_caller.as_ref(), "prompts/list", &ctx)
+        let principal = self.principal(&ctx).await?;
+        self.may_list(principal.as_ref(), "prompts/list", &ctx)
             .await?;
         let prompts = self
             .pipeline
@@ -588,14 +586,14 @@ impl ServerHandler for WardenMcp {
         req: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let _caller = self.caller(&ctx).await?;
+        let principal = self.principal(&ctx).await?;
         let args = req.arguments.unwrap_or_default();
         let messages = self
             .pipeline
             .get_prompt(
                 &req.name,
                 &args,
-                _caller.as_ref().map(Principal::caller).as_ref(),
+                principal.as_ref(),
                 self.source,
                 &peer(&ctx),
                 &ctx.ct,

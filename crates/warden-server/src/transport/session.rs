@@ -34,10 +34,10 @@ enum Owner {
 impl Owner {
     fn of(req: &Request) -> Self {
         req.extensions()
-            .get::<warden_auth::Principal>()
+            .get::<warden_core::identity::Principal>()
             .map_or(Self::Anonymous, |p| Self::Principal {
-                org: p.org_id.to_string(),
-                user: p.user_id.to_string(),
+                org: p.org.clone(),
+                user: p.user_id.clone(),
             })
     }
 }

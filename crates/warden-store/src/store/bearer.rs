@@ -11,9 +11,10 @@ use super::{Backend, Store};
 use crate::StoreError;
 use crate::model::{ApiKey, Grant, Role};
 
-/// Who stands behind a credential.
+/// The stored facts about who stands behind a credential, from which authentication
+/// builds the domain's `Principal`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
+pub struct PrincipalRow {
     pub email: String,
     pub org_slug: String,
     pub user_disabled: bool,
@@ -93,7 +94,7 @@ impl Store {
         &self,
         hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<(Grant, Holder)>, StoreError> {
+    ) -> Result<Option<(Grant, PrincipalRow)>, StoreError> {
         let row = match &self.readers {
             Some(readers) => {
                 let args = vec![Value::Text(hash.to_string()), Value::Integer(millis(now))];
@@ -114,7 +115,7 @@ impl Store {
                 .await)?,
         };
         row.map(|r| {
-            let holder = Holder {
+            let holder = PrincipalRow {
                 email: r.holder_email,
                 org_slug: r.holder_org_slug,
                 user_disabled: r.holder_disabled_at.is_some(),
@@ -129,7 +130,7 @@ impl Store {
     pub async fn api_key_identity(
         &self,
         hash: &str,
-    ) -> Result<Option<(ApiKey, Holder, Option<Role>)>, StoreError> {
+    ) -> Result<Option<(ApiKey, PrincipalRow, Option<Role>)>, StoreError> {
         let row = match &self.readers {
             Some(readers) => {
                 read_one(
@@ -161,7 +162,7 @@ impl Store {
             })?),
             None => None,
         };
-        let holder = Holder {
+        let holder = PrincipalRow {
             email: r.holder_email,
             org_slug: r.holder_org_slug,
             user_disabled: r.holder_disabled_at.is_some(),

@@ -1,0 +1,53 @@
+//! Around the bearer gate: a request it answered 401 is counted by the pipeline (never
+//! recorded one by one), and an authenticated principal whose role may not connect an
+//! assistant is refused with 403 before any MCP message is read. The pipeline decides and
+//! records both.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::Value;
+use warden_core::pipeline::{Pipeline, Refusal, Source};
+
+use super::{audit_unavailable, jsonrpc_error};
+
+/// Tells the pipeline about every request the bearer gate answered 401, so that it can keep
+/// count of them (bounded: see `Pipeline::note_unauthenticated`).
+pub(super) async fn note_unauthenticated(
+    State(pipeline): State<Arc<Pipeline>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let peer = super::super::mcp::peer_of(req.headers(), req.extensions());
+    let res = next.run(req).await;
+    if res.status() == StatusCode::UNAUTHORIZED {
+        pipeline.note_unauthenticated(&peer);
+    }
+    res
+}
+
+/// Whether the authenticated principal may connect an assistant at all (Auxiliary Members
+/// and Service Accounts may not): 403 before any MCP message is read. The pipeline decides
+/// and records ([`Pipeline::admit`]).
+pub(super) async fn admit(
+    State(pipeline): State<Arc<Pipeline>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(principal) = req
+        .extensions()
+        .get::<warden_core::identity::Principal>()
+        .cloned()
+    else {
+        return next.run(req).await;
+    };
+    let peer = super::super::mcp::peer_of(req.headers(), req.extensions());
+    match pipeline.admit(&principal, Source::Http, &peer).await {
+        Ok(()) => next.run(req).await,
+        Err(Refusal::Denied(denial)) => jsonrpc_error(StatusCode::FORBIDDEN, -32003, denial.reason),
+        Err(Refusal::Audit(e)) => audit_unavailable(Value::Null, &e.to_string()),
+    }
+}

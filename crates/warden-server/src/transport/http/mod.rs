@@ -1,0 +1,144 @@
+//! Transport, HTTP layer: the axum router, and the layers every `/mcp` request passes
+//! before rmcp sees it, one file each, in this order:
+//!
+//! 1. `origin.rs`: a foreign `Origin` (403);
+//! 2. `admission.rs`: a 401 from the bearer gate is counted by the pipeline; the bearer gate
+//!    itself (`web/oauth/bearer.rs`, 401); whether the principal may connect at all (403);
+//! 3. `../session.rs`: a session this principal did not open (404);
+//! 4. `body.rs`: body size (413) and JSON-RPC shape (400);
+//! 5. `step_up.rs`: a connection whose scopes do not cover the tool (403 with a challenge);
+//! 6. rmcp, which checks `Host` against the configured hosts (403), then the protocol.
+//!
+//! `headers.rs` adds the security headers to every response. The pipeline makes every
+//! decision; these layers only ask it and write its answer on the wire.
+
+mod admission;
+mod body;
+mod headers;
+mod origin;
+mod step_up;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use warden_core::pipeline::{Pipeline, Source};
+use warden_core::project::ServerConfig;
+
+pub use body::{ToolCallPeek, check_jsonrpc};
+pub use origin::origin_allowed;
+
+use super::mcp::WardenMcp;
+use super::session::{SessionOwners, bind_to_owner};
+use crate::web::oauth::{AuthState, require_bearer};
+
+#[derive(Debug, Clone)]
+pub(super) struct EdgeConfig {
+    allowed_origins: Arc<[String]>,
+    max_body_bytes: usize,
+}
+
+/// The whole HTTP surface. With `auth`, every `/mcp` request needs a bearer and the OAuth
+/// endpoints are served; without it (`auth: none`), nothing is authenticated. `shutdown`
+/// ends open MCP sessions and their SSE streams.
+pub fn router(
+    pipeline: Arc<Pipeline>,
+    auth: Option<AuthState>,
+    shutdown: CancellationToken,
+) -> Router {
+    let server = pipeline.project().server.clone();
+    let edge = EdgeConfig {
+        allowed_origins: server.allowed_origins.clone().into(),
+        max_body_bytes: server.max_body_bytes,
+    };
+    let sessions = Arc::new(LocalSessionManager::default());
+    let owners = SessionOwners::new(sessions.clone(), shutdown.clone());
+    let mcp = mcp_service(pipeline.clone(), &server, sessions, shutdown);
+    let mut mcp_routes = Router::new().fallback_service(mcp);
+    if let Some(auth) = &auth {
+        let s = step_up::StepUp {
+            pipeline: pipeline.clone(),
+            resource_metadata: auth.prm_url(),
+        };
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(s, step_up::step_up));
+    }
+    let mut mcp_routes = mcp_routes
+        .layer(middleware::from_fn_with_state(
+            edge.clone(),
+            body::check_body,
+        ))
+        .layer(middleware::from_fn_with_state(owners, bind_to_owner))
+        .layer(middleware::from_fn_with_state(
+            pipeline.clone(),
+            admission::admit,
+        ));
+    if let Some(auth) = &auth {
+        // Authenticate before reading the body: an anonymous request costs nothing.
+        mcp_routes = mcp_routes
+            .layer(middleware::from_fn_with_state(auth.clone(), require_bearer))
+            .layer(middleware::from_fn_with_state(
+                pipeline.clone(),
+                admission::note_unauthenticated,
+            ));
+    }
+    let mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge, origin::check_origin));
+    let mut app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .nest_service("/mcp", mcp_routes);
+    if let Some(auth) = auth {
+        app = app.merge(crate::web::oauth::routes(auth));
+    }
+    app.layer(middleware::from_fn(headers::security_headers))
+}
+
+fn mcp_service(
+    pipeline: Arc<Pipeline>,
+    server: &ServerConfig,
+    sessions: Arc<LocalSessionManager>,
+    shutdown: CancellationToken,
+) -> StreamableHttpService<WardenMcp, LocalSessionManager> {
+    // rmcp compares the Host header without IPv6 brackets.
+    let hosts: Vec<String> = server
+        .allowed_hosts
+        .iter()
+        .map(|h| h.trim_matches(['[', ']']).to_string())
+        .collect();
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_max_request_body_bytes(server.max_body_bytes)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_cancellation_token(shutdown.child_token());
+    let handler = super::mcp::handler_for(pipeline, Source::Http);
+    StreamableHttpService::new(move || Ok(handler.clone()), sessions, config)
+}
+
+/// A JSON-RPC error object as an HTTP response (no id: the request could not be read).
+pub(super) fn jsonrpc_error(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
+    let body = json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message.into() } });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The answer when a refusal could not be recorded: refused all the same.
+pub(super) fn audit_unavailable(id: Value, message: &str) -> Response {
+    let body =
+        json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32603, "message": message } });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}

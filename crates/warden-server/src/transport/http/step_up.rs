@@ -1,0 +1,62 @@
+//! Scope step-up: a call whose tool the connection's scopes do not cover is answered 403
+//! with a `WWW-Authenticate` challenge naming the scope to ask for, before rmcp reads it.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use warden_core::pipeline::{Pipeline, Refusal, Source};
+
+use super::ToolCallPeek;
+use super::audit_unavailable;
+
+#[derive(Debug, Clone)]
+pub(super) struct StepUp {
+    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) resource_metadata: String,
+}
+
+/// Scope step-up (MCP authorization, insufficient scope): a write call on a connection
+/// without `mcp:write` gets HTTP 403 with a challenge naming the scope to ask for, so the
+/// client can re-authorize. The pipeline decides and records ([`Pipeline::step_up`]); this
+/// only writes the answer.
+pub(super) async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -> Response {
+    let call = req.extensions().get::<ToolCallPeek>().cloned();
+    let principal = req
+        .extensions()
+        .get::<warden_core::identity::Principal>()
+        .cloned();
+    let (Some(call), Some(principal)) = (call, principal) else {
+        return next.run(req).await;
+    };
+    let peer = super::super::mcp::peer_of(req.headers(), req.extensions());
+    match s
+        .pipeline
+        .step_up(&principal, &call.tool, Source::Http, &peer)
+        .await
+    {
+        Ok(()) => next.run(req).await,
+        Err(Refusal::Denied(denial)) => {
+            let challenge = format!(
+                r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="{}", error_description="{} needs the mcp:write scope""#,
+                s.resource_metadata,
+                call.tool.replace(['"', '\\'], "")
+            );
+            let body = json!({ "jsonrpc": "2.0", "id": call.id, "error": { "code": -32003, "message": denial.reason } });
+            let mut res = (
+                StatusCode::FORBIDDEN,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            res
+        }
+        Err(Refusal::Audit(e)) => audit_unavailable(call.id, &e.to_string()),
+    }
+}
