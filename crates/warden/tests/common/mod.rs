@@ -217,6 +217,7 @@ impl Server {
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .user_agent("warden-tests")
             .default_headers(headers)
             .build()
             .unwrap();
