@@ -69,7 +69,7 @@ async fn stdio_identity(
         .admit(
             &principal,
             warden_core::pipeline::Source::Stdio,
-            &warden_core::audit::Peer::default(),
+            warden_core::audit::Peer::default,
         )
         .await
         .map_err(|e| anyhow::anyhow!("WARDEN_API_KEY was refused: {e}"))?;

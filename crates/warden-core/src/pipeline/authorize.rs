@@ -28,17 +28,18 @@ impl Pipeline {
     }
 
     /// Whether an authenticated principal may connect an assistant at all, asked before any
-    /// MCP message is read. A refusal (Auxiliary Members, Service Accounts) is recorded.
+    /// MCP message is read. A refusal (Auxiliary Members, Service Accounts) is recorded;
+    /// `peer` is asked for only then.
     pub async fn admit(
         &self,
         caller: &Principal,
         source: Source,
-        peer: &Peer,
+        peer: impl FnOnce() -> Peer,
     ) -> Result<(), Refusal> {
         let Err(denial) = authz::may_connect(caller) else {
             return Ok(());
         };
-        let event = record::refusal("connect", "mcp", Some(caller), source, peer, &denial);
+        let event = record::refusal("connect", "mcp", Some(caller), source, &peer(), &denial);
         self.refuse(event, denial).await
     }
 
@@ -46,21 +47,28 @@ impl Pipeline {
     /// scopes cover `tool`, asked before the call is read so that the edge can answer with an
     /// HTTP challenge naming the scope to ask for. Only a scope refusal is answered (and
     /// recorded) here; any other outcome is left to [`Pipeline::call_tool`], which decides
-    /// again, explains and records it.
+    /// again, explains and records it. `peer` is asked for only when there is a refusal to
+    /// record.
     pub async fn step_up(
         &self,
         caller: &Principal,
         tool: &str,
         source: Source,
-        peer: &Peer,
+        peer: impl FnOnce() -> Peer,
     ) -> Result<(), Refusal> {
         let Some(tool) = self.project.tool(tool) else {
             return Ok(());
         };
         match authz::decide(caller, tool.access) {
             Err(denial) if denial.stage == Stage::Scope => {
-                let event =
-                    record::refusal("tool_call", &tool.name, Some(caller), source, peer, &denial);
+                let event = record::refusal(
+                    "tool_call",
+                    &tool.name,
+                    Some(caller),
+                    source,
+                    &peer(),
+                    &denial,
+                );
                 self.refuse(event, denial).await
             }
             _ => Ok(()),

@@ -313,7 +313,9 @@ async fn the_edge_questions_are_decided_and_recorded_here() {
     for role in Role::ALL {
         let before = sink.events().len();
         let r = p
-            .admit(&caller(role, Scopes::READ_WRITE), Source::Http, &peer)
+            .admit(&caller(role, Scopes::READ_WRITE), Source::Http, || {
+                peer.clone()
+            })
             .await;
         let records = &sink.events()[before..];
         if role.can_connect() {
@@ -340,7 +342,7 @@ async fn the_edge_questions_are_decided_and_recorded_here() {
     for (role, scopes, tool, want) in cases {
         let before = sink.events().len();
         let r = p
-            .step_up(&caller(role, scopes), tool, Source::Http, &peer)
+            .step_up(&caller(role, scopes), tool, Source::Http, || peer.clone())
             .await;
         let records = &sink.events()[before..];
         match want {
@@ -384,7 +386,7 @@ async fn a_refusal_that_cannot_be_recorded_is_still_a_refusal() {
             &caller(Role::Member, Scopes::READ),
             "add",
             Source::Http,
-            &Peer::default(),
+            Peer::default,
         )
         .await;
     assert!(matches!(r, Err(Refusal::Audit(_))), "{r:?}");

@@ -233,18 +233,37 @@ fn peer(ctx: &RequestContext<RoleServer>) -> Peer {
         .map_or_else(Peer::default, |p| peer_of(&p.headers, &p.extensions))
 }
 
-/// The network peer of an HTTP request: its address (from the connection) and user agent
-/// (at most 256 characters).
-pub(crate) fn peer_of(headers: &http::HeaderMap, extensions: &http::Extensions) -> Peer {
+/// The network peer of an HTTP request, to be made only if it is needed: what it needs is
+/// taken now (an address and a header value, both cheap to copy), so the request itself can
+/// move on.
+pub(crate) fn lazy_peer(req: &http::Request<axum::body::Body>) -> impl FnOnce() -> Peer + Send {
+    let addr = connected_addr(req.extensions());
+    let agent = req.headers().get(http::header::USER_AGENT).cloned();
+    move || peer_from(addr, agent.as_ref())
+}
+
+fn connected_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
+fn peer_from(addr: Option<std::net::SocketAddr>, agent: Option<&http::HeaderValue>) -> Peer {
     Peer {
-        remote_addr: extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.to_string()),
-        user_agent: headers
-            .get(http::header::USER_AGENT)
+        remote_addr: addr.map(|a| a.to_string()),
+        user_agent: agent
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
     }
+}
+
+/// The network peer of an HTTP request: its address (from the connection) and user agent
+/// (at most 256 characters).
+pub(crate) fn peer_of(headers: &http::HeaderMap, extensions: &http::Extensions) -> Peer {
+    peer_from(
+        connected_addr(extensions),
+        headers.get(http::header::USER_AGENT),
+    )
 }
 
 fn prompt_error(e: PromptError) -> ErrorData {

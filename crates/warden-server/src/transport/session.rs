@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tokio_util::sync::CancellationToken;
+use warden_core::identity::Principal;
 
 const HEADER: &str = "mcp-session-id";
 
@@ -32,13 +33,20 @@ enum Owner {
 }
 
 impl Owner {
-    fn of(req: &Request) -> Self {
-        req.extensions()
-            .get::<warden_core::identity::Principal>()
-            .map_or(Self::Anonymous, |p| Self::Principal {
-                org: p.org.clone(),
-                user: p.user_id.clone(),
-            })
+    fn of(p: Option<&Principal>) -> Self {
+        p.map_or(Self::Anonymous, |p| Self::Principal {
+            org: p.org.clone(),
+            user: p.user_id.clone(),
+        })
+    }
+
+    /// Whether `p` is this owner (compared without copying anything).
+    fn is(&self, p: Option<&Principal>) -> bool {
+        match (self, p) {
+            (Self::Principal { org, user }, Some(p)) => *org == p.org && *user == p.user_id,
+            (Self::Anonymous, None) => true,
+            _ => false,
+        }
     }
 }
 
@@ -70,8 +78,9 @@ impl SessionOwners {
         owners
     }
 
-    fn owner(&self, id: &str) -> Option<Owner> {
-        self.owners.lock().ok()?.get(id).cloned()
+    /// `None` for a session nobody opened here; else whether `p` opened it.
+    fn opened_by(&self, id: &str, p: Option<&Principal>) -> Option<bool> {
+        self.owners.lock().ok()?.get(id).map(|o| o.is(p))
     }
 
     fn insert(&self, id: String, owner: Owner) {
@@ -132,12 +141,12 @@ fn unknown_session() -> Response {
 
 /// The layer: binds new sessions to their opener and refuses everyone else.
 pub async fn bind_to_owner(State(s): State<SessionOwners>, req: Request, next: Next) -> Response {
-    let owner = Owner::of(&req);
     let id = req
         .headers()
         .get(HEADER)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let Some(id) = id else {
+        let owner = Owner::of(req.extensions().get::<Principal>());
         let res = next.run(req).await;
         if let Some(new) = res.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
             tracing::debug!(session = %shown(new), "session opened");
@@ -145,9 +154,9 @@ pub async fn bind_to_owner(State(s): State<SessionOwners>, req: Request, next: N
         }
         return res;
     };
-    match s.owner(&id) {
-        Some(o) if o == owner => {}
-        Some(_) => {
+    match s.opened_by(&id, req.extensions().get::<Principal>()) {
+        Some(true) => {}
+        Some(false) => {
             tracing::warn!(
                 session = %shown(&id),
                 "refused a request naming another principal's MCP session (answered as unknown)"

@@ -21,10 +21,17 @@ pub(super) async fn note_unauthenticated(
     req: Request,
     next: Next,
 ) -> Response {
-    let peer = super::super::mcp::peer_of(req.headers(), req.extensions());
+    // Only the address is counted; it is turned into text only for a 401.
+    let addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
     let res = next.run(req).await;
     if res.status() == StatusCode::UNAUTHORIZED {
-        pipeline.note_unauthenticated(&peer);
+        pipeline.note_unauthenticated(&warden_core::audit::Peer {
+            remote_addr: addr.map(|a| a.to_string()),
+            user_agent: None,
+        });
     }
     res
 }
@@ -44,10 +51,16 @@ pub(super) async fn admit(
     else {
         return next.run(req).await;
     };
-    let peer = super::super::mcp::peer_of(req.headers(), req.extensions());
-    match pipeline.admit(&principal, Source::Http, &peer).await {
-        Ok(()) => next.run(req).await,
-        Err(Refusal::Denied(denial)) => jsonrpc_error(StatusCode::FORBIDDEN, -32003, denial.reason),
-        Err(Refusal::Audit(e)) => audit_unavailable(Value::Null, &e.to_string()),
+    let peer = super::super::mcp::lazy_peer(&req);
+    let refused = match pipeline.admit(&principal, Source::Http, peer).await {
+        Ok(()) => None,
+        Err(Refusal::Denied(denial)) => {
+            Some(jsonrpc_error(StatusCode::FORBIDDEN, -32003, denial.reason))
+        }
+        Err(Refusal::Audit(e)) => Some(audit_unavailable(Value::Null, &e.to_string())),
+    };
+    match refused {
+        Some(res) => res,
+        None => next.run(req).await,
     }
 }

@@ -24,21 +24,21 @@ pub(super) struct StepUp {
 /// client can re-authorize. The pipeline decides and records ([`Pipeline::step_up`]); this
 /// only writes the answer.
 pub(super) async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -> Response {
-    let call = req.extensions().get::<ToolCallPeek>().cloned();
-    let principal = req
-        .extensions()
-        .get::<warden_core::identity::Principal>()
-        .cloned();
-    let (Some(call), Some(principal)) = (call, principal) else {
+    let (Some(call), Some(principal)) = (
+        req.extensions().get::<ToolCallPeek>().cloned(),
+        req.extensions()
+            .get::<warden_core::identity::Principal>()
+            .cloned(),
+    ) else {
         return next.run(req).await;
     };
-    let peer = super::super::mcp::peer_of(req.headers(), req.extensions());
-    match s
+    let peer = super::super::mcp::lazy_peer(&req);
+    let refused = match s
         .pipeline
-        .step_up(&principal, &call.tool, Source::Http, &peer)
+        .step_up(&principal, &call.tool, Source::Http, peer)
         .await
     {
-        Ok(()) => next.run(req).await,
+        Ok(()) => None,
         Err(Refusal::Denied(denial)) => {
             let challenge = format!(
                 r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="{}", error_description="{} needs the mcp:write scope""#,
@@ -55,8 +55,12 @@ pub(super) async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
-            res
+            Some(res)
         }
-        Err(Refusal::Audit(e)) => audit_unavailable(call.id, &e.to_string()),
+        Err(Refusal::Audit(e)) => Some(audit_unavailable(call.id, &e.to_string())),
+    };
+    match refused {
+        Some(res) => res,
+        None => next.run(req).await,
     }
 }
