@@ -480,12 +480,14 @@ pub async fn run_apps(store: &Store, audit: &AuditLog, cmd: AppsCommand) -> anyh
     Ok(())
 }
 
-/// What `warden demo` seeds: an organisation, an admin who can sign in, a read-only key.
+/// What `warden demo` seeds: an organisation, an admin who can sign in, a read-only key and
+/// a read-write key.
 pub struct DemoIdentity {
     pub org: String,
     pub admin_email: String,
     pub admin_password: String,
     pub read_key: String,
+    pub write_key: String,
 }
 
 pub async fn seed_demo(store: &Store) -> anyhow::Result<DemoIdentity> {
@@ -506,22 +508,32 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<DemoIdentity> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         )
         .await?;
-    let key = token::generate(TokenKind::ApiKey)?;
-    store
-        .create_api_key(
-            key.hash().as_str(),
-            &key.display_prefix(),
-            o.id,
-            admin.id,
-            "demo read-only",
-            Scopes::READ,
-            Utc::now(),
-        )
-        .await?;
+    let mut keys = Vec::new();
+    for (name, scopes) in [
+        ("demo read-only", Scopes::READ),
+        ("demo read-write", Scopes::READ_WRITE),
+    ] {
+        let key = token::generate(TokenKind::ApiKey)?;
+        store
+            .create_api_key(
+                key.hash().as_str(),
+                &key.display_prefix(),
+                o.id,
+                admin.id,
+                name,
+                scopes,
+                Utc::now(),
+            )
+            .await?;
+        keys.push(key.expose().to_string());
+    }
+    let [read_key, write_key] = <[String; 2]>::try_from(keys)
+        .map_err(|_| anyhow::anyhow!("the demo keys could not be created"))?;
     Ok(DemoIdentity {
         org: o.slug,
         admin_email: admin.email,
         admin_password: password,
-        read_key: key.expose().to_string(),
+        read_key,
+        write_key,
     })
 }

@@ -1,5 +1,6 @@
 //! `warden demo`: creates the example project in a temporary directory, seeds a demo
-//! organisation, user and API key, serves it over HTTP and prints how to connect.
+//! organisation, user and API keys (read-only and read-write), serves it over HTTP and
+//! prints how to connect.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -53,8 +54,11 @@ Sign in (OAuth, in the browser your client opens) as
   password       {password}
   organisation   {org}
 
-Read-only API key (shown once; send it as `Authorization: Bearer ...`):
-  {key}
+API keys for the demo admin (shown once; send one as `Authorization: Bearer ...`):
+  read-only      {key}
+  read-write     {write_key}
+  With the read-write key, a write tool such as update_finding_status first answers with a
+  preview and a confirmation token; call it again with \"confirm\": true and that token.
 
 Connect with the MCP Inspector (Streamable HTTP; it signs in through OAuth):
   npx @modelcontextprotocol/inspector --transport http --server-url {url}
@@ -70,5 +74,6 @@ upcoming_obligations and update_finding_status. Press Ctrl-C to stop.",
         password = id.admin_password,
         org = id.org,
         key = id.read_key,
+        write_key = id.write_key,
     );
 }

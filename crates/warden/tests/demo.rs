@@ -48,11 +48,17 @@ async fn demo_prints_how_to_connect_and_serves_tools() {
         .to_string();
     assert!(std::path::Path::new(&project).exists());
 
-    let key = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("wdn_key_"))
-        .expect("a read-only key in the banner")
-        .to_string();
+    let labelled = |label: &str| -> String {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(|k| k.trim().to_string())
+            .filter(|k| k.starts_with("wdn_key_"))
+            .unwrap_or_else(|| panic!("no {label} key in the banner:\n{banner}"))
+    };
+    let key = labelled("read-only");
+    let write_key = labelled("read-write");
+    assert_ne!(key, write_key);
     assert!(banner.contains("admin@demo.example"), "{banner}");
     // Without the key, the endpoint refuses; with it, tools are served.
     let anonymous = reqwest::Client::new()
@@ -80,6 +86,17 @@ async fn demo_prints_how_to_connect_and_serves_tools() {
         .call("search_vendors", json!({"query": "Cloud", "limit": 5}))
         .await;
     assert_eq!(r["isError"], false);
+
+    // The read-write key sees the write tool and can make a confirmed write.
+    let writer = common::Server::attach(server.url.clone()).with_bearer(write_key);
+    let mut w = writer.session().await;
+    let r = w
+        .call_confirmed(
+            "update_finding_status",
+            json!({"finding_id": 1, "status": "in_progress", "note": "demo write key"}),
+        )
+        .await;
+    assert_eq!(r["isError"], false, "{r}");
 
     // SIGTERM: a clean stop that removes the temporary project.
     let _ = std::process::Command::new("kill")
