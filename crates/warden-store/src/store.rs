@@ -170,6 +170,12 @@ const UPSERT_MEMBERSHIP: &str = "INSERT INTO memberships \
      DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at \
      RETURNING org_id, user_id, role, created_at, updated_at";
 
+const ADD_MEMBERSHIP: &str = "INSERT INTO memberships \
+     (org_id, user_id, role, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $4) \
+     ON CONFLICT (org_id, user_id) DO NOTHING \
+     RETURNING org_id, user_id, role, created_at, updated_at";
+
 const CHANGE_ROLE: &str = "UPDATE memberships SET role = $3, updated_at = $4 \
      WHERE org_id = $1 AND user_id = $2 \
      RETURNING org_id, user_id, role, created_at, updated_at";
@@ -441,6 +447,32 @@ impl Store {
             .await);
         match row {
             Ok(row) => row.try_into(),
+            Err(err) if matches!(violation(&err), Some(ErrorKind::ForeignKeyViolation)) => {
+                Err(self.missing_member_parent(&org, &user).await?)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Adds `user_id` to `org_id` with `role`. Never changes an existing membership: `None`
+    /// when the user is already a member (see [`Self::change_role`]).
+    pub async fn add_membership(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: Role,
+    ) -> Result<Option<Membership>, StoreError> {
+        let org = org_id.to_string();
+        let user = user_id.to_string();
+        let row = on_pool!(self, pool => sqlx::query_as::<_, MembershipRow>(ADD_MEMBERSHIP)
+            .bind(&org)
+            .bind(&user)
+            .bind(role.as_str())
+            .bind(now_millis())
+            .fetch_optional(pool)
+            .await);
+        match row {
+            Ok(row) => row.map(Membership::try_from).transpose(),
             Err(err) if matches!(violation(&err), Some(ErrorKind::ForeignKeyViolation)) => {
                 Err(self.missing_member_parent(&org, &user).await?)
             }

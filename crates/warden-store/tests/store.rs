@@ -164,6 +164,56 @@ async fn invalid_email_is_rejected() {
 }
 
 #[tokio::test]
+async fn adding_never_changes_and_changing_never_adds() {
+    on_each_backend(|store| async move {
+        let org = store.create_org("acme", "Acme").await.unwrap();
+        let bob = user(&store, "bob@example.com").await;
+        // Changing the role of a non-member adds nobody.
+        assert_eq!(
+            store
+                .change_role(org.id, bob.id, Role::Admin)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.membership(org.id, bob.id).await.unwrap(), None);
+        // Adding adds once; adding again changes nothing.
+        let added = store
+            .add_membership(org.id, bob.id, Role::Guest)
+            .await
+            .unwrap()
+            .expect("added");
+        assert_eq!(added.role, Role::Guest);
+        assert_eq!(
+            store
+                .add_membership(org.id, bob.id, Role::Admin)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .membership(org.id, bob.id)
+                .await
+                .unwrap()
+                .map(|m| m.role),
+            Some(Role::Guest)
+        );
+        // Changing a member's role changes it.
+        let changed = store
+            .change_role(org.id, bob.id, Role::Member)
+            .await
+            .unwrap()
+            .expect("changed");
+        assert_eq!(
+            (changed.role, changed.created_at),
+            (Role::Member, added.created_at)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn membership_lifecycle() {
     on_each_backend(|store| async move {
         let org = store.create_org("acme", "Acme").await.unwrap();

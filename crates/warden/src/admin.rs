@@ -285,19 +285,16 @@ pub async fn run_member(store: &Store, audit: &AuditLog, cmd: MemberCommand) -> 
             org: slug,
         } => {
             let role = role(&role_name)?;
-            let o = org(store, &slug).await?;
-            let u = user(store, &email).await?;
-            if let Some(m) = store.membership(o.id, u.id).await? {
+            let (o, u) = (org(store, &slug).await?, user(store, &email).await?);
+            if store.add_membership(o.id, u.id, role).await?.is_none() {
                 bail!(
-                    "{} is already a member of {} (as {}); change their role with `warden member set-role {} {role} --org {}`",
+                    "{} is already a member of {}; nothing was changed. To change their role, run `warden member set-role {} {role} --org {}`",
                     u.email,
                     o.slug,
-                    m.role,
                     u.email,
                     o.slug
                 );
             }
-            store.set_membership(o.id, u.id, role).await?;
             let mut e = cli_event("member_added", &o, u.email.clone())
                 .user(u.id.to_string(), u.email.clone());
             e.detail = Some(serde_json::json!({"role": role.to_string()}));
@@ -310,9 +307,11 @@ pub async fn run_member(store: &Store, audit: &AuditLog, cmd: MemberCommand) -> 
             org: slug,
         } => {
             let role = role(&role_name)?;
-            let o = org(store, &slug).await?;
-            let u = user(store, &email).await?;
-            let Some(before) = store.membership(o.id, u.id).await?.map(|m| m.role) else {
+            let (o, u) = (org(store, &slug).await?, user(store, &email).await?);
+            // The role before, for the record; the change itself touches members only.
+            let before = store.membership(o.id, u.id).await?.map(|m| m.role);
+            let (Some(before), Some(_)) = (before, store.change_role(o.id, u.id, role).await?)
+            else {
                 bail!(
                     "{} is not a member of {}; nothing was changed. To add them, run `warden member add {} {role} --org {}`",
                     u.email,
@@ -321,13 +320,6 @@ pub async fn run_member(store: &Store, audit: &AuditLog, cmd: MemberCommand) -> 
                     o.slug
                 );
             };
-            if store.change_role(o.id, u.id, role).await?.is_none() {
-                bail!(
-                    "{} stopped being a member of {} while their role was being changed; nothing was changed",
-                    u.email,
-                    o.slug
-                );
-            }
             let mut e = cli_event("role_changed", &o, u.email.clone())
                 .user(u.id.to_string(), u.email.clone());
             e.detail = Some(serde_json::json!({

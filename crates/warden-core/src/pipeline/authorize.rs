@@ -9,7 +9,7 @@ use crate::identity::Principal;
 use crate::project::{Access, Tool};
 
 use super::Pipeline;
-use super::error::Refusal;
+use super::error::Rejection;
 use super::record;
 use super::request::Source;
 
@@ -35,7 +35,7 @@ impl Pipeline {
         caller: &Principal,
         source: Source,
         peer: impl FnOnce() -> Peer,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Rejection> {
         let Err(denial) = authz::may_connect(caller) else {
             return Ok(());
         };
@@ -55,7 +55,7 @@ impl Pipeline {
         tool: &str,
         source: Source,
         peer: impl FnOnce() -> Peer,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Rejection> {
         let Some(tool) = self.project.tool(tool) else {
             return Ok(());
         };
@@ -83,7 +83,7 @@ impl Pipeline {
         method: &str,
         source: Source,
         peer: &Peer,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Rejection> {
         let Err(denial) = self.authorize(caller, Access::Read) else {
             return Ok(());
         };
@@ -107,12 +107,12 @@ impl Pipeline {
     /// Records a refusal the pipeline answers itself, and returns it. If the trail cannot
     /// take the record, the request is refused all the same and the trail's failure is
     /// what the caller hears.
-    async fn refuse(&self, event: Event, denial: Denial) -> Result<(), Refusal> {
+    async fn refuse(&self, event: Event, denial: Denial) -> Result<(), Rejection> {
         match self.audit.record(event).await {
-            Ok(()) => Err(Refusal::Denied(denial)),
+            Ok(()) => Err(Rejection::Denied(denial)),
             Err(e) => {
                 tracing::error!(error = %e.0, "a refusal could not be recorded; refusing all the same");
-                Err(Refusal::Audit(e))
+                Err(Rejection::Audit(e))
             }
         }
     }

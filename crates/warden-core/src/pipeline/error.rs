@@ -79,7 +79,7 @@ pub enum PromptError {
 /// A request the pipeline refused before it was read (connecting, scope step-up, listing):
 /// the denial, already recorded, or the trail's failure to record it.
 #[derive(Debug, thiserror::Error)]
-pub enum Refusal {
+pub enum Rejection {
     #[error("{0}")]
     Denied(Denial),
     #[error(transparent)]

@@ -45,7 +45,7 @@ mod tests;
 use std::sync::Arc;
 
 pub use arguments::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
-pub use error::{CallError, PromptError, Refusal, ResourceError};
+pub use error::{CallError, PromptError, Rejection, ResourceError};
 pub use input_policy::policy_variables;
 pub use request::{CallRequest, ClientChannel, Elicited, NoChannel, Source};
 pub use response::{

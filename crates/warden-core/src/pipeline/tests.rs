@@ -323,7 +323,7 @@ async fn the_edge_questions_are_decided_and_recorded_here() {
             assert!(records.is_empty(), "{role:?}: an admission is not a call");
         } else {
             assert!(
-                matches!(r, Err(Refusal::Denied(ref d)) if d.stage == crate::authz::Stage::Connect)
+                matches!(r, Err(Rejection::Denied(ref d)) if d.stage == crate::authz::Stage::Connect)
             );
             assert_eq!(records.len(), 1, "{role:?}");
             assert_eq!(records[0].stage.as_deref(), Some("connect"));
@@ -347,7 +347,7 @@ async fn the_edge_questions_are_decided_and_recorded_here() {
         let records = &sink.events()[before..];
         match want {
             Some(stage) => {
-                assert!(matches!(r, Err(Refusal::Denied(_))), "{role:?} {tool}");
+                assert!(matches!(r, Err(Rejection::Denied(_))), "{role:?} {tool}");
                 assert_eq!(records.len(), 1, "{role:?} {tool}");
                 assert_eq!(records[0].stage.as_deref(), Some(stage));
                 assert_eq!(records[0].action, tool);
@@ -389,7 +389,7 @@ async fn a_refusal_that_cannot_be_recorded_is_still_a_refusal() {
             Peer::default,
         )
         .await;
-    assert!(matches!(r, Err(Refusal::Audit(_))), "{r:?}");
+    assert!(matches!(r, Err(Rejection::Audit(_))), "{r:?}");
     let (got, _) = {
         let who = caller(Role::Guest, Scopes::READ);
         let req = CallRequest {

@@ -32,7 +32,7 @@ use warden_auth::server::AuthnError;
 use warden_core::audit::Peer;
 use warden_core::identity::Principal;
 use warden_core::pipeline::{
-    CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, Refusal,
+    CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, Rejection,
     ResourceBody, ResourceError, Source,
 };
 use warden_core::project::{Access, ResourceUri, Speaker};
@@ -134,7 +134,7 @@ impl WardenMcp {
         self.pipeline
             .may_list(principal, method, self.source, &peer(ctx))
             .await
-            .map_err(refusal_error)
+            .map_err(rejection_error)
     }
 
     /// The authenticated caller: over HTTP, the principal the bearer gate attached to the
@@ -219,10 +219,10 @@ fn resource_error(e: ResourceError) -> ErrorData {
 }
 
 /// A refusal the pipeline made before running anything (listing).
-fn refusal_error(r: Refusal) -> ErrorData {
+fn rejection_error(r: Rejection) -> ErrorData {
     match r {
-        Refusal::Denied(d) => ErrorData::new(ErrorCode(-32003), d.reason, None),
-        Refusal::Audit(e) => ErrorData::internal_error(e.to_string(), None),
+        Rejection::Denied(d) => ErrorData::new(ErrorCode(-32003), d.reason, None),
+        Rejection::Audit(e) => ErrorData::internal_error(e.to_string(), None),
     }
 }
 

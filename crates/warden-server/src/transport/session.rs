@@ -111,15 +111,6 @@ impl SessionOwners {
             }
         }
     }
-
-    /// How many sessions have an owner on record.
-    pub fn len(&self) -> usize {
-        self.owners.lock().map_or(0, |m| m.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The first characters of a session id, enough to tell sessions apart in a log.

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
-use warden_core::pipeline::{Pipeline, Refusal, Source};
+use warden_core::pipeline::{Pipeline, Rejection, Source};
 
 use super::{audit_unavailable, jsonrpc_error};
 
@@ -54,10 +54,10 @@ pub(super) async fn admit(
     let peer = super::super::mcp::lazy_peer(&req);
     let refused = match pipeline.admit(&principal, Source::Http, peer).await {
         Ok(()) => None,
-        Err(Refusal::Denied(denial)) => {
+        Err(Rejection::Denied(denial)) => {
             Some(jsonrpc_error(StatusCode::FORBIDDEN, -32003, denial.reason))
         }
-        Err(Refusal::Audit(e)) => Some(audit_unavailable(Value::Null, &e.to_string())),
+        Err(Rejection::Audit(e)) => Some(audit_unavailable(Value::Null, &e.to_string())),
     };
     match refused {
         Some(res) => res,

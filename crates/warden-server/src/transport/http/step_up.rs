@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use warden_core::pipeline::{Pipeline, Refusal, Source};
+use warden_core::pipeline::{Pipeline, Rejection, Source};
 
 use super::ToolCallPeek;
 use super::audit_unavailable;
@@ -39,7 +39,7 @@ pub(super) async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -
         .await
     {
         Ok(()) => None,
-        Err(Refusal::Denied(denial)) => {
+        Err(Rejection::Denied(denial)) => {
             let challenge = format!(
                 r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="{}", error_description="{} needs the mcp:write scope""#,
                 s.resource_metadata,
@@ -57,7 +57,7 @@ pub(super) async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -
             }
             Some(res)
         }
-        Err(Refusal::Audit(e)) => Some(audit_unavailable(call.id, &e.to_string())),
+        Err(Rejection::Audit(e)) => Some(audit_unavailable(call.id, &e.to_string())),
     };
     match refused {
         Some(res) => res,
