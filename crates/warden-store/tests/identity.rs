@@ -576,6 +576,78 @@ async fn refresh_rotation_issues_new_tokens_for_the_same_grant() {
 }
 
 #[tokio::test]
+async fn a_step_up_mark_is_taken_once_by_a_recent_refresh_of_an_active_token() {
+    on_each_backend(|store| async move {
+        let f = fixture(&store, "acme").await;
+        let g = grant(&store, &f, Scopes::READ).await;
+        let (_, refresh) = tokens(&store, &g.id).await;
+        // No mark: nothing to take.
+        assert_eq!(
+            store.take_step_up(&refresh, t(0), t(10)).await.unwrap(),
+            None
+        );
+
+        store.mark_step_up(&g.id, t(100)).await.unwrap();
+        // A mark older than `since` is not taken, and stays.
+        assert_eq!(
+            store.take_step_up(&refresh, t(101), t(102)).await.unwrap(),
+            None
+        );
+        // An unknown token takes nothing.
+        assert_eq!(
+            store.take_step_up(&hash(), t(0), t(102)).await.unwrap(),
+            None
+        );
+        // Taken once, then gone.
+        assert_eq!(
+            store.take_step_up(&refresh, t(50), t(102)).await.unwrap(),
+            Some(g.id.clone())
+        );
+        assert_eq!(
+            store.take_step_up(&refresh, t(50), t(103)).await.unwrap(),
+            None
+        );
+        // Taking it did not use up the refresh token.
+        let (outcome, refresh2, _) = rotate(&store, &refresh, t(104)).await;
+        assert_eq!(outcome, RotateOutcome::Rotated { grant: g.clone() });
+
+        // A used, expired or revoked token takes nothing.
+        store.mark_step_up(&g.id, t(200)).await.unwrap();
+        assert_eq!(
+            store.take_step_up(&refresh, t(0), t(201)).await.unwrap(),
+            None,
+            "used"
+        );
+        assert_eq!(
+            store
+                .take_step_up(&refresh2, t(0), t(104) + TimeDelta::days(31))
+                .await
+                .unwrap(),
+            None,
+            "expired"
+        );
+        store.revoke_grant(&g.id, "test", t(300)).await.unwrap();
+        store.mark_step_up(&g.id, t(301)).await.unwrap();
+        assert_eq!(
+            store.take_step_up(&refresh2, t(0), t(302)).await.unwrap(),
+            None,
+            "revoked"
+        );
+
+        // The consent page's question: which scopes this user's active grants give a client.
+        let g2 = grant(&store, &f, Scopes::READ).await;
+        assert_eq!(
+            store
+                .active_scopes_of_client(f.user.id, &g2.client_id)
+                .await
+                .unwrap(),
+            vec![Scopes::READ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn refresh_token_reuse_revokes_the_whole_grant() {
     on_each_backend(|store| async move {
         let f = fixture(&store, "acme").await;

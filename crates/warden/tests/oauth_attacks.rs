@@ -149,7 +149,7 @@ impl Flow {
         let page = self.get_authorize(jar, params).await;
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
-        assert!(html.contains("Allow Attack Test"), "{html}");
+        assert!(html.contains("Attack Test"), "{html}");
         let mut form: Vec<(String, String)> = params.to_vec();
         if csrf {
             form.push(("csrf_token".into(), hidden(&html, "csrf_token").unwrap()));
@@ -1204,4 +1204,68 @@ async fn consent_attack_table() {
     let code = url_params(r.headers()[LOCATION].to_str().unwrap())["code"].clone();
     let (s, t) = flow.exchange(&code, VERIFIER).await;
     assert_eq!((s, t["scope"].as_str().unwrap()), (200, "mcp:read"));
+}
+
+/// Step-up (MCP authorization, insufficient scope) completes whichever way a client goes:
+/// a refresh right after the 403 is refused once with `invalid_grant` (a refresh cannot widen
+/// a grant, so the client must re-authorize), and the new authorization's consent page says
+/// plainly that the app now asks to change data, with the write box in view.
+#[tokio::test]
+async fn step_up_refuses_one_refresh_and_asks_the_person_about_writes() {
+    let (_d, file, _) = project_with_members();
+    let server = Server::start(&file);
+    let flow = Flow::new(&server).await;
+    let (s, t) = flow
+        .exchange(&flow.code("ana@acme.example", false).await, VERIFIER)
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["scope"], "mcp:read");
+    // Before any challenge, refreshing works as always.
+    let (s, t) = flow.refresh(t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{t}");
+    let access = t["access_token"].as_str().unwrap();
+    let refresh = t["refresh_token"].as_str().unwrap();
+    assert_eq!(write_allowed(&flow, access).await, Err(403));
+
+    let (s, refused) = flow.refresh(refresh).await;
+    assert_eq!(s, 400, "{refused}");
+    assert_eq!(refused["error"], "invalid_grant");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("new authorization"),
+        "{refused}"
+    );
+    // Only one refresh is refused, and the token was not used up by it.
+    let (s, again) = flow.refresh(refresh).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["scope"], "mcp:read");
+
+    // The new authorization: the same person, the same app, now asking for writes.
+    let mut jar = flow.sign_in("ana@acme.example").await;
+    let params = flow.params(&challenge_s256(VERIFIER));
+    let page = flow.get_authorize(&mut jar, &params).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Attack Test now asks to change data"),
+        "{html}"
+    );
+    let (step_up_box, rest) = html.split_once(r#"name="write""#).unwrap();
+    assert!(
+        step_up_box.find("<select").is_none() && step_up_box.contains("change data"),
+        "the write choice comes first"
+    );
+    assert!(!rest.contains(r#"name="write""#), "one write box only");
+    let r = flow.consent(&mut jar, &params, true, true).await;
+    assert_eq!(r.status(), 303);
+    let code = url_params(r.headers()[LOCATION].to_str().unwrap())["code"].clone();
+    let (s, t) = flow.exchange(&code, VERIFIER).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["scope"], "mcp:read mcp:write");
+    assert_eq!(
+        write_allowed(&flow, t["access_token"].as_str().unwrap()).await,
+        Ok(true)
+    );
 }

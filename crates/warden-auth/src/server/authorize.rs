@@ -3,7 +3,7 @@
 //! grant and a single-use code sent back to the client's redirect URI.
 
 use chrono::Utc;
-use warden_store::{OAuthClient, Organization, Role, Scope, Scopes, StoreError, UserId};
+use warden_store::{ClientId, OAuthClient, Organization, Role, Scope, Scopes, StoreError, UserId};
 
 use super::{AuthServer, AuthorizeError, InternalError, at};
 use crate::pkce;
@@ -204,6 +204,13 @@ impl AuthServer {
             .filter(|(_, m)| can_connect(m.role))
             .map(|(o, m)| (o, m.role))
             .collect())
+    }
+
+    /// Whether `user` already lets `client` read without writing: a request for `mcp:write`
+    /// from it is then a step-up (the app met a write tool), and the consent page says so.
+    pub async fn is_step_up(&self, user: UserId, client: &ClientId) -> Result<bool, StoreError> {
+        let held = self.store.active_scopes_of_client(user, client).await?;
+        Ok(!held.is_empty() && held.iter().all(|s| !s.contains(Scope::Write)))
     }
 
     /// The user allowed the request: records the grant and returns the redirect URL with a

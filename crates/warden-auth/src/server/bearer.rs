@@ -6,7 +6,7 @@
 //! (`Pipeline::admit`) refuses it with 403 and records the refusal.
 
 use chrono::Utc;
-use warden_store::{OrgId, Role, Scopes, UserId};
+use warden_store::{GrantId, OrgId, Role, Scopes, UserId};
 
 use super::{AuthServer, AuthnError};
 use warden_core::identity::Principal;
@@ -17,6 +17,15 @@ use crate::token::{RawToken, TokenKind};
 impl AuthServer {
     /// Resolves a bearer presented at `/mcp`.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthnError> {
+        self.authenticate_bearer(bearer).await.map(|(p, _)| p)
+    }
+
+    /// Resolves a bearer presented at `/mcp`, with the grant behind an OAuth access token
+    /// (for [`AuthServer::note_step_up`]).
+    pub async fn authenticate_bearer(
+        &self,
+        bearer: &str,
+    ) -> Result<(Principal, Option<GrantId>), AuthnError> {
         let raw = RawToken::from_client(bearer);
         let now = Utc::now();
         let invalid = || {
@@ -40,6 +49,7 @@ impl AuthServer {
                     client_id: grant.client_id,
                 };
                 Self::principal_of(grant.user_id, grant.role, grant.scopes, method, holder)
+                    .map(|p| (p, Some(grant.id)))
             }
             Some(TokenKind::ApiKey) => {
                 let (key, holder, role) = self
@@ -60,7 +70,7 @@ impl AuthServer {
                     self.store.touch_api_key(&key.id, now).await?;
                 }
                 let method = AuthMethod::ApiKey { key_id: key.id };
-                Self::principal_of(key.user_id, role, key.scopes, method, holder)
+                Self::principal_of(key.user_id, role, key.scopes, method, holder).map(|p| (p, None))
             }
             Some(TokenKind::Session) => {
                 let session = self
@@ -95,11 +105,22 @@ impl AuthServer {
                     AuthMethod::Session,
                 )
                 .await
+                .map(|p| (p, None))
             }
             _ => Err(AuthnError::Unauthenticated(
                 "the bearer token is not a Warden token".into(),
             )),
         }
+    }
+
+    /// Notes that a call on `grant`'s access token was answered with a step-up challenge
+    /// (403 insufficient_scope, naming `mcp:write`). A refresh cannot widen a grant, so the
+    /// grant's next refresh within [`super::STEP_UP_WINDOW`] is refused with `invalid_grant`: a
+    /// client that refreshes instead of re-authorizing (as some SDKs do first) then starts a
+    /// new authorization, where the person is asked about the wider scope.
+    pub async fn note_step_up(&self, grant: &GrantId) -> Result<(), AuthnError> {
+        self.store.mark_step_up(grant, Utc::now()).await?;
+        Ok(())
     }
 
     fn principal_of(

@@ -43,6 +43,9 @@ pub use token_endpoint::TokenResponse;
 
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 60 * 60);
 pub const MAGIC_LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long after a step-up challenge a refresh of the same grant is refused, so that the
+/// client re-authorizes (see [`AuthServer::note_step_up`]).
+pub const STEP_UP_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug)]
 pub struct AuthServer {

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use warden_store::RotateOutcome;
 
-use super::{AuthServer, TokenError, TokenResponse, at};
+use super::{AuthServer, STEP_UP_WINDOW, TokenError, TokenResponse, at};
 use crate::token::{self, RawToken, TokenKind};
 
 impl AuthServer {
@@ -45,12 +45,31 @@ impl AuthServer {
             ));
         }
         let now = Utc::now();
+        let presented_hash = RawToken::from_client(presented).hash();
+        // A refresh cannot widen a grant. Soon after a step-up challenge, the client needs
+        // a new authorization, not the same scopes again: refuse this one refresh (the token
+        // stays unused) so that it starts one. See `AuthServer::note_step_up`.
+        if let Some(grant) = self
+            .store
+            .take_step_up(
+                presented_hash.as_str(),
+                now - chrono::Duration::from_std(STEP_UP_WINDOW).unwrap_or_default(),
+                now,
+            )
+            .await?
+        {
+            tracing::info!(grant = %grant, "refresh after a step-up challenge refused; the client must re-authorize");
+            return Err(TokenError::new(
+                "invalid_grant",
+                "this connection was just asked for more access (mcp:write), which a refresh cannot add; start a new authorization so the person can allow it",
+            ));
+        }
         let access = token::generate(TokenKind::AccessToken)?;
         let refresh = token::generate(TokenKind::RefreshToken)?;
         let outcome = self
             .store
             .rotate_refresh_token(
-                RawToken::from_client(presented).hash().as_str(),
+                presented_hash.as_str(),
                 refresh.hash().as_str(),
                 access.hash().as_str(),
                 now,

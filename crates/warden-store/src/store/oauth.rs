@@ -66,6 +66,18 @@ const ACTIVE_GRANT: &str = "SELECT g.id, g.org_id, g.user_id, g.client_id, g.sco
 const SET_GRANT_ROLE: &str =
     "UPDATE grants SET role = $2, updated_at = $3 WHERE id = $1 AND revoked_at IS NULL";
 
+const ACTIVE_SCOPES_OF_CLIENT_FOR_USER: &str = "SELECT scopes FROM grants \
+     WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL";
+
+const MARK_STEP_UP: &str = "UPDATE grants SET step_up_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+/// Clears a recent step-up mark on the grant of an active refresh token, returning the grant.
+const TAKE_STEP_UP: &str = "UPDATE grants SET step_up_at = NULL \
+     WHERE step_up_at >= $2 AND revoked_at IS NULL AND id = \
+       (SELECT grant_id FROM refresh_tokens \
+         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3) \
+     RETURNING id";
+
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $2, revoked_reason = $3, updated_at = $2 \
      WHERE id = $1 AND revoked_at IS NULL";
 
@@ -392,6 +404,62 @@ impl Store {
             .await
             .map(|done| done.rows_affected()))?;
         Ok(changed > 0)
+    }
+
+    /// The scopes of every active grant `user_id` gave `client_id`, in any organization:
+    /// the consent page tells a first connection from a request for more access.
+    pub async fn active_scopes_of_client(
+        &self,
+        user_id: UserId,
+        client_id: &ClientId,
+    ) -> Result<Vec<Scopes>, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query_scalar::<_, String>(ACTIVE_SCOPES_OF_CLIENT_FOR_USER)
+            .bind(user_id.to_string())
+            .bind(client_id.to_string())
+            .fetch_all(pool)
+            .await)?;
+        rows.iter()
+            .map(|s| {
+                s.parse().map_err(|e| StoreError::Corrupt {
+                    entity: "grant",
+                    detail: format!("scopes {s:?}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Notes that a call on `grant_id`'s token was just answered with a step-up challenge
+    /// (403 insufficient_scope). A revoked grant is left alone.
+    pub async fn mark_step_up(
+        &self,
+        grant_id: &GrantId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query(MARK_STEP_UP)
+            .bind(grant_id.to_string())
+            .bind(millis(now))
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// If the refresh token hashed `refresh_hash` is active and its grant was marked by
+    /// [`Store::mark_step_up`] at or after `since`, clears the mark and returns the grant:
+    /// the caller then refuses this one refresh. The token itself is left unused.
+    pub async fn take_step_up(
+        &self,
+        refresh_hash: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<GrantId>, StoreError> {
+        let id = on_pool!(self, pool => sqlx::query_scalar::<_, String>(TAKE_STEP_UP)
+            .bind(refresh_hash)
+            .bind(millis(since))
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await)?;
+        id.map(|id| grant_id(&id)).transpose()
     }
 
     /// Revokes a grant with `reason`, and in the same transaction revokes all

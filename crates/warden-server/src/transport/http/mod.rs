@@ -67,6 +67,7 @@ pub fn router(
         let s = step_up::StepUp {
             pipeline: pipeline.clone(),
             resource_metadata: auth.prm_url(),
+            auth: auth.auth.clone(),
         };
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(s, step_up::step_up));
     }

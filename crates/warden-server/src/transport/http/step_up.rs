@@ -12,11 +12,13 @@ use warden_core::pipeline::{Pipeline, Rejection, Source};
 
 use super::ToolCallPeek;
 use super::audit_unavailable;
+use crate::web::oauth::OAuthGrant;
 
 #[derive(Debug, Clone)]
 pub(super) struct StepUp {
     pub(super) pipeline: Arc<Pipeline>,
     pub(super) resource_metadata: String,
+    pub(super) auth: Arc<warden_auth::server::AuthServer>,
 }
 
 /// Scope step-up (MCP authorization, insufficient scope): a write call on a connection
@@ -40,6 +42,12 @@ pub(super) async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -
     {
         Ok(()) => None,
         Err(Rejection::Denied(denial)) => {
+            if let Some(OAuthGrant(grant)) = req.extensions().get::<OAuthGrant>()
+                && let Err(e) = s.auth.note_step_up(grant).await
+            {
+                // The challenge still goes out; only the refresh hint is lost.
+                tracing::warn!(error = %e, "could not note a step-up challenge on its grant");
+            }
             let challenge = format!(
                 r#"Bearer error="insufficient_scope", scope="mcp:read mcp:write", resource_metadata="{}", error_description="{} needs the mcp:write scope""#,
                 s.resource_metadata,

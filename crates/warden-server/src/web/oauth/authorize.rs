@@ -107,6 +107,15 @@ async fn consent_page(
         Ok(seal) => seal,
         Err(e) => return authorize_error_response(s, AuthorizeError::from(e)),
     };
+    let write_requested = req.scopes.contains(warden_store::Scope::Write);
+    let step_up = if write_requested {
+        match s.auth.is_step_up(user.id, &req.client.id).await {
+            Ok(b) => b,
+            Err(e) => return authorize_error_response(s, AuthorizeError::from(e)),
+        }
+    } else {
+        false
+    };
     let orgs: Vec<minijinja::Value> = orgs
         .iter()
         .map(|(o, role)| minijinja::context! { slug => o.slug.clone(), name => o.name.clone(), role => role.to_string() })
@@ -122,7 +131,8 @@ async fn consent_page(
             consent_seal => seal,
             oauth_params => p.pairs(),
             orgs,
-            write_requested => req.scopes.contains(warden_store::Scope::Write),
+            write_requested,
+            step_up,
             error,
         },
         cookie,

@@ -10,6 +10,11 @@ use warden_auth::server::AuthnError;
 
 use super::AuthState;
 
+/// The grant behind an OAuth access token, beside the principal in a request's extensions:
+/// the step-up layer notes its challenges against it.
+#[derive(Debug, Clone)]
+pub(crate) struct OAuthGrant(pub(crate) warden_store::GrantId);
+
 /// Authentication for `/mcp`: every request needs a valid bearer. The principal travels in
 /// the request's extensions to the MCP handler. Failures never reach rmcp.
 pub(crate) async fn require_bearer(
@@ -55,9 +60,12 @@ pub(crate) async fn require_bearer(
             "authentication required: send an OAuth access token or API key as a Bearer token",
         );
     };
-    match s.auth.authenticate(&bearer).await {
-        Ok(principal) => {
+    match s.auth.authenticate_bearer(&bearer).await {
+        Ok((principal, grant)) => {
             req.extensions_mut().insert(principal);
+            if let Some(grant) = grant {
+                req.extensions_mut().insert(OAuthGrant(grant));
+            }
             next.run(req).await
         }
         Err(AuthnError::Unauthenticated(m)) => challenge(Some("invalid_token"), &m),

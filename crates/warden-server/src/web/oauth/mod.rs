@@ -29,7 +29,7 @@ use warden_auth::token::{self, TokenKind, secrets_equal};
 use super::mailer::Mailer;
 use super::{Cookies, message};
 
-pub(crate) use bearer::require_bearer;
+pub(crate) use bearer::{OAuthGrant, require_bearer};
 
 use authorize::{authorize_page, consent};
 use metadata::{authorization_server, protected_resource};
