@@ -601,7 +601,7 @@ async fn a_step_up_mark_is_taken_once_by_a_recent_refresh_of_an_active_token() {
         // Taken once, then gone.
         assert_eq!(
             store.take_step_up(&refresh, t(50), t(102)).await.unwrap(),
-            Some(g.id.clone())
+            Some(g.id)
         );
         assert_eq!(
             store.take_step_up(&refresh, t(50), t(103)).await.unwrap(),
