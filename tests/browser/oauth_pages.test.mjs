@@ -221,7 +221,9 @@ async function toConsent(page, req, { screenshot } = {}) {
   assert.match(await page.locator('main').innerText(), new RegExp(`${CLIENT_NAME} is asking to connect`));
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   await signIn(page);
-  await page.getByRole('heading', { level: 1 }).filter({ hasText: 'Allow' }).waitFor();
+  // The consent page is the one with Allow (after this client's first, read-only grant, later
+  // authorizations asking for write get the step-up wording: "... now asks to change data").
+  await page.getByRole('button', { name: 'Allow', exact: true }).waitFor();
   return res;
 }
 

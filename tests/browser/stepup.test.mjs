@@ -358,6 +358,8 @@ async function connectReadOnly(sdk, app) {
   assert.equal(app.opened.length, 1, 'the SDK did not send the person to the authorization page');
   const first = app.opened[0];
   assert.equal(first.url.origin + first.url.pathname, `${base}/authorize`);
+  // The 401's challenge names mcp:read, so that is all the SDK asks for.
+  assert.equal(first.url.searchParams.get('scope'), 'mcp:read');
   const page = await first.page;
   await signInIfAsked(page);
 

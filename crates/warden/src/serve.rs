@@ -18,17 +18,11 @@ pub(crate) async fn run(
     stdio: bool,
     bind: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
+    if stdio {
+        return serve_stdio(project).await;
+    }
     let opened = open(&project).await?;
     let pipeline = opened.pipeline.clone();
-    if stdio {
-        let key = match pipeline.project().auth.mode {
-            AuthMode::OAuth => Some(stdio_identity(&opened).await?),
-            AuthMode::None => None,
-        };
-        warden_server::serve_stdio(pipeline.clone(), key).await?;
-        opened.close().await;
-        return Ok(ExitCode::SUCCESS);
-    }
     let addr = bind.unwrap_or(pipeline.project().server.bind);
     if pipeline.project().auth.mode == AuthMode::None && !addr.ip().is_loopback() {
         anyhow::bail!(
@@ -40,6 +34,61 @@ pub(crate) async fn run(
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves one client over stdio. Anything that stops Warden before the protocol starts (a
+/// project that does not load, a missing or refused key) is also the answer to the client's
+/// first request, as a JSON-RPC error: desktop clients hide stderr and would show only
+/// "connection closed".
+async fn serve_stdio(project: PathBuf) -> anyhow::Result<ExitCode> {
+    let opened = match open(&project).await {
+        Ok(o) => o,
+        Err(e) => return refuse_stdio(format!("{e:#}")).await,
+    };
+    let pipeline = opened.pipeline.clone();
+    let key = match pipeline.project().auth.mode {
+        AuthMode::OAuth => match stdio_identity(&opened).await {
+            Ok(k) => Some(k),
+            Err(e) => {
+                opened.close().await;
+                return refuse_stdio(format!("{e:#}")).await;
+            }
+        },
+        AuthMode::None => None,
+    };
+    warden_server::serve_stdio(pipeline.clone(), key).await?;
+    opened.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// JSON-RPC error code for a stdio session Warden cannot start (server-defined range).
+const STDIO_REFUSED: i64 = -32001;
+
+/// Prints `message` on stderr, answers the client's first request with it as a JSON-RPC
+/// error, and exits with status 1. Notifications and lines that are not JSON-RPC requests
+/// are skipped; end of input ends it too.
+async fn refuse_stdio(message: String) -> anyhow::Result<ExitCode> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    eprintln!("error: {message}");
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Ok(request) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let (Some(id), Some(_)) = (request.get("id"), request.get("method")) else {
+            continue;
+        };
+        let answer = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": { "code": STDIO_REFUSED, "message": format!("Warden cannot start: {message}") },
+        });
+        let mut out = tokio::io::stdout();
+        out.write_all(format!("{answer}\n").as_bytes()).await?;
+        out.flush().await?;
+        break;
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// Over stdio the caller is whoever holds the API key in WARDEN_API_KEY.
