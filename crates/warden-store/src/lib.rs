@@ -71,7 +71,7 @@ pub use error::StoreError;
 pub use model::{
     ApiKey, ApiKeyId, BrowserSession, ClientId, CodeOutcome, Grant, GrantId, Membership,
     OAuthClient, OrgId, Organization, Role, RotateOutcome, Scope, Scopes, UnknownRole,
-    UnknownScope, User, UserId,
+    UnknownScope, User, UserId, normalize_email, validate_slug,
 };
 pub use store::Store;
 pub use store::bearer::PrincipalRow;

@@ -143,6 +143,8 @@ const ORG_BY_SLUG: &str = "SELECT id, slug, name, created_at FROM organizations 
 
 const ORG_BY_ID: &str = "SELECT id, slug, name, created_at FROM organizations WHERE id = $1";
 
+const LIST_ORGS: &str = "SELECT id, slug, name, created_at FROM organizations ORDER BY slug";
+
 const ORG_EXISTS: &str = "SELECT id FROM organizations WHERE id = $1";
 
 const INSERT_USER: &str = "INSERT INTO users \
@@ -155,6 +157,11 @@ const USER_BY_EMAIL: &str = "SELECT id, email, display_name, password_hash, crea
 
 const USER_BY_ID: &str = "SELECT id, email, display_name, password_hash, created_at, disabled_at \
      FROM users WHERE id = $1";
+
+const LIST_USERS: &str = "SELECT id, email, display_name, password_hash, created_at, disabled_at \
+     FROM users ORDER BY email";
+
+const SET_USER_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE id = $1";
 
 const USER_EXISTS: &str = "SELECT id FROM users WHERE id = $1";
 
@@ -603,6 +610,43 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Every organization, ordered by slug.
+    pub async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, OrgRow>(LIST_ORGS)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Every user, disabled ones included, ordered by email.
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, UserRow>(LIST_USERS)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Disables a user (`Some(time)`) or enables one again (`None`). A disabled user cannot
+    /// sign in, and none of their tokens, keys or sessions authenticates. Fails with
+    /// [`StoreError::NotFound`] for an unknown user.
+    pub async fn set_user_disabled(
+        &self,
+        user_id: UserId,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), StoreError> {
+        let id = user_id.to_string();
+        let updated = on_pool!(self, pool => sqlx::query(SET_USER_DISABLED)
+            .bind(&id)
+            .bind(at.map(|t| t.timestamp_millis()))
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        if updated == 0 {
+            return Err(StoreError::NotFound { entity: "user", id });
+        }
+        Ok(())
     }
 
     /// Looks up an organization by id.

@@ -576,63 +576,45 @@ async fn refresh_rotation_issues_new_tokens_for_the_same_grant() {
 }
 
 #[tokio::test]
-async fn a_step_up_mark_is_taken_once_by_a_recent_refresh_of_an_active_token() {
+async fn a_step_up_mark_holds_refreshes_until_answered_or_stale() {
     on_each_backend(|store| async move {
         let f = fixture(&store, "acme").await;
         let g = grant(&store, &f, Scopes::READ).await;
         let (_, refresh) = tokens(&store, &g.id).await;
-        // No mark: nothing to take.
-        assert_eq!(
-            store.take_step_up(&refresh, t(0), t(10)).await.unwrap(),
-            None
-        );
+        // No mark: nothing pending.
+        let pending = |h: String, since, now| {
+            let store = store.clone();
+            async move { store.step_up_pending(&h, t(since), t(now)).await.unwrap() }
+        };
+        assert_eq!(pending(refresh.clone(), 0, 10).await, None);
 
         store.mark_step_up(&g.id, t(100)).await.unwrap();
-        // A mark older than `since` is not taken, and stays.
-        assert_eq!(
-            store.take_step_up(&refresh, t(101), t(102)).await.unwrap(),
-            None
-        );
-        // An unknown token takes nothing.
-        assert_eq!(
-            store.take_step_up(&hash(), t(0), t(102)).await.unwrap(),
-            None
-        );
-        // Taken once, then gone.
-        assert_eq!(
-            store.take_step_up(&refresh, t(50), t(102)).await.unwrap(),
-            Some(g.id)
-        );
-        assert_eq!(
-            store.take_step_up(&refresh, t(50), t(103)).await.unwrap(),
-            None
-        );
-        // Taking it did not use up the refresh token.
+        // A mark older than `since` is stale.
+        assert_eq!(pending(refresh.clone(), 101, 102).await, None);
+        // An unknown token has nothing pending.
+        assert_eq!(pending(hash(), 0, 102).await, None);
+        // Pending, and it stays pending however often it is asked.
+        assert_eq!(pending(refresh.clone(), 50, 102).await, Some(g.id));
+        assert_eq!(pending(refresh.clone(), 50, 103).await, Some(g.id));
+        // Asking did not use up the refresh token.
         let (outcome, refresh2, _) = rotate(&store, &refresh, t(104)).await;
         assert_eq!(outcome, RotateOutcome::Rotated { grant: g.clone() });
-
-        // A used, expired or revoked token takes nothing.
+        // A used token has nothing pending; the grant's new one has.
+        assert_eq!(pending(refresh.clone(), 0, 105).await, None, "used");
+        assert_eq!(pending(refresh2.clone(), 0, 105).await, Some(g.id));
+        // The person answered a new authorization of this app: cleared.
+        store.clear_step_up(f.user.id, &f.client.id).await.unwrap();
+        assert_eq!(pending(refresh2.clone(), 0, 106).await, None, "answered");
+        // An expired token or a revoked grant has nothing pending.
         store.mark_step_up(&g.id, t(200)).await.unwrap();
         assert_eq!(
-            store.take_step_up(&refresh, t(0), t(201)).await.unwrap(),
-            None,
-            "used"
-        );
-        assert_eq!(
-            store
-                .take_step_up(&refresh2, t(0), t(104) + TimeDelta::days(31))
-                .await
-                .unwrap(),
+            pending(refresh2.clone(), 0, 104 + 31 * 86_400).await,
             None,
             "expired"
         );
         store.revoke_grant(&g.id, "test", t(300)).await.unwrap();
         store.mark_step_up(&g.id, t(301)).await.unwrap();
-        assert_eq!(
-            store.take_step_up(&refresh2, t(0), t(302)).await.unwrap(),
-            None,
-            "revoked"
-        );
+        assert_eq!(pending(refresh2.clone(), 0, 302).await, None, "revoked");
 
         // The consent page's question: which scopes this user's active grants give a client.
         let g2 = grant(&store, &f, Scopes::READ).await;

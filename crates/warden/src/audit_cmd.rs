@@ -303,7 +303,7 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn load(file: &Path) -> anyhow::Result<Project> {
-    project::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))
+    project::load_file_offline(file).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn print_reports(reports: &[ChainReport], key_id: &str) -> ExitCode {

@@ -16,6 +16,121 @@ const POLICY_TESTS: &str = include_str!("../assets/vendor-risk/policies.test.yam
 
 pub const VENDOR_COUNT: usize = 80;
 
+/// Who `warden init` should make the first admin, and of which organisation.
+pub struct FirstRun {
+    pub org: Option<String>,
+    pub admin: Option<String>,
+}
+
+/// `warden init`: the project, then the first organisation and admin: from `--org` and
+/// `--admin`, by asking at a terminal, or else as the exact commands to run.
+pub async fn run(dir: &Path, first: FirstRun) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    // Check the flags before anything is written.
+    if let Some(slug) = &first.org {
+        warden_store::validate_slug(slug).map_err(|e| anyhow::anyhow!("--org: {e}"))?;
+    }
+    if let Some(email) = &first.admin {
+        warden_store::normalize_email(email).map_err(|e| anyhow::anyhow!("--admin: {e}"))?;
+    }
+    let asked = match (first.org, first.admin) {
+        (Some(org), Some(admin)) => Some((org, admin)),
+        (None, None) if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => None,
+        (None, None) => {
+            let project = init(dir).await?;
+            created(&project, dir);
+            println!(
+                "\nNobody can connect yet: Warden serves the members of an organisation. Next:"
+            );
+            for step in crate::admin::first_steps(&project, "acme", "admin@example.com") {
+                println!("  {step}");
+            }
+            println!(
+                "`user reset-password` and `key add` print a password and a key once; keep them."
+            );
+            return Ok(());
+        }
+        _ => anyhow::bail!(
+            "give both --org SLUG and --admin EMAIL, or neither (nothing was created)"
+        ),
+    };
+    let (org, admin) = match asked {
+        Some(pair) => pair,
+        None => {
+            let org = ask(
+                "Organisation slug (lowercase letters, digits, '-')",
+                Some("acme"),
+                |s| warden_store::validate_slug(s).map_err(|e| e.to_string()),
+            )?;
+            let admin = ask("Your email (the first admin)", None, |s| {
+                warden_store::normalize_email(s)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })?;
+            (org, admin)
+        }
+    };
+    let project = init(dir).await?;
+    created(&project, dir);
+    let store = crate::admin::open_state(&project).await?;
+    let audit = warden_store::audit::AuditLog::start(
+        store.clone(),
+        None,
+        warden_store::audit::Options::default(),
+    );
+    let seeded = crate::admin::seed_first_admin(&store, &audit, &org, &org, &admin).await;
+    drop(audit);
+    store.close().await;
+    let seeded = seeded?;
+    println!("\nCreated organisation {org} with {admin} as its admin (shown once; keep them):");
+    println!(
+        "  password  {}      for the sign-in page of OAuth clients",
+        seeded.password
+    );
+    println!(
+        "  API key   {}      read and write; send it as `Authorization: Bearer ...`",
+        seeded.key
+    );
+    println!("Next:\n  warden serve -p {}", project.display());
+    Ok(())
+}
+
+fn created(project: &Path, dir: &Path) {
+    println!("Created {}", project.display());
+    println!("  data: {}", dir.join("data/vendors.db").display());
+}
+
+/// Asks at the terminal until `check` accepts the answer (or the default, on Enter).
+fn ask(
+    question: &str,
+    default: Option<&str>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> anyhow::Result<String> {
+    use std::io::Write;
+    loop {
+        match default {
+            Some(d) => print!("{question} [{d}]: "),
+            None => print!("{question}: "),
+        }
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line)? == 0 {
+            anyhow::bail!("no answer; nothing was created");
+        }
+        let answer = match line.trim() {
+            "" => match default {
+                Some(d) => d.to_string(),
+                None => continue,
+            },
+            a => a.to_string(),
+        };
+        match check(&answer) {
+            Ok(()) => return Ok(answer),
+            Err(e) => println!("  {e}"),
+        }
+    }
+}
+
 /// Creates `dir/warden.yaml` and `dir/data/vendors.db`. Refuses to touch a directory that
 /// already holds a project, so nothing is overwritten.
 pub async fn init(dir: &Path) -> anyhow::Result<PathBuf> {

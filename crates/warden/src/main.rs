@@ -74,13 +74,19 @@ enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a new project with a realistic example database.
+    /// Create a new project with a realistic example database, and its first admin.
     #[command(
-        after_help = "Example:\n  warden init ./vendor-risk && warden serve -p ./vendor-risk/warden.yaml"
+        after_help = "Examples:\n  warden init ./vendor-risk                                   at a terminal, asks for the first admin;\n                                                              otherwise prints the commands that add one\n  warden init ./vendor-risk --org acme --admin ana@acme.example\n                                                              creates the organisation, the admin (with a\n                                                              password) and an API key, and prints them once"
     )]
     Init {
         /// Directory to create the project in (created if missing; must not hold a project).
         dir: PathBuf,
+        /// The first organisation's slug (with --admin).
+        #[arg(long, requires = "admin")]
+        org: Option<String>,
+        /// The first admin's email (with --org).
+        #[arg(long, requires = "org")]
+        admin: Option<String>,
     },
     /// Check a project file and report every problem with its line and field.
     #[command(
@@ -146,7 +152,7 @@ enum Command {
     },
     /// Explain whether a user may use a tool through an assistant, and which rule decides.
     #[command(
-        after_help = "Examples:\n  warden why --user ana@acme.example --tool update_finding_status --org acme\n  warden why --user gus@acme.example --tool search_vendors --org acme --scope mcp:read"
+        after_help = "Examples:\n  warden why --user ana@acme.example --tool update_finding_status --org acme\n  warden why --user gus@acme.example --tool search_vendors --org acme --scope mcp:read\n  warden why --user gus@acme.example --tool search_vendors --args '{\"query\":\"Cloud\",\"limit\":60}'\nExit status is 0 when some connection would be allowed, 2 when none would."
     )]
     Why {
         #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
@@ -164,6 +170,10 @@ enum Command {
         /// are explained.
         #[arg(long)]
         scope: Option<String>,
+        /// The call's arguments as a JSON object: the arguments and input policy stages are
+        /// explained for exactly this call (default: no arguments, so defaults apply).
+        #[arg(long, value_name = "JSON")]
+        args: Option<String>,
     },
     /// Show the audit trail: who did what, newest last.
     #[command(
@@ -190,16 +200,18 @@ enum Command {
 }
 
 /// The log filter for `spec`. rmcp logs every new session's id whole at INFO, and session ids
-/// are never logged whole, so rmcp is held at WARN unless the filter names it explicitly
-/// (someone debugging rmcp itself).
+/// are never logged whole; sqlx logs PostgreSQL's notices (such as "already exists,
+/// skipping" on every migration check) at INFO. Both are held at WARN unless the filter
+/// names them explicitly (someone debugging them).
 fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
-    let spec = if spec.contains("rmcp") {
-        spec.to_string()
-    } else {
-        format!("{spec},rmcp=warn")
-    };
+    let mut spec = spec.to_string();
+    for quiet in ["rmcp", "sqlx"] {
+        if !spec.contains(quiet) {
+            spec.push_str(&format!(",{quiet}=warn"));
+        }
+    }
     tracing_subscriber::EnvFilter::try_new(&spec)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn,sqlx=warn"))
 }
 
 fn main() -> ExitCode {
@@ -238,11 +250,8 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Init { dir } => {
-            let project = init::init(&dir).await?;
-            println!("Created {}", project.display());
-            println!("  data: {}", dir.join("data/vendors.db").display());
-            println!("Next:\n  warden serve -p {}", project.display());
+        Command::Init { dir, org, admin } => {
+            init::run(&dir, init::FirstRun { org, admin }).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { project } => check::run(project),
@@ -283,7 +292,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     cases,
                 },
         } => {
-            let project = project::load_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let project = project::load_file_offline(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
             let cases = cases.unwrap_or_else(|| {
                 file.parent()
                     .unwrap_or(Path::new("."))
@@ -304,7 +313,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             tool,
             org,
             scope,
-        } => why::run(&project, &user, &tool, org.as_deref(), scope.as_deref()).await,
+            args,
+        } => {
+            why::run(
+                &project,
+                &user,
+                &tool,
+                org.as_deref(),
+                scope.as_deref(),
+                args.as_deref(),
+            )
+            .await
+        }
         Command::Serve {
             project,
             stdio,

@@ -61,8 +61,14 @@ struct Expect {
 pub fn run(project: &Project, file: &Path) -> anyhow::Result<(usize, usize)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let cases: File =
-        serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let cases: File = serde_saphyr::from_str(&text).map_err(|e| {
+        // The parser names its input `<input>` and repeats the position; name the file once.
+        let message = e
+            .to_string()
+            .replace("<input>", &file.display().to_string());
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        anyhow::anyhow!("{}: {message}", file.display())
+    })?;
     let (mut passed, mut failed) = (0, 0);
     for case in &cases.cases {
         match check(project, case) {

@@ -23,6 +23,11 @@ pub(crate) async fn run(
     }
     let opened = open(&project).await?;
     let pipeline = opened.pipeline.clone();
+    if pipeline.project().auth.mode == AuthMode::OAuth
+        && let Some(hint) = crate::admin::nobody_can_connect(&opened.state, &project).await?
+    {
+        tracing::warn!("{hint}");
+    }
     let addr = bind.unwrap_or(pipeline.project().server.bind);
     if pipeline.project().auth.mode == AuthMode::None && !addr.ip().is_loopback() {
         anyhow::bail!(

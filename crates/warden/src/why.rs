@@ -1,5 +1,6 @@
 //! `warden why`: explains, from the state store and the project file, whether a user may use
-//! a tool through an assistant and which rule of the authorize stage decides.
+//! a tool through an assistant, stage by stage as the pipeline decides (role and scope, then
+//! the arguments, then the input policies), and which rule decides.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,8 +17,19 @@ pub(crate) async fn run(
     tool: &str,
     org: Option<&str>,
     scope: Option<&str>,
+    args: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let project = project::load_file(project_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let args: Option<serde_json::Map<String, serde_json::Value>> = match args {
+        None => None,
+        Some(text) => match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            Ok(_) => anyhow::bail!(
+                "--args must be a JSON object, e.g. --args '{{\"query\":\"Cloud\",\"limit\":20}}'"
+            ),
+            Err(e) => anyhow::bail!("--args is not valid JSON: {e}"),
+        },
+    };
+    let project = project::load_file_offline(project_file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = project.tool(tool).ok_or_else(|| {
         let names: Vec<&str> = project.tools.iter().map(|t| t.name.as_str()).collect();
         anyhow::anyhow!(
@@ -64,18 +76,23 @@ pub(crate) async fn run(
             method: "explain",
             credential: String::new(),
         };
-        match warden_core::authz::decide(&caller, t.access) {
-            Ok(p) => {
+        match explain(t, &caller, args.as_ref()) {
+            Ok(verdict) => {
                 any_allowed = true;
-                println!("  with {scopes}: ALLOWED by rule {}", p.rule());
+                println!("  with {scopes}: ALLOWED; {verdict}");
             }
-            Err(d) => println!(
-                "  with {scopes}: DENIED at the {} stage by rule {}: {}",
-                d.stage.as_str(),
-                d.rule,
-                d.reason
-            ),
+            Err(verdict) => println!("  with {scopes}: DENIED {verdict}"),
         }
+    }
+    match &args {
+        Some(a) => println!(
+            "(for the arguments {})",
+            serde_json::Value::Object(a.clone())
+        ),
+        None if !t.policies.input.is_empty() => println!(
+            "(for a call with no arguments, so defaults apply; give --args JSON to explain a particular call)"
+        ),
+        None => {}
     }
     store.close().await;
     Ok(if any_allowed {
@@ -83,4 +100,60 @@ pub(crate) async fn run(
     } else {
         ExitCode::from(2)
     })
+}
+
+/// The pipeline's stages before execution, in its order, for one caller: `Ok` names the rules
+/// that let the call through, `Err` the stage and rule that stop it.
+fn explain(
+    tool: &project::Tool,
+    caller: &warden_core::identity::Principal,
+    args: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<String, String> {
+    let permit = warden_core::authz::decide(caller, tool.access).map_err(|d| {
+        format!(
+            "at the {} stage by rule {}: {}",
+            d.stage.as_str(),
+            d.rule,
+            d.reason
+        )
+    })?;
+    tool.bind_arguments(args)
+        .map_err(|e| format!("at the arguments stage: {e}"))?;
+    let vars = warden_core::pipeline::policy_variables(
+        tool,
+        args,
+        Some(caller),
+        warden_core::pipeline::Source::Http,
+    );
+    tool.policies.check_input(&vars).map_err(|d| match &d.error {
+        Some(e) => format!(
+            "at the input policy stage: rule '{}' failed to evaluate ({e}), and a policy error denies",
+            d.rule
+        ),
+        None => format!(
+            "at the input policy stage by rule '{}': {}",
+            d.rule, d.reason
+        ),
+    })?;
+    let policies = match tool.policies.input.len() {
+        0 => "no input policy applies".to_string(),
+        n => format!(
+            "no input policy denies ({n} checked: {})",
+            tool.policies
+                .input
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let confirm = if tool.access == project::Access::Write {
+        "; the write is then previewed and runs only when confirmed"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "role and scope by rule {}, arguments accepted, {policies}{confirm}",
+        permit.rule()
+    ))
 }

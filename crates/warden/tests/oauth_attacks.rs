@@ -1207,11 +1207,11 @@ async fn consent_attack_table() {
 }
 
 /// Step-up (MCP authorization, insufficient scope) completes whichever way a client goes:
-/// a refresh right after the 403 is refused once with `invalid_grant` (a refresh cannot widen
-/// a grant, so the client must re-authorize), and the new authorization's consent page says
-/// plainly that the app now asks to change data, with the write box in view.
+/// refreshes after the 403 are refused with `invalid_grant` until the person answers a new
+/// authorization (a refresh cannot widen a grant, so the client must re-authorize), and that
+/// consent page says plainly that the app now asks to change data, with the write box in view.
 #[tokio::test]
-async fn step_up_refuses_one_refresh_and_asks_the_person_about_writes() {
+async fn step_up_holds_refreshes_and_asks_the_person_about_writes() {
     let (_d, file, _) = project_with_members();
     let server = Server::start(&file);
     let flow = Flow::new(&server).await;
@@ -1237,10 +1237,9 @@ async fn step_up_refuses_one_refresh_and_asks_the_person_about_writes() {
             .contains("new authorization"),
         "{refused}"
     );
-    // Only one refresh is refused, and the token was not used up by it.
+    // Refused again until the person answers (the token is not used up by a refusal).
     let (s, again) = flow.refresh(refresh).await;
-    assert_eq!(s, 200, "{again}");
-    assert_eq!(again["scope"], "mcp:read");
+    assert_eq!(s, 400, "{again}");
 
     // The new authorization: the same person, the same app, now asking for writes.
     let mut jar = flow.sign_in("ana@acme.example").await;
@@ -1268,4 +1267,8 @@ async fn step_up_refuses_one_refresh_and_asks_the_person_about_writes() {
         write_allowed(&flow, t["access_token"].as_str().unwrap()).await,
         Ok(true)
     );
+    // Answered: the old read-only connection refreshes again as it is.
+    let (s, again) = flow.refresh(refresh).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["scope"], "mcp:read");
 }

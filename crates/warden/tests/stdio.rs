@@ -48,7 +48,7 @@ fn refused(project: &std::path::Path, key: Option<&str>) -> (Value, String, i32)
 
 #[test]
 fn a_missing_or_refused_key_answers_initialize_with_the_reason() {
-    let (_d, file, key) = init_project();
+    let (_d, file, _key) = init_project();
     let cases = [
         (None, "set WARDEN_API_KEY"),
         (Some("wdn_key_nonsense"), "WARDEN_API_KEY was refused"),
@@ -75,7 +75,10 @@ fn a_missing_or_refused_key_answers_initialize_with_the_reason() {
     assert_eq!(status, 1);
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("WARDEN_API_KEY was refused"), "{message}");
-    assert!(message.contains("cannot use Warden through an assistant"), "{message}");
+    assert!(
+        message.contains("cannot use Warden through an assistant"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -213,6 +213,16 @@ impl AuthServer {
         Ok(!held.is_empty() && held.iter().all(|s| !s.contains(Scope::Write)))
     }
 
+    /// The person answered a new authorization of `client` (allowed or denied): the app's
+    /// older grants refresh again as they are (see [`AuthServer::note_step_up`]).
+    pub async fn step_up_answered(
+        &self,
+        user: UserId,
+        client: &ClientId,
+    ) -> Result<(), StoreError> {
+        self.store.clear_step_up(user, client).await
+    }
+
     /// The user allowed the request: records the grant and returns the redirect URL with a
     /// fresh code. Write access is granted only if the client asked, the user ticked it,
     /// and the role can write.
@@ -263,6 +273,7 @@ impl AuthServer {
                 now,
             )
             .await?;
+        self.step_up_answered(user, &req.client.id).await?;
         let code = token::generate(TokenKind::AuthorizationCode).map_err(InternalError::from)?;
         self.store
             .insert_code(

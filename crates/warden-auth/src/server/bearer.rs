@@ -115,9 +115,10 @@ impl AuthServer {
 
     /// Notes that a call on `grant`'s access token was answered with a step-up challenge
     /// (403 insufficient_scope, naming `mcp:write`). A refresh cannot widen a grant, so the
-    /// grant's next refresh within [`super::STEP_UP_WINDOW`] is refused with `invalid_grant`: a
-    /// client that refreshes instead of re-authorizing (as some SDKs do first) then starts a
-    /// new authorization, where the person is asked about the wider scope.
+    /// grant's refreshes are refused with `invalid_grant` until the person answers a new
+    /// authorization for that app, or [`super::STEP_UP_WINDOW`] passes: a client that
+    /// refreshes instead of re-authorizing (as some SDKs do first) then starts a new
+    /// authorization, where the person is asked about the wider scope.
     pub async fn note_step_up(&self, grant: &GrantId) -> Result<(), AuthnError> {
         self.store.mark_step_up(grant, Utc::now()).await?;
         Ok(())

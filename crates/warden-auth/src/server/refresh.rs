@@ -46,12 +46,13 @@ impl AuthServer {
         }
         let now = Utc::now();
         let presented_hash = RawToken::from_client(presented).hash();
-        // A refresh cannot widen a grant. Soon after a step-up challenge, the client needs
-        // a new authorization, not the same scopes again: refuse this one refresh (the token
-        // stays unused) so that it starts one. See `AuthServer::note_step_up`.
+        // A refresh cannot widen a grant. After a step-up challenge the client needs a new
+        // authorization, not the same scopes again: its refreshes are refused (the token stays
+        // unused) until the person answers one, or the window passes. See
+        // `AuthServer::note_step_up`.
         if let Some(grant) = self
             .store
-            .take_step_up(
+            .step_up_pending(
                 presented_hash.as_str(),
                 now - chrono::Duration::from_std(STEP_UP_WINDOW).unwrap_or_default(),
                 now,

@@ -51,6 +51,11 @@ impl CallError {
 pub enum ResourceError {
     #[error("no resource has the URI '{0}'; call resources/list or resources/templates/list")]
     NotFound(String),
+    /// The URI matches a resource (or template), but its query found no row.
+    #[error(
+        "'{uri}' matches the resource '{resource}', but nothing exists at that URI; check the identifier in it"
+    )]
+    NoRow { uri: String, resource: String },
     /// The authorize stage refused the read.
     #[error("{0}")]
     Denied(Denial),

@@ -139,7 +139,7 @@ fn resource_failure(e: &mut Event, err: &ResourceError) {
             e.detail = Some(json!({"policy": {"version": d.version}}));
         }
         ResourceError::NotFound(_) => e.deny("lookup", "resource.unknown", err.to_string()),
-        ResourceError::Execution(_) | ResourceError::Audit(_) => {
+        ResourceError::NoRow { .. } | ResourceError::Execution(_) | ResourceError::Audit(_) => {
             e.outcome = Outcome::ToolError;
             e.reason = Some(err.to_string());
         }

@@ -84,7 +84,10 @@ impl Pipeline {
             .first()
             .and_then(|row| row.values().next())
             .filter(|v| !v.is_null())
-            .ok_or_else(|| ResourceError::NotFound(uri.to_string()))?;
+            .ok_or_else(|| ResourceError::NoRow {
+                uri: uri.to_string(),
+                resource: resource.name.clone(),
+            })?;
         let text = match first {
             Value::String(s) => s.clone(),
             other => other.to_string(),

@@ -32,6 +32,17 @@ use policies::describe_policies;
 
 /// Reads and checks a project file; `${VAR}` comes from the process environment.
 pub fn load_file(path: &Path) -> Result<Project, LoadError> {
+    load_file_as(path, false)
+}
+
+/// [`load_file`] for a command that never serves (administration, the audit trail, `why`,
+/// policy tests): an unset `${VAR}` in the `server` section is not an error there, and the
+/// field keeps its default. Everything else is checked as for serving.
+pub fn load_file_offline(path: &Path) -> Result<Project, LoadError> {
+    load_file_as(path, true)
+}
+
+fn load_file_as(path: &Path, offline: bool) -> Result<Project, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| LoadError {
         errors: vec![ProjectError {
             file: path.to_path_buf(),
@@ -41,7 +52,7 @@ pub fn load_file(path: &Path) -> Result<Project, LoadError> {
             message: format!("cannot read the project file: {e}"),
         }],
     })?;
-    load_str(&text, path, |name| std::env::var(name).ok())
+    check_str(&text, path, &|name| std::env::var(name).ok(), offline)
 }
 
 /// Checks a project given as text. `file` names it in errors and anchors relative paths.
@@ -50,10 +61,20 @@ pub fn load_str(
     file: &Path,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Project, LoadError> {
+    check_str(text, file, &env, false)
+}
+
+fn check_str(
+    text: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    offline: bool,
+) -> Result<Project, LoadError> {
     let mut c = Checker {
         file: file.to_path_buf(),
         errors: Vec::new(),
-        env: &env,
+        env,
+        offline,
     };
     let raw: ProjectFile = match serde_saphyr::from_str(text) {
         Ok(raw) => raw,
@@ -100,6 +121,8 @@ struct Checker<'a> {
     file: PathBuf,
     errors: Vec<ProjectError>,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// For a command that never serves: see [`load_file_offline`].
+    offline: bool,
 }
 
 fn is_name(s: &str) -> bool {

@@ -210,6 +210,10 @@ fn resource_error(e: ResourceError) -> ErrorData {
             ),
             Some(json!({ "uri": uri })),
         ),
+        ResourceError::NoRow { ref uri, .. } => {
+            let uri = uri.clone();
+            ErrorData::resource_not_found(e.to_string(), Some(json!({ "uri": uri })))
+        }
         ResourceError::Execution(e) => ErrorData::internal_error(e.to_string(), None),
         // A refusal, stated plainly (-32003, as for other denials).
         ResourceError::Denied(d) => ErrorData::new(ErrorCode(-32003), d.reason, None),

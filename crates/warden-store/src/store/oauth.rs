@@ -71,12 +71,13 @@ const ACTIVE_SCOPES_OF_CLIENT_FOR_USER: &str = "SELECT scopes FROM grants \
 
 const MARK_STEP_UP: &str = "UPDATE grants SET step_up_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 
-/// Clears a recent step-up mark on the grant of an active refresh token, returning the grant.
-const TAKE_STEP_UP: &str = "UPDATE grants SET step_up_at = NULL \
-     WHERE step_up_at >= $2 AND revoked_at IS NULL AND id = \
-       (SELECT grant_id FROM refresh_tokens \
-         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3) \
-     RETURNING id";
+/// The grant of an active refresh token, if it carries a step-up mark set at or after `$2`.
+const STEP_UP_PENDING: &str = "SELECT g.id FROM grants g JOIN refresh_tokens r ON r.grant_id = g.id \
+     WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > $3 \
+       AND g.revoked_at IS NULL AND g.step_up_at >= $2";
+
+const CLEAR_STEP_UP: &str = "UPDATE grants SET step_up_at = NULL \
+     WHERE user_id = $1 AND client_id = $2 AND step_up_at IS NOT NULL";
 
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $2, revoked_reason = $3, updated_at = $2 \
      WHERE id = $1 AND revoked_at IS NULL";
@@ -445,21 +446,37 @@ impl Store {
     }
 
     /// If the refresh token hashed `refresh_hash` is active and its grant was marked by
-    /// [`Store::mark_step_up`] at or after `since`, clears the mark and returns the grant:
-    /// the caller then refuses this one refresh. The token itself is left unused.
-    pub async fn take_step_up(
+    /// [`Store::mark_step_up`] at or after `since`, the grant: the caller refuses the refresh
+    /// until the person has answered a new authorization ([`Store::clear_step_up`]).
+    pub async fn step_up_pending(
         &self,
         refresh_hash: &str,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<GrantId>, StoreError> {
-        let id = on_pool!(self, pool => sqlx::query_scalar::<_, String>(TAKE_STEP_UP)
+        let id = on_pool!(self, pool => sqlx::query_scalar::<_, String>(STEP_UP_PENDING)
             .bind(refresh_hash)
             .bind(millis(since))
             .bind(millis(now))
             .fetch_optional(pool)
             .await)?;
         id.map(|id| grant_id(&id)).transpose()
+    }
+
+    /// Clears the step-up marks of every grant `user_id` gave `client_id`: the person has
+    /// answered a new authorization, so the old grants refresh again as they are.
+    pub async fn clear_step_up(
+        &self,
+        user_id: UserId,
+        client_id: &ClientId,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query(CLEAR_STEP_UP)
+            .bind(user_id.to_string())
+            .bind(client_id.to_string())
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// Revokes a grant with `reason`, and in the same transaction revokes all

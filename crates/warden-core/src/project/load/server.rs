@@ -9,12 +9,30 @@ const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 impl Checker<'_> {
+    /// `${VAR}` in a `server` field. Offline (a command that never serves), an unset variable
+    /// is no error: the field keeps its default.
+    fn expand_server(
+        &mut self,
+        node: &serde_saphyr::Spanned<String>,
+        field: &str,
+    ) -> Option<String> {
+        if self.offline {
+            crate::project::env::expand(&node.value, self.env).ok()
+        } else {
+            self.expand(node, field)
+        }
+    }
+
     pub(super) fn server(&mut self, s: model::ServerSection) -> Option<ServerConfig> {
         let mut ok = true;
         let bind = match &s.bind {
             None => DEFAULT_BIND.parse().ok(),
             Some(b) => {
-                let v = self.expand(b, "server.bind")?;
+                let v = match self.expand_server(b, "server.bind") {
+                    Some(v) => v,
+                    None if self.offline => DEFAULT_BIND.to_string(),
+                    None => return None,
+                };
                 match v.parse::<SocketAddr>() {
                     Ok(a) => Some(a),
                     Err(_) => {
@@ -35,8 +53,13 @@ impl Checker<'_> {
         let public_url = match &s.public_url {
             None => None,
             Some(u) => {
-                let v = self.expand(u, "server.public_url")?;
+                let v = match self.expand_server(u, "server.public_url") {
+                    Some(v) => v,
+                    None if self.offline => String::new(),
+                    None => return None,
+                };
                 match split_origin(&v) {
+                    None if self.offline && v.is_empty() => None,
                     Some((origin, host)) => {
                         allowed_hosts.push(host);
                         allowed_origins.push(origin);
@@ -56,7 +79,7 @@ impl Checker<'_> {
         };
         for (i, h) in s.allowed_hosts.iter().enumerate() {
             let field = format!("server.allowed_hosts[{i}]");
-            let Some(v) = self.expand(h, &field) else {
+            let Some(v) = self.expand_server(h, &field) else {
                 continue;
             };
             if v.is_empty() || v.contains(['/', '*', ' ', ':']) && !v.starts_with('[') {
@@ -68,7 +91,7 @@ impl Checker<'_> {
         }
         for (i, o) in s.allowed_origins.iter().enumerate() {
             let field = format!("server.allowed_origins[{i}]");
-            let Some(v) = self.expand(o, &field) else {
+            let Some(v) = self.expand_server(o, &field) else {
                 continue;
             };
             match split_origin(&v) {

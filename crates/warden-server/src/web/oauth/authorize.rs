@@ -202,6 +202,10 @@ pub(super) async fn consent(
         }
     };
     if f.decision.as_deref() != Some("allow") {
+        // The person has answered: the app's older grants refresh again as they are.
+        if let Err(e) = s.auth.step_up_answered(user.id, &req.client.id).await {
+            return authorize_error_response(&s, AuthorizeError::from(e));
+        }
         let url = s.auth.redirect_error(
             &req.redirect_uri,
             req.state.as_deref(),
