@@ -7,11 +7,17 @@
 //! yields anything but a boolean denies the call as a "policy error" naming the rule. It is
 //! never read as "condition false". Filtering and masking act on every object at any depth,
 //! arrays included, and report exactly which fields they touched.
+//!
+//! `names.rs` checks, at load, that a rule names only what its stage provides.
+
+mod names;
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+pub use names::{Fields, NameProblem, REQUEST_FIELDS, Scope, Stage, TOOL_FIELDS, USER_FIELDS};
 
 /// The text a masked value is replaced with.
 pub const MASK: &str = "****";

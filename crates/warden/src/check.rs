@@ -1,30 +1,43 @@
 //! `warden check`: loads a project file and lists every problem in it, with its line and
-//! field; nothing is opened or served.
+//! field; then, once the file itself is valid, prepares every tool's and resource's
+//! statement on the configured database (`database.rs`), so that a missing table or column,
+//! a syntax error or a missing data file is found here rather than on the first call.
+//! Nothing is served, run, written or created.
+
+mod database;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use warden_core::project;
+use warden_core::project::{self, ProjectError};
+
+pub(crate) use database::missing_data_file;
 
 /// Exit status 0 when the project is valid, 1 otherwise.
-pub(crate) fn run(project: PathBuf) -> anyhow::Result<ExitCode> {
-    match project::load_file(&project) {
-        Ok(p) => {
-            println!(
-                "{}: ok ({} tools, {} resources, {} prompts)",
-                project.display(),
-                p.tools.len(),
-                p.resources.len(),
-                p.prompts.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            for err in &e.errors {
-                eprintln!("{err}");
-            }
-            eprintln!("{} problem(s) found; nothing was served.", e.errors.len());
-            Ok(ExitCode::FAILURE)
-        }
+pub(crate) async fn run(project: PathBuf) -> anyhow::Result<ExitCode> {
+    let p = match project::load_file(&project) {
+        Ok(p) => p,
+        Err(e) => return Ok(failed(&e.errors)),
+    };
+    let report = database::check(&p).await;
+    if !report.problems.is_empty() {
+        return Ok(failed(&report.problems));
     }
+    println!(
+        "{}: ok ({} tools, {} resources, {} prompts; {})",
+        project.display(),
+        p.tools.len(),
+        p.resources.len(),
+        p.prompts.len(),
+        report.summary
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn failed(problems: &[ProjectError]) -> ExitCode {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} problem(s) found; nothing was served.", problems.len());
+    ExitCode::FAILURE
 }

@@ -254,7 +254,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             init::run(&dir, init::FirstRun { org, admin }).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { project } => check::run(project),
+        Command::Check { project } => check::run(project).await,
         Command::Org { project, command } => {
             admin_command(&project.path, |s, a| {
                 Box::pin(admin::run_org(s, a, command))

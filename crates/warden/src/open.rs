@@ -68,6 +68,11 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
             e.errors.len()
         )
     })?;
+    // Refused before anything is created: a server that cannot start leaves no state
+    // store or signing key behind.
+    if let Some(problem) = crate::check::missing_data_file(&project) {
+        anyhow::bail!("{problem}");
+    }
     let state = admin::open_state_at(&project.auth.state).await?;
     let audit = if project.audit.enabled {
         let signer = Arc::new(

@@ -4,18 +4,24 @@
 //! `load_str` parses the YAML and `Checker::project` walks its sections in order; each
 //! section is checked in its own file under `load/`: `server.rs`, `data.rs`, `auth.rs` (with
 //! `state`, `tokens` and `login`), `audit.rs`, `tools.rs` (with their content blocks),
-//! `params.rs` (tool parameters), `policies.rs`, `resources.rs` and `prompts.rs`. `error.rs`
-//! holds the problem types.
+//! `params.rs` (tool parameters), `policies.rs`, `resources.rs` and `prompts.rs`. `parse.rs`
+//! reads the YAML, finding every unknown field rather than the first; `suggest.rs` guesses
+//! what a misspelt name meant; `error.rs` holds the problem types.
+//!
+//! Loading reads nothing but the file: whether the SQL runs on the real database is for
+//! `warden check`, which prepares every statement after loading.
 
 mod audit;
 mod auth;
 mod data;
 mod error;
 mod params;
+mod parse;
 mod policies;
 mod prompts;
 mod resources;
 mod server;
+mod suggest;
 mod tools;
 
 use std::collections::HashSet;
@@ -23,12 +29,12 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::{Location, Spanned};
 
-use super::model::ProjectFile;
-use super::{AuthMode, DataConfig, Dialect, Project, ResourceUri, env};
+use super::model::{self, ProjectFile};
+use super::{AuthMode, DataConfig, Dialect, FieldLocation, Project, ResourceUri, env};
 
 pub use error::{LoadError, ProjectError};
 
-use policies::describe_policies;
+use policies::{Applies, describe_policies};
 
 /// Reads and checks a project file; `${VAR}` comes from the process environment.
 pub fn load_file(path: &Path) -> Result<Project, LoadError> {
@@ -70,42 +76,22 @@ fn check_str(
     env: &dyn Fn(&str) -> Option<String>,
     offline: bool,
 ) -> Result<Project, LoadError> {
+    let (raw, errors) = parse::parse(text, file);
     let mut c = Checker {
         file: file.to_path_buf(),
-        errors: Vec::new(),
+        errors,
         env,
         offline,
+        signed_in: true,
     };
-    let raw: ProjectFile = match serde_saphyr::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let loc = e.location();
-            c.errors.push(ProjectError {
-                file: file.to_path_buf(),
-                line: loc.map(|l| l.line() as u32),
-                column: loc.map(|l| l.column() as u32),
-                field: String::new(),
-                message: parse_message(&e.to_string()),
-            });
-            return Err(LoadError { errors: c.errors });
-        }
+    let Some(raw) = raw else {
+        return Err(LoadError { errors: c.errors });
     };
     let project = c.project(raw);
     if c.errors.is_empty() {
         project.ok_or_else(|| LoadError { errors: Vec::new() })
     } else {
         Err(LoadError { errors: c.errors })
-    }
-}
-
-/// The YAML parser's message without its own `error: line N column M:` prefix, which
-/// `ProjectError` already shows in `file:line:col` form.
-fn parse_message(s: &str) -> String {
-    let line = first_line(s);
-    let rest = line.strip_prefix("error: ").unwrap_or(&line);
-    match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-        Some((loc, msg)) if loc.contains(" column ") => msg.to_string(),
-        _ => rest.to_string(),
     }
 }
 
@@ -123,6 +109,8 @@ struct Checker<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     /// For a command that never serves: see [`load_file_offline`].
     offline: bool,
+    /// Whether callers sign in, so that rules can read `user` (not under `auth: none`).
+    signed_in: bool,
 }
 
 fn is_name(s: &str) -> bool {
@@ -151,6 +139,15 @@ impl Checker<'_> {
 
     fn err<T>(&mut self, node: &Spanned<T>, field: impl Into<String>, message: impl Into<String>) {
         self.at(node.referenced, field, message);
+    }
+
+    /// Where `node` is written, kept in the `Project` for checks made after loading.
+    fn located<T>(node: &Spanned<T>, field: impl Into<String>) -> FieldLocation {
+        FieldLocation {
+            field: field.into(),
+            line: node.referenced.line() as u32,
+            column: node.referenced.column() as u32,
+        }
     }
 
     fn expand(&mut self, node: &Spanned<String>, field: &str) -> Option<String> {
@@ -188,12 +185,18 @@ impl Checker<'_> {
         }
         let server = self.server(raw.server.map(|s| s.value).unwrap_or_default());
         let data = self.data(raw.data);
+        self.signed_in = raw.auth.as_ref().map(|a| a.value.as_str()) != Some("none");
         let auth = self.auth(raw.auth, raw.state, raw.tokens, raw.login, server.as_ref());
         let dialect = data.as_ref().map_or(Dialect::Sqlite, DataConfig::dialect);
 
         let global_policies = raw.policies.map(|p| p.value).unwrap_or_default();
         // Checked once here; each tool gets its own compiled copy below.
-        let (global_input, global_output) = self.policies(&global_policies, "policies", true);
+        let arguments = every_argument(&raw.tools, &raw.resources, &raw.prompts);
+        let (global_input, global_output) = self.policies(
+            &global_policies,
+            "policies",
+            Some(Applies::Everywhere(&arguments)),
+        );
         let project_policies = crate::policy::PolicySet {
             input: global_input,
             output: global_output,
@@ -288,6 +291,35 @@ impl Checker<'_> {
             tool_index,
         })
     }
+}
+
+/// Every argument name a tool, resource (URI variable) or prompt declares: what a
+/// project-wide rule may find in `args`.
+fn every_argument(
+    tools: &[Spanned<model::ToolSpec>],
+    resources: &[Spanned<model::ResourceSpec>],
+    prompts: &[Spanned<model::PromptSpec>],
+) -> Vec<String> {
+    let mut names: Vec<String> = tools
+        .iter()
+        .flat_map(|t| t.value.params.iter().map(|p| p.value.name.value.clone()))
+        .chain(resources.iter().flat_map(|r| {
+            r.value
+                .uri_template
+                .as_ref()
+                .and_then(|t| super::uri_template::UriTemplate::parse(&t.value).ok())
+                .map(|t| t.variables().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        }))
+        .chain(
+            prompts
+                .iter()
+                .flat_map(|p| p.value.arguments.iter().map(|a| a.value.name.value.clone())),
+        )
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 #[cfg(test)]

@@ -53,6 +53,17 @@ impl Project {
     }
 }
 
+/// Where a field is written in the project file, kept for problems found after loading:
+/// `warden check` prepares each statement against the database and names the field of
+/// any that fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldLocation {
+    /// Dotted path of the field, e.g. `tools[2].sql`.
+    pub field: String,
+    pub line: u32,
+    pub column: u32,
+}
+
 /// The `audit` section.
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
@@ -159,6 +170,8 @@ impl std::fmt::Debug for DataLocation {
 #[derive(Debug, Clone)]
 pub struct DataConfig {
     pub location: DataLocation,
+    /// Where `data.sqlite` or `data.postgres` is written.
+    pub written_at: FieldLocation,
     pub query_timeout: Duration,
     pub max_rows: usize,
     pub max_connections: u32,
@@ -235,6 +248,8 @@ pub struct Tool {
     pub access: Access,
     pub params: Vec<Param>,
     pub statement: Statement,
+    /// Where `sql` is written.
+    pub sql_at: FieldLocation,
     pub returns: Returns,
     pub output_schema: Option<serde_json::Map<String, serde_json::Value>>,
     /// JSON Schema of the arguments, derived from `params`.
@@ -310,6 +325,8 @@ pub struct Resource {
     pub description: Option<String>,
     pub mime_type: Option<String>,
     pub statement: Statement,
+    /// Where `sql` is written.
+    pub sql_at: FieldLocation,
     pub binary: bool,
 }
 

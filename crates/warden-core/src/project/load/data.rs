@@ -7,12 +7,21 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::Checker;
-use crate::project::{DataConfig, DataLocation, model};
+use crate::project::{DataConfig, DataLocation, FieldLocation, model};
 
 impl Checker<'_> {
     pub(super) fn data(&mut self, d: Spanned<model::DataSection>) -> Option<DataConfig> {
         let loc = d.referenced;
         let d = d.value;
+        let written_at = match (&d.sqlite, &d.postgres) {
+            (Some(path), _) => Self::located(path, "data.sqlite"),
+            (None, Some(url)) => Self::located(url, "data.postgres"),
+            (None, None) => FieldLocation {
+                field: "data".into(),
+                line: loc.line() as u32,
+                column: loc.column() as u32,
+            },
+        };
         let location = match (&d.sqlite, &d.postgres) {
             (Some(path), None) => {
                 let v = self.expand(path, "data.sqlite")?;
@@ -78,6 +87,7 @@ impl Checker<'_> {
         let max_connections = ranged(self, &conns, "data.max_connections", 1, 100, 8);
         Some(DataConfig {
             location: location?,
+            written_at,
             query_timeout: Duration::from_millis(timeout?),
             max_rows: max_rows? as usize,
             max_connections: max_connections? as u32,

@@ -2,7 +2,9 @@
 //! field, and `LoadError`, all of them at once.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::project::FieldLocation;
 
 /// One problem in a project file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +15,19 @@ pub struct ProjectError {
     /// Dotted path of the offending field, e.g. `tools[2].params[0].type`.
     pub field: String,
     pub message: String,
+}
+
+impl ProjectError {
+    /// A problem with the field written at `at` in `file`.
+    pub fn at(file: &Path, at: &FieldLocation, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: Some(at.line),
+            column: Some(at.column),
+            field: at.field.clone(),
+            message: message.into(),
+        }
+    }
 }
 
 impl fmt::Display for ProjectError {

@@ -1,6 +1,7 @@
 //! One entry of a tool's `params`: name (never an organisation), type, bounds, pattern,
 //! enumeration and default, each checked against the others.
 
+use super::suggest::closest;
 use super::{Checker, first_line, is_name};
 use crate::project::params::ParamType;
 use crate::project::{Param, model};
@@ -31,18 +32,29 @@ impl Checker<'_> {
         if !is_name(&p.name.value) {
             self.err(&p.name, format!("{field}.name"), format!("'{}' is not a valid parameter name: start with a letter or '_', then letters, digits or '_'", p.name.value));
         }
-        let ty = ParamType::parse(&p.ty.value);
-        if ty.is_none() {
+        let Some(ty) = ParamType::parse(&p.ty.value) else {
+            // Every other setting depends on the type, so that is the one problem to report.
+            let known = ["string", "integer", "number", "boolean"];
+            let guess = match p.ty.value.to_ascii_lowercase().as_str() {
+                "float" | "double" | "decimal" | "real" | "numeric" => Some("number"),
+                "text" | "str" | "varchar" => Some("string"),
+                "int" | "bigint" | "long" => Some("integer"),
+                "bool" => Some("boolean"),
+                other => closest(other, known),
+            };
             self.err(
                 &p.ty,
                 format!("{field}.type"),
                 format!(
-                    "unknown type '{}'; use string, integer, number or boolean",
-                    p.ty.value
+                    "unknown type '{}'; {}use string, integer, number or boolean",
+                    p.ty.value,
+                    guess
+                        .map(|g| format!("did you mean `{g}`? "))
+                        .unwrap_or_default()
                 ),
             );
-        }
-        let ty = ty.unwrap_or(ParamType::String);
+            return None;
+        };
         let numeric = matches!(ty, ParamType::Integer | ParamType::Number);
         for (opt, name) in [(&p.minimum, "minimum"), (&p.maximum, "maximum")] {
             if let Some(v) = opt

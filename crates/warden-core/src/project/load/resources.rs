@@ -90,6 +90,7 @@ impl Checker<'_> {
             description: r.description,
             mime_type: r.mime_type,
             statement: statement?,
+            sql_at: Self::located(&r.sql, format!("{field}.sql")),
             binary: r.binary,
         })
     }

@@ -216,3 +216,85 @@ fn auth_defaults_to_oauth_and_none_is_loopback_only() {
         "{errs}"
     );
 }
+
+const POLICED: &str = "tools:\n  - name: search\n    description: d\n    access: read\n    params:\n      - { name: limit, type: integer }\n    sql: SELECT :limit\n    policies:\n      input:\n        - name: bulk\n          condition: args.limit > 50 && user.rol != 'admin'\n          reason: too many\n      output:\n        - name: mask\n          condition: user.role == 'guest' && args.limt > 1\n          action: mask_fields\n          fields: [x]\n";
+
+#[test]
+fn rules_name_only_what_their_stage_provides() {
+    let errs = errors(&format!("{BASE}{POLICED}"));
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("p.yaml:15:22: tools[0].policies.input[0].condition: rule 'bulk' reads `user.rol`, but `user` has no field `rol`; did you mean `role`? its fields are id, email, role, org, scopes and attributes"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].contains("tools[0].policies.output[0].condition: rule 'mask' reads `args.limt`, but tool 'search' has no parameter `limt`; did you mean `limit`? its parameters are limit"),
+        "{errs:#?}"
+    );
+
+    // Project-wide rules see every tool, resource and prompt: an argument one of them
+    // declares is fine (the rule narrows with `tool.name` or `has()`); one nobody declares
+    // is not, nor is an unknown variable.
+    let global = format!(
+        "{BASE}policies:\n  input:\n    - name: a\n      condition: tool.kind == 'resource' && args.vendor_id == 'V-002'\n      reason: r\n    - name: b\n      condition: has(args.region) && args.region == 'eu'\n      reason: r\n    - name: c\n      condition: args.nowhere == 1 || requst.source == 'http'\n      reason: r\nresources:\n  - uri_template: 'v://{{vendor_id}}'\n    name: v\n    sql: SELECT :vendor_id\n"
+    );
+    let errs = errors(&global);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].contains("policies.input[2].condition: rule 'c' reads `args.nowhere`, but no tool, resource or prompt has an argument `nowhere`"), "{errs:#?}");
+    assert!(errs[1].contains("rule 'c' reads `requst`, which is not a variable here; did you mean `request`? input rules can read user, args, tool and request"), "{errs:#?}");
+}
+
+#[test]
+fn without_sign_in_a_rule_cannot_read_user() {
+    let errs = errors(&format!(
+        "{BASE}auth: none\n{}",
+        POLICED
+            .replace("user.rol", "user.role")
+            .replace("args.limt", "args.limit")
+    ));
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    for e in &errs {
+        assert!(
+            e.contains("reads `user`, but with `auth: none` nobody signs in, so there is no user"),
+            "{errs:#?}"
+        );
+        assert!(e.contains("use `auth: oauth`"), "{errs:#?}");
+    }
+    // A rule that reads only what exists without sign-in is fine.
+    let ok = format!(
+        "{BASE}auth: none\n{}",
+        POLICED
+            .replace("user.rol != 'admin'", "request.source == 'stdio'")
+            .replace(
+                "user.role == 'guest' && args.limt > 1",
+                "tool.name == 'search'"
+            )
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+}
+
+#[test]
+fn an_unknown_type_is_one_problem() {
+    let errs = errors(&format!(
+        "{BASE}tools:\n  - name: t\n    description: d\n    access: read\n    params:\n      - name: limit\n        type: int\n        minimum: 1\n        maximum: 100\n        default: 20\n    sql: SELECT :limit\n"
+    ));
+    assert_eq!(
+        errs,
+        vec![
+            "p.yaml:11:15: tools[0].params[0].type: unknown type 'int'; did you mean `integer`? use string, integer, number or boolean"
+        ]
+    );
+}
+
+#[test]
+fn a_tool_with_a_problem_still_has_its_rules_checked() {
+    let errs = errors(&format!(
+        "{BASE}{}",
+        POLICED.replace("access: read", "access: reed")
+    ));
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs[0].contains("'reed' is not an access kind"),
+        "{errs:#?}"
+    );
+}

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde_saphyr::Spanned;
 
-use super::policies::describe_policies;
+use super::policies::{Applies, describe_policies};
 use super::{Checker, is_tool_name};
 use crate::exec::sql;
 use crate::project::params::input_schema;
@@ -50,6 +50,13 @@ impl Checker<'_> {
                 Access::Read
             }
         };
+        // Every declared name counts as declared, even one whose other settings are wrong: its
+        // own error says what is wrong, and the SQL and the rules that use it are not wrong too.
+        let declared: Vec<String> = t
+            .params
+            .iter()
+            .map(|p| p.value.name.value.clone())
+            .collect();
         let mut params = Vec::new();
         let mut seen = HashSet::new();
         for (i, p) in t.params.into_iter().enumerate() {
@@ -86,7 +93,7 @@ impl Checker<'_> {
         if t.sample.is_some() {
             provided.push(crate::project::SAMPLE_TEXT);
         }
-        for p in &params {
+        for p in &declared {
             if [
                 crate::project::ELICIT_ACTION,
                 crate::project::ELICIT_CONTENT,
@@ -97,12 +104,12 @@ impl Checker<'_> {
                 crate::pipeline::CALLER_USER_ID,
                 crate::pipeline::CALLER_EMAIL,
             ]
-            .contains(&p.name.as_str())
+            .contains(&p.as_str())
             {
                 self.err(
                     &t.sql,
                     format!("{field}.params"),
-                    format!("'{}' is reserved for answers Warden binds itself", p.name),
+                    format!("'{p}' is reserved for answers Warden binds itself"),
                 );
             }
         }
@@ -147,7 +154,7 @@ impl Checker<'_> {
         };
         if let Some(s) = &statement {
             for n in &s.names {
-                if !params.iter().any(|p| &p.name == n) && !provided.contains(&n.as_str()) {
+                if !declared.contains(n) && !provided.contains(&n.as_str()) {
                     self.err(
                         &t.sql,
                         format!("{field}.sql"),
@@ -155,12 +162,12 @@ impl Checker<'_> {
                     );
                 }
             }
-            for p in &params {
-                if !s.names.contains(&p.name) {
+            for p in &declared {
+                if !s.names.contains(p) {
                     self.err(
                         &t.sql,
                         format!("{field}.sql"),
-                        format!("never uses the declared parameter :{}", p.name),
+                        format!("never uses the declared parameter :{p}"),
                     );
                 }
             }
@@ -212,13 +219,21 @@ impl Checker<'_> {
             Some(p) => p.value,
             None => 0,
         };
+        // The tool's own rules are checked even when something else in it is wrong, so that
+        // one run lists every problem.
+        let own = t.policies.as_ref().map(|p| {
+            let applies = Applies::Tool {
+                name: &t.name.value,
+                params: &declared,
+            };
+            self.policies(&p.value, &format!("{field}.policies"), Some(applies))
+        });
         if self.errors.len() > before {
             return None;
         }
-        let (mut input_rules, mut output_rules) = self.policies(global, "policies", false);
+        let (mut input_rules, mut output_rules) = self.policies(global, "policies", None);
         let mut policy_text = describe_policies(global);
-        if let Some(p) = &t.policies {
-            let (i, o) = self.policies(&p.value, &format!("{field}.policies"), true);
+        if let (Some(p), Some((i, o))) = (&t.policies, own) {
             input_rules.extend(i);
             output_rules.extend(o);
             policy_text.push_str(&describe_policies(&p.value));
@@ -231,9 +246,6 @@ impl Checker<'_> {
             sensitive,
             version: crate::policy::version_of(&policy_text),
         };
-        if self.errors.len() > before {
-            return None;
-        }
         let mut input_schema = input_schema(&params);
         if access == Access::Write {
             add_confirmation_params(&mut input_schema);
@@ -245,6 +257,7 @@ impl Checker<'_> {
             access,
             params,
             statement: statement?,
+            sql_at: Self::located(&t.sql, format!("{field}.sql")),
             returns,
             output_schema,
             input_schema,
