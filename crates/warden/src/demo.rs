@@ -60,8 +60,12 @@ API keys for the demo admin (shown once; send one as `Authorization: Bearer ...`
   With the read-write key, a write tool such as update_finding_status first answers with a
   preview and a confirmation token; call it again with \"confirm\": true and that token.
 
-Connect with the MCP Inspector (Streamable HTTP; it signs in through OAuth):
+Connect with the MCP Inspector (needs Node.js 22.19 or later; `node --version` tells):
   npx @modelcontextprotocol/inspector --transport http --server-url {url}
+      the web UI; it signs in through OAuth (tick the write box to try writes)
+  npx @modelcontextprotocol/inspector --cli --transport http --server-url {url} \\
+      --header \"Authorization: Bearer {write_key}\" --method tools/list
+      the command line, with the read-write key
 
 Connect a desktop assistant over stdio (paste into its MCP server configuration;
 works while this demo runs, or use `warden init DIR` for a lasting project):

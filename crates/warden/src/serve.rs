@@ -103,7 +103,7 @@ async fn stdio_identity(
     let pipeline = &opened.pipeline;
     let key = std::env::var("WARDEN_API_KEY").map_err(|_| {
         anyhow::anyhow!(
-            "set WARDEN_API_KEY to an API key (`warden key create ...`): over stdio the caller is the key's owner"
+            "set WARDEN_API_KEY to an API key (`warden key add --org ORG --user EMAIL --name NAME` prints one): over stdio the caller is the key's owner"
         )
     })?;
     let cfg = &pipeline.project().auth;

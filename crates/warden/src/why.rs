@@ -79,20 +79,16 @@ pub(crate) async fn run(
         match explain(t, &caller, args.as_ref()) {
             Ok(verdict) => {
                 any_allowed = true;
-                println!("  with {scopes}: ALLOWED; {verdict}");
+                println!("  with {scopes}: ALLOWED {verdict}");
             }
             Err(verdict) => println!("  with {scopes}: DENIED {verdict}"),
         }
     }
-    match &args {
-        Some(a) => println!(
+    if let Some(a) = &args {
+        println!(
             "(for the arguments {})",
             serde_json::Value::Object(a.clone())
-        ),
-        None if !t.policies.input.is_empty() => println!(
-            "(for a call with no arguments, so defaults apply; give --args JSON to explain a particular call)"
-        ),
-        None => {}
+        );
     }
     store.close().await;
     Ok(if any_allowed {
@@ -117,11 +113,33 @@ fn explain(
             d.reason
         )
     })?;
-    tool.bind_arguments(args)
+    let rules: Vec<&str> = tool
+        .policies
+        .input
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    let confirm = if tool.access == project::Access::Write {
+        "; the write is then previewed and runs only when confirmed"
+    } else {
+        ""
+    };
+    let Some(args) = args else {
+        let policies = match rules.len() {
+            0 => "no input policy applies".to_string(),
+            n => format!(
+                "{n} input polic{} then check each call ({}); give --args JSON to check one",
+                if n == 1 { "y" } else { "ies" },
+                rules.join(", ")
+            ),
+        };
+        return Ok(format!("by rule {}; {policies}{confirm}", permit.rule()));
+    };
+    tool.bind_arguments(Some(args))
         .map_err(|e| format!("at the arguments stage: {e}"))?;
     let vars = warden_core::pipeline::policy_variables(
         tool,
-        args,
+        Some(args),
         Some(caller),
         warden_core::pipeline::Source::Http,
     );
@@ -135,25 +153,12 @@ fn explain(
             d.rule, d.reason
         ),
     })?;
-    let policies = match tool.policies.input.len() {
+    let policies = match rules.len() {
         0 => "no input policy applies".to_string(),
-        n => format!(
-            "no input policy denies ({n} checked: {})",
-            tool.policies
-                .input
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let confirm = if tool.access == project::Access::Write {
-        "; the write is then previewed and runs only when confirmed"
-    } else {
-        ""
+        n => format!("no input policy denies ({n} checked: {})", rules.join(", ")),
     };
     Ok(format!(
-        "role and scope by rule {}, arguments accepted, {policies}{confirm}",
+        "by rule {}; arguments accepted; {policies}{confirm}",
         permit.rule()
     ))
 }

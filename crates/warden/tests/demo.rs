@@ -40,6 +40,11 @@ async fn demo_prints_how_to_connect_and_serves_tools() {
         .to_string();
     assert!(banner.contains(&format!("--server-url {url}")), "{banner}");
     assert!(banner.contains("\"--stdio\""), "{banner}");
+    // The Inspector command says what it needs.
+    assert!(
+        banner.contains("npx @modelcontextprotocol/inspector") && banner.contains("Node.js 22.19"),
+        "{banner}"
+    );
     let project = banner
         .lines()
         .find_map(|l| l.trim().strip_prefix("Project file"))

@@ -204,6 +204,16 @@ async fn project_wide_policies_govern_resources_and_prompts_too() {
     );
     assert!(as_admin["country"].is_string(), "{as_admin}");
 
+    // A URI that matches the template but names no row says so (not "no resource has it").
+    let missing = a
+        .request("resources/read", json!({"uri": "vendor://V-999"}))
+        .await;
+    let said = missing["error"]["message"].as_str().unwrap();
+    assert!(
+        said.contains("matches the resource") && said.contains("nothing exists at that URI"),
+        "{missing}"
+    );
+
     let p = g
         .request(
             "prompts/get",
