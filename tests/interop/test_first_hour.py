@@ -5,6 +5,7 @@ desktop client shows when its key is missing."""
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -62,11 +63,10 @@ def test_http_read_then_confirmed_write(first_hour):
                 finding = json.loads(found.content[0].text)["rows"][0]
                 args = {"finding_id": finding["id"], "status": "in_progress", "note": "first hour"}
                 preview = await client.call_tool("update_finding_status", args)
-                assert not preview.is_error, preview
-                token = (preview.structured_content or {}).get("confirmation_token") or next(
-                    json.loads(c.text).get("confirmation_token") for c in preview.content
-                    if c.type == "text" and c.text.startswith("{"))
-                assert token, preview
+                # A preview changes nothing and is not a success: the model must ask the person.
+                text = preview.content[0].text
+                assert preview.is_error and text.startswith("Confirmation required"), preview
+                token = re.search(r"wdn_cf_[A-Za-z0-9_-]+", text).group(0)
                 done = await client.call_tool("update_finding_status",
                                               {**args, "confirm": True, "confirmation_token": token})
                 assert not done.is_error, done

@@ -69,18 +69,24 @@ async fn serve_stdio(project: PathBuf) -> anyhow::Result<ExitCode> {
 /// JSON-RPC error code for a stdio session Warden cannot start (server-defined range).
 const STDIO_REFUSED: i64 = -32001;
 
-/// Prints `message` on stderr, answers the client's first request with it as a JSON-RPC
-/// error, and exits with status 1. Notifications and lines that are not JSON-RPC requests
-/// are skipped; end of input ends it too.
+/// Most requests a refused stdio session answers before it stops waiting for `initialize`
+/// (a client may first probe with other methods, such as `server/discover`).
+const STDIO_REFUSED_ANSWERS: usize = 8;
+
+/// Prints `message` on stderr, answers the client's requests with it as a JSON-RPC error
+/// until it sends `initialize` (a client that probes first, with `server/discover`, falls
+/// back to `initialize` on an error), and exits with status 1. Notifications and lines that
+/// are not JSON-RPC requests are skipped; end of input ends it too.
 async fn refuse_stdio(message: String) -> anyhow::Result<ExitCode> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     eprintln!("error: {message}");
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut answered = 0;
     while let Ok(Some(line)) = lines.next_line().await {
         let Ok(request) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
-        let (Some(id), Some(_)) = (request.get("id"), request.get("method")) else {
+        let (Some(id), Some(method)) = (request.get("id"), request.get("method")) else {
             continue;
         };
         let answer = serde_json::json!({
@@ -91,7 +97,10 @@ async fn refuse_stdio(message: String) -> anyhow::Result<ExitCode> {
         let mut out = tokio::io::stdout();
         out.write_all(format!("{answer}\n").as_bytes()).await?;
         out.flush().await?;
-        break;
+        answered += 1;
+        if method == "initialize" || answered >= STDIO_REFUSED_ANSWERS {
+            break;
+        }
     }
     Ok(ExitCode::FAILURE)
 }

@@ -14,7 +14,9 @@ use serde_json::Value;
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
 /// Runs `warden serve --stdio` on `project` with `key` (or none), sends a notification, a
-/// non-JSON line and `initialize`; returns the one answer, stderr and the exit status.
+/// non-JSON line, a `server/discover` probe and `initialize`; returns the answer to
+/// `initialize` (after checking that the probe was answered the same way), stderr and the
+/// exit status.
 fn refused(project: &std::path::Path, key: Option<&str>) -> (Value, String, i32) {
     let mut cmd = warden();
     cmd.args(["serve", "--stdio", "-p", project.to_str().unwrap()])
@@ -33,14 +35,28 @@ fn refused(project: &std::path::Path, key: Option<&str>) -> (Value, String, i32)
     )
     .unwrap();
     writeln!(stdin, "not json").unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","id":"probe","method":"server/discover","params":{{}}}}"#
+    )
+    .unwrap();
     writeln!(stdin, "{INITIALIZE}").unwrap();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":9,"method":"tools/list"}}"#).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one answer: {stdout}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "the probe and initialize are answered, then it stops: {stdout}"
+    );
+    let probe: Value = serde_json::from_str(lines[0]).unwrap();
+    let answer: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(probe["id"], "probe");
+    assert_eq!(probe["error"], answer["error"]);
     (
-        serde_json::from_str(lines[0]).unwrap(),
+        answer,
         String::from_utf8_lossy(&out.stderr).into_owned(),
         out.status.code().unwrap(),
     )
