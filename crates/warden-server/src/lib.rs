@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use warden_core::pipeline::Pipeline;
 
 pub use transport::http::router;
+pub use transport::http::tls::{Tls, TlsError};
 pub use transport::stdio::{StdioError, serve_stdio};
 
 /// A bound HTTP server that has not started serving yet; lets the caller learn the port
@@ -25,12 +26,23 @@ pub use transport::stdio::{StdioError, serve_stdio};
 pub struct HttpServer {
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
+    tls: Option<Tls>,
 }
 
 impl HttpServer {
     pub async fn bind(pipeline: Arc<Pipeline>, addr: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self { listener, pipeline })
+        Ok(Self {
+            listener,
+            pipeline,
+            tls: None,
+        })
+    }
+
+    /// Serve HTTPS with `tls`; every response then carries the project's HSTS header.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -38,25 +50,47 @@ impl HttpServer {
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, ends MCP sessions and
-    /// waits for in-flight requests.
+    /// waits for in-flight requests. Connections are held to the project's
+    /// `server.limits` (see `transport::http::accept`).
     pub async fn serve(
         self,
         auth: Option<web::oauth::AuthState>,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let app = router(self.pipeline, auth, shutdown.clone());
-        // Responses are written in several small pieces (SSE events); without TCP_NODELAY,
-        // Nagle's algorithm and the client's delayed ACK hold each response ~40 ms.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+        let server = self.pipeline.project().server.clone();
+        let mut app = router(self.pipeline, auth, shutdown.clone());
+        if self.tls.is_some() {
+            app = transport::http::with_hsts(app, &server.hsts);
+        }
+        transport::http::accept::serve(self.listener, app, self.tls, server.limits, shutdown).await
+    }
+}
+
+/// A plain-HTTP listener that answers every request with a redirect to `target` (an
+/// `https://` base URL), the same path and query: `server.redirect_http`.
+#[derive(Debug)]
+pub struct RedirectServer {
+    listener: TcpListener,
+}
+
+impl RedirectServer {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: TcpListener::bind(addr).await?,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn serve(
+        self,
+        target: String,
+        limits: warden_core::project::ConnectionLimits,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let app = transport::http::redirect_to_https(target);
+        transport::http::accept::serve(self.listener, app, None, limits, shutdown).await
     }
 }

@@ -23,7 +23,7 @@ pub(crate) async fn run(port: u16, keep: bool) -> anyhow::Result<ExitCode> {
     let exe =
         std::env::current_exe().map_or_else(|_| "warden".to_string(), |p| p.display().to_string());
     let project_path = project_file.display().to_string();
-    serve_http(&opened, addr, |a| {
+    serve_http(&opened, addr, None, |a| {
         print_demo_banner(a, &exe, &project_path, &identity)
     })
     .await?;

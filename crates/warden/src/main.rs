@@ -98,7 +98,7 @@ enum Command {
     },
     /// Serve a project over Streamable HTTP (default) or stdio.
     #[command(
-        after_help = "Examples:\n  warden serve -p warden.yaml\n  warden serve -p warden.yaml --bind 127.0.0.1:9000\n  warden serve -p warden.yaml --stdio      for local clients that launch Warden themselves"
+        after_help = "Examples:\n  warden serve -p warden.yaml\n  warden serve -p warden.yaml --bind 127.0.0.1:9000\n  warden serve -p warden.yaml --bind 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem\n  warden serve -p warden.yaml --stdio      for local clients that launch Warden themselves\n\nSignals: SIGTERM or Ctrl-C finish in-flight requests and stop; SIGHUP re-reads the TLS\ncertificate and key (they are also re-read when the files change)."
     )]
     Serve {
         #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
@@ -109,6 +109,12 @@ enum Command {
         /// Override server.bind from the project file.
         #[arg(long)]
         bind: Option<SocketAddr>,
+        /// Serve HTTPS with this PEM certificate (chain allowed); overrides server.tls.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM private key (readable by its owner only: chmod 600).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage organisations.
     Org {
@@ -329,7 +335,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             project,
             stdio,
             bind,
-        } => serve::run(project, stdio, bind).await,
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = serve::TlsFlags {
+                cert: tls_cert,
+                key: tls_key,
+            };
+            serve::run(project, stdio, bind, tls).await
+        }
         Command::Demo { port, keep } => demo::run(port, keep).await,
     }
 }

@@ -13,16 +13,43 @@ use warden_core::project::AuthMode;
 
 use crate::open::{Opened, open};
 
+/// `--tls-cert` and `--tls-key`, which override `server.tls`.
+#[derive(Debug, Default)]
+pub(crate) struct TlsFlags {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 pub(crate) async fn run(
     project: PathBuf,
     stdio: bool,
     bind: Option<SocketAddr>,
+    tls_flags: TlsFlags,
 ) -> anyhow::Result<ExitCode> {
     if stdio {
         return serve_stdio(project).await;
     }
     let opened = open(&project).await?;
     let pipeline = opened.pipeline.clone();
+    let server_cfg = &pipeline.project().server;
+    let tls_paths = match (tls_flags.cert, tls_flags.key) {
+        (Some(cert), Some(key)) => Some(warden_core::project::TlsConfig { cert, key }),
+        (None, None) => server_cfg.tls.clone(),
+        _ => anyhow::bail!("give both --tls-cert and --tls-key, or neither"),
+    };
+    let tls = match &tls_paths {
+        None => None,
+        Some(paths) => {
+            if let Some(url) = &server_cfg.public_url
+                && !url.to_ascii_lowercase().starts_with("https://")
+            {
+                anyhow::bail!(
+                    "server.public_url is '{url}', but Warden serves HTTPS here; make it https:// (OAuth clients check it)"
+                );
+            }
+            Some(warden_server::Tls::load(paths).context("cannot serve HTTPS")?)
+        }
+    };
     if pipeline.project().auth.mode == AuthMode::OAuth
         && let Some(hint) = crate::admin::nobody_can_connect(&opened.state, &project).await?
     {
@@ -34,8 +61,9 @@ pub(crate) async fn run(
             "refusing to serve {addr}: the project says `auth: none`, which is for local development and binds only to loopback"
         );
     }
-    serve_http(&opened, addr, |a| {
-        tracing::info!("serving MCP on http://{a}/mcp")
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    serve_http(&opened, addr, tls, |a| {
+        tracing::info!("serving MCP on {scheme}://{a}/mcp")
     })
     .await?;
     Ok(ExitCode::SUCCESS)
@@ -146,13 +174,18 @@ async fn stdio_identity(
 pub(crate) async fn serve_http(
     opened: &Opened,
     addr: SocketAddr,
+    tls: Option<warden_server::Tls>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let pipeline = opened.pipeline.clone();
-    let server = warden_server::HttpServer::bind(pipeline.clone(), addr).await.with_context(|| {
+    let mut server = warden_server::HttpServer::bind(pipeline.clone(), addr).await.with_context(|| {
         format!("cannot listen on {addr}; is another server using that port? pick another with --bind or --port")
     })?;
     let local = server.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(t) = &tls {
+        server = server.with_tls(t.clone());
+    }
     let auth = match pipeline.project().auth.mode {
         AuthMode::None => None,
         AuthMode::OAuth => {
@@ -162,7 +195,7 @@ pub(crate) async fn serve_http(
                 .server
                 .public_url
                 .clone()
-                .unwrap_or_else(|| format!("http://{local}"));
+                .unwrap_or_else(|| format!("{scheme}://{local}"));
             let auth = warden_auth::AuthServer::new(
                 opened.state.clone(),
                 opened.sink(),
@@ -179,11 +212,43 @@ pub(crate) async fn serve_http(
             ))
         }
     };
-    on_ready(local);
     let shutdown = CancellationToken::new();
+    let redirect = match (pipeline.project().server.redirect_http, &tls) {
+        (Some(raddr), Some(_)) => {
+            let r = warden_server::RedirectServer::bind(raddr).await.with_context(|| {
+                format!("cannot listen on {raddr} (server.redirect_http); is another server using that port?")
+            })?;
+            let target = pipeline
+                .project()
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("https://{local}"));
+            tracing::info!("redirecting http://{}/ to {target}", r.local_addr()?);
+            let limits = pipeline.project().server.limits;
+            let stop = shutdown.clone();
+            Some(tokio::spawn(
+                async move { r.serve(target, limits, stop).await },
+            ))
+        }
+        _ => None,
+    };
+    if let Some(t) = &tls {
+        t.watch(std::time::Duration::from_secs(2), shutdown.clone());
+    }
+    on_ready(local);
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        loop {
+            match wait_for_signal().await {
+                Signal::Stop => break,
+                Signal::Reload => {
+                    if let Some(t) = &tls {
+                        t.reload_and_log("SIGHUP");
+                    }
+                }
+            }
+        }
         tracing::info!("shutting down: finishing in-flight requests");
         signal.cancel();
     });
@@ -191,28 +256,41 @@ pub(crate) async fn serve_http(
         .serve(auth, shutdown)
         .await
         .context("the HTTP server failed")?;
+    if let Some(r) = redirect {
+        let _ = r.await;
+    }
     opened.close().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// What a signal asks of the server.
+enum Signal {
+    /// Ctrl-C or SIGTERM: finish in-flight requests and stop.
+    Stop,
+    /// SIGHUP: re-read what can change without a restart.
+    Reload,
+}
+
+async fn wait_for_signal() -> Signal {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return Signal::Stop;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => Signal::Stop,
+            _ = term.recv() => Signal::Stop,
+            _ = hup.recv() => Signal::Reload,
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
     }
 }

@@ -82,7 +82,49 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) accepted besides loopback origins.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+    /// HTTPS, when set.
+    pub tls: Option<TlsConfig>,
+    /// The `Strict-Transport-Security` value sent on every HTTPS response.
+    pub hsts: String,
+    /// A plain-HTTP listener that only redirects to HTTPS (with `tls`).
+    pub redirect_http: Option<SocketAddr>,
+    pub limits: ConnectionLimits,
 }
+
+/// A certificate chain and private key, PEM files (relative paths already resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// How many connections the HTTP listener holds, and how long it waits on a quiet one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections at most; past it, new ones are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one IP address at most.
+    pub max_connections_per_address: usize,
+    /// Longest wait for a TLS handshake, and for a request's headers (which also bounds how
+    /// long an idle HTTP/1.1 keep-alive connection is kept).
+    pub header_timeout: std::time::Duration,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_connections_per_address: 256,
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+/// The HSTS value Warden sends unless the project says otherwise.
+pub const DEFAULT_HSTS: &str = "max-age=31536000; includeSubDomains";
 
 /// How callers prove who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,6 +68,49 @@ pub struct ServerSection {
     /// Largest accepted request body, in bytes. Default 1 MiB.
     #[serde(default)]
     pub max_body_bytes: Option<Spanned<u64>>,
+    /// Serve HTTPS: a PEM certificate (chain allowed) and its private key.
+    #[serde(default)]
+    pub tls: Option<Spanned<TlsSection>>,
+    /// `Strict-Transport-Security` on HTTPS responses.
+    #[serde(default)]
+    pub hsts: Option<Spanned<HstsSection>>,
+    /// With `tls`, a plain-HTTP listener (`host:port`) that only redirects to HTTPS.
+    #[serde(default)]
+    pub redirect_http: Option<Spanned<String>>,
+    /// Connection limits and timeouts.
+    #[serde(default)]
+    pub limits: Option<Spanned<LimitsSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HstsSection {
+    #[serde(default)]
+    pub max_age: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub include_subdomains: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub preload: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_connections_per_address: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub header_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub idle_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

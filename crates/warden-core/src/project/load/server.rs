@@ -1,9 +1,12 @@
 //! The `server` section: bind address, public URL, allowed hosts and origins, body limit.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
 
 use super::Checker;
-use crate::project::{ServerConfig, model};
+use crate::project::{ConnectionLimits, ServerConfig, TlsConfig, model};
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
@@ -117,12 +120,199 @@ impl Checker<'_> {
                 0
             }
         };
+        let tls = s.tls.as_ref().and_then(|t| {
+            let cert = self.expand(&t.value.cert, "server.tls.cert")?;
+            let key = self.expand(&t.value.key, "server.tls.key")?;
+            Some(TlsConfig {
+                cert: self.relative(&cert),
+                key: self.relative(&key),
+            })
+        });
+        if s.tls.is_some() && tls.is_none() {
+            ok = false;
+        }
+        if let (true, Some(url), Some(u)) = (s.tls.is_some(), &public_url, &s.public_url)
+            && !url.to_ascii_lowercase().starts_with("https://")
+        {
+            self.err(
+                u,
+                "server.public_url",
+                format!("'{url}' is http://, but `server.tls` serves HTTPS; clients must use an https:// URL (and OAuth clients check it)"),
+            );
+            ok = false;
+        }
+        let hsts = match &s.hsts {
+            None => crate::project::DEFAULT_HSTS.to_string(),
+            Some(h) => match self.hsts(&h.value) {
+                Some(v) => v,
+                None => {
+                    ok = false;
+                    String::new()
+                }
+            },
+        };
+        let redirect_http = match &s.redirect_http {
+            None => None,
+            Some(r) => {
+                let v = self.expand_server(r, "server.redirect_http");
+                match v.as_deref().map(str::parse::<SocketAddr>) {
+                    Some(Ok(a)) if s.tls.is_some() => Some(a),
+                    Some(Ok(_)) => {
+                        self.err(r, "server.redirect_http", "a redirect to HTTPS needs `server.tls`; without it, serve plain HTTP on server.bind");
+                        ok = false;
+                        None
+                    }
+                    Some(Err(_)) => {
+                        self.err(
+                            r,
+                            "server.redirect_http",
+                            format!(
+                                "'{}' is not host:port with an IP address, e.g. 0.0.0.0:80",
+                                r.value
+                            ),
+                        );
+                        ok = false;
+                        None
+                    }
+                    None => None,
+                }
+            }
+        };
+        let limits = match &s.limits {
+            None => ConnectionLimits::default(),
+            Some(l) => match self.limits(&l.value) {
+                Some(v) => v,
+                None => {
+                    ok = false;
+                    ConnectionLimits::default()
+                }
+            },
+        };
         (ok && bind.is_some()).then(|| ServerConfig {
             bind: bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             public_url,
             allowed_hosts,
             allowed_origins,
             max_body_bytes,
+            tls,
+            hsts,
+            redirect_http,
+            limits,
+        })
+    }
+
+    /// The `Strict-Transport-Security` value of `server.hsts`.
+    fn hsts(&mut self, h: &model::HstsSection) -> Option<String> {
+        const YEAR: u64 = 31_536_000;
+        let max_age = h.max_age.as_ref().map_or(YEAR, |m| m.value);
+        let subdomains = h.include_subdomains.as_ref().is_none_or(|b| b.value);
+        let preload = h.preload.as_ref().is_some_and(|b| b.value);
+        if let Some(m) = &h.max_age
+            && m.value > 2 * YEAR
+        {
+            self.err(
+                m,
+                "server.hsts.max_age",
+                format!(
+                    "{} seconds is more than two years; use at most {}",
+                    m.value,
+                    2 * YEAR
+                ),
+            );
+            return None;
+        }
+        if let Some(p) = &h.preload
+            && preload
+            && (max_age < YEAR || !subdomains)
+        {
+            self.err(
+                p,
+                "server.hsts.preload",
+                "preload lists accept only max_age of a year or more with include_subdomains: true",
+            );
+            return None;
+        }
+        let mut v = format!("max-age={max_age}");
+        if subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if preload {
+            v.push_str("; preload");
+        }
+        Some(v)
+    }
+
+    fn limits(&mut self, l: &model::LimitsSection) -> Option<ConnectionLimits> {
+        let d = ConnectionLimits::default();
+        let mut ok = true;
+        let mut within = |c: &mut Self,
+                          v: &Option<Spanned<u64>>,
+                          field: &str,
+                          lo: u64,
+                          hi: u64,
+                          default: u64|
+         -> u64 {
+            match v {
+                None => default,
+                Some(n) if (lo..=hi).contains(&n.value) => n.value,
+                Some(n) => {
+                    c.err(
+                        n,
+                        format!("server.limits.{field}"),
+                        format!("must be between {lo} and {hi}"),
+                    );
+                    ok = false;
+                    default
+                }
+            }
+        };
+        let max = within(
+            self,
+            &l.max_connections,
+            "max_connections",
+            1,
+            1_000_000,
+            d.max_connections as u64,
+        );
+        let per = within(
+            self,
+            &l.max_connections_per_address,
+            "max_connections_per_address",
+            1,
+            1_000_000,
+            (d.max_connections_per_address as u64).min(max),
+        );
+        let header = within(
+            self,
+            &l.header_timeout_ms,
+            "header_timeout_ms",
+            100,
+            600_000,
+            d.header_timeout.as_millis() as u64,
+        );
+        let idle = within(
+            self,
+            &l.idle_timeout_ms,
+            "idle_timeout_ms",
+            1_000,
+            86_400_000,
+            d.idle_timeout.as_millis() as u64,
+        );
+        if let Some(p) = &l.max_connections_per_address
+            && per > max
+        {
+            self.err(
+                p,
+                "server.limits.max_connections_per_address",
+                format!("{per} is more than max_connections ({max})"),
+            );
+            ok = false;
+        }
+        ok.then(|| ConnectionLimits {
+            max_connections: max as usize,
+            max_connections_per_address: per as usize,
+            header_timeout: Duration::from_millis(header),
+            idle_timeout: Duration::from_millis(idle),
         })
     }
 }

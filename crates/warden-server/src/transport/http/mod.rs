@@ -9,14 +9,18 @@
 //! 5. `step_up.rs`: a connection whose scopes do not cover the tool (403 with a challenge);
 //! 6. rmcp, which checks `Host` against the configured hosts (403), then the protocol.
 //!
-//! `headers.rs` adds the security headers to every response. The pipeline makes every
-//! decision; these layers only ask it and write its answer on the wire.
+//! `headers.rs` adds the security headers to every response (and HSTS over HTTPS). The
+//! pipeline makes every decision; these layers only ask it and write its answer on the wire.
+//! Below them all, `accept.rs` holds each TCP connection to the connection limits and
+//! timeouts, and `tls.rs` terminates HTTPS.
 
+pub(crate) mod accept;
 mod admission;
 mod body;
 mod headers;
 mod origin;
 mod step_up;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,4 +146,30 @@ pub(super) fn audit_unavailable(id: Value, message: &str) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// `app` with `Strict-Transport-Security: value` on every response: for HTTPS only.
+pub(crate) fn with_hsts(app: Router, value: &str) -> Router {
+    match axum::http::HeaderValue::from_str(value) {
+        Ok(v) => app.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            v,
+        )),
+        Err(_) => app,
+    }
+}
+
+/// Every request answered with 308 to the same path and query under `target`.
+pub(crate) fn redirect_to_https(target: String) -> Router {
+    let target: Arc<str> = target.trim_end_matches('/').into();
+    Router::new().fallback(move |uri: axum::http::Uri| {
+        let target = target.clone();
+        async move {
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            (
+                StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, format!("{target}{path}"))],
+            )
+        }
+    })
 }
