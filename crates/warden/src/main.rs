@@ -13,6 +13,7 @@ mod audit_cmd;
 mod check;
 mod demo;
 mod init;
+mod metrics;
 mod open;
 mod policy_test;
 mod serve;
@@ -40,8 +41,24 @@ struct Cli {
     /// Log filter, e.g. `info` or `warden=debug` (also RUST_LOG).
     #[arg(long, global = true, env = "WARDEN_LOG", default_value = "info")]
     log: String,
+    /// How log lines are written on stderr: `text` for people, `json` (one object per
+    /// line) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `-p/--project`, accepted anywhere after an admin command.
@@ -223,11 +240,20 @@ fn main() -> ExitCode {
             .unwrap_or(&cli.log),
     );
     // Logs go to stderr: stdout belongs to the protocol in stdio mode.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One JSON object per line, with the span (and its trace id) of each event.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -34,10 +34,12 @@ pub(crate) async fn run(
             "refusing to serve {addr}: the project says `auth: none`, which is for local development and binds only to loopback"
         );
     }
+    let metrics = crate::metrics::start(&opened).await?;
     serve_http(&opened, addr, |a| {
         tracing::info!("serving MCP on http://{a}/mcp")
     })
     .await?;
+    drop(metrics);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,6 +82,8 @@ pub struct ServerConfig {
     /// Origins (`scheme://host[:port]`) accepted besides loopback origins.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+    /// Where `/metrics` is served (`server.metrics.bind`); `None`: metrics are off.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// How callers prove who they are.

@@ -68,6 +68,16 @@ pub struct ServerSection {
     /// Largest accepted request body, in bytes. Default 1 MiB.
     #[serde(default)]
     pub max_body_bytes: Option<Spanned<u64>>,
+    /// Serve `/metrics` (Prometheus) on a listener of its own. Off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `host:port` of the metrics listener, e.g. `127.0.0.1:9090`.
+    pub bind: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
