@@ -83,8 +83,7 @@ impl AuthServer {
                     refused(
                         "not_a_member",
                         AuthnError::Unauthenticated(
-                            "this API key's owner is no longer a member of its organisation"
-                                .into(),
+                            "this API key's owner is no longer a member of its organisation".into(),
                         ),
                     )
                 })?;
@@ -186,32 +185,24 @@ impl AuthServer {
         scopes: Scopes,
         method: AuthMethod,
     ) -> Result<Principal, AuthnError> {
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or_else(|| {
-                refused(
-                    "invalid_token",
-                    AuthnError::Unauthenticated("unknown user".into()),
-                )
-            })?;
+        let user = self.store.user_by_id(user_id).await?.ok_or_else(|| {
+            refused(
+                "invalid_token",
+                AuthnError::Unauthenticated("unknown user".into()),
+            )
+        })?;
         if user.disabled_at.is_some() {
             return Err(refused(
                 "disabled",
                 AuthnError::Unauthenticated("this account is disabled".into()),
             ));
         }
-        let org = self
-            .store
-            .org_by_id(org_id)
-            .await?
-            .ok_or_else(|| {
-                refused(
-                    "invalid_token",
-                    AuthnError::Unauthenticated("unknown organisation".into()),
-                )
-            })?;
+        let org = self.store.org_by_id(org_id).await?.ok_or_else(|| {
+            refused(
+                "invalid_token",
+                AuthnError::Unauthenticated("unknown organisation".into()),
+            )
+        })?;
         Ok(Principal {
             user_id: user_id.to_string(),
             email: user.email,

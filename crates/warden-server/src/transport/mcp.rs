@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use futures::future::BoxFuture;
-use tracing::Instrument;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
     CompletionInfo, ContentBlock, CreateMessageRequestParams, CustomRequest, CustomResult,
@@ -28,6 +27,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 use warden_auth::AuthServer;
 use warden_auth::server::AuthnError;
 use warden_core::audit::Peer;

@@ -13,7 +13,9 @@ pub fn trace_id(header: &str) -> Option<String> {
         return None;
     }
     let hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let zeros = |s: &str| s.bytes().all(|b| b == b'0');
     if !hex(trace, 32) || zeros(trace) || !hex(parent, 16) || zeros(parent) || !hex(flags, 2) {

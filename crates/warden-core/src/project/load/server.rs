@@ -127,7 +127,15 @@ impl Checker<'_> {
                     None => return None,
                 };
                 match v.parse::<SocketAddr>() {
-                    Ok(a) if bind.is_some_and(|b| b.port() == a.port() && a.port() != 0 && (b.ip() == a.ip() || b.ip().is_unspecified() || a.ip().is_unspecified())) => {
+                    Ok(a)
+                        if bind.is_some_and(|b| {
+                            b.port() == a.port()
+                                && a.port() != 0
+                                && (b.ip() == a.ip()
+                                    || b.ip().is_unspecified()
+                                    || a.ip().is_unspecified())
+                        }) =>
+                    {
                         self.err(
                             &m.bind,
                             "server.metrics.bind",
@@ -142,7 +150,9 @@ impl Checker<'_> {
                         self.err(
                             &m.bind,
                             "server.metrics.bind",
-                            format!("'{v}' is not host:port with an IP address, e.g. 127.0.0.1:9090"),
+                            format!(
+                                "'{v}' is not host:port with an IP address, e.g. 127.0.0.1:9090"
+                            ),
                         );
                         ok = false;
                         None

@@ -23,7 +23,10 @@ fn a_valid_project_loads_with_defaults() {
     let p = load_str(&yaml, Path::new("dir/p.yaml"), |_| None).unwrap();
     assert_eq!(p.server.bind.to_string(), "127.0.0.1:8080");
     assert_eq!(p.server.max_body_bytes, 1024 * 1024);
-    assert_eq!(p.server.metrics_bind, None, "metrics are off unless asked for");
+    assert_eq!(
+        p.server.metrics_bind, None,
+        "metrics are off unless asked for"
+    );
     assert!(
         matches!(&p.data.location, DataLocation::Sqlite(path) if path == Path::new("dir/d.db"))
     );
