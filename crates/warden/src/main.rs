@@ -4,7 +4,8 @@
 //! holds the clap definitions and the dispatch; each command's implementation is in its own
 //! module: `check.rs`, `serve.rs` (HTTP or stdio), `demo.rs`, `why.rs`, `init.rs`,
 //! `policy_test.rs`, `audit_cmd.rs` (`log`, `audit`) and `admin.rs` (`org`, `user`,
-//! `member`, `key`, `apps`); `open.rs` opens a project for `serve` and `demo`.
+//! `member`, `key`, `apps`); `open.rs` opens a project for `serve` and `demo`, and
+//! `metrics.rs` starts the metrics listener beside `serve`.
 
 #![forbid(unsafe_code)]
 
