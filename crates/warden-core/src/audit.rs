@@ -122,6 +122,9 @@ pub struct Event {
     pub affected: Option<Vec<String>>,
     /// Anything else worth keeping (rows affected, policy version, ...).
     pub detail: Option<Value>,
+    /// The W3C trace id (32 lowercase hex digits) of the request's `traceparent`, so the
+    /// record can be joined with logs and traces.
+    pub trace_id: Option<String>,
 }
 
 impl Event {
@@ -149,6 +152,7 @@ impl Event {
             duration_us: None,
             affected: None,
             detail: None,
+            trace_id: None,
         }
     }
 
@@ -191,11 +195,17 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Where the request came from on the network.
+/// Where the request came from: the network peer, and what the edge read about the request
+/// that the record and the metrics keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
     pub remote_addr: Option<String>,
     pub user_agent: Option<String>,
+    /// The trace id of a valid W3C `traceparent` header (32 lowercase hex digits).
+    pub trace_id: Option<String>,
+    /// The MCP protocol revision of the connection, one the edge knows (never a client's
+    /// text), for metrics.
+    pub protocol_version: Option<&'static str>,
 }
 
 /// The audit store refused or failed to make an event durable.
@@ -203,10 +213,22 @@ pub struct Peer {
 #[error("the audit trail cannot record this request ({0}); it was refused and nothing was changed")]
 pub struct AuditError(pub String);
 
+/// Why a sink cannot take events now: a fixed phrase (no paths, versions or database
+/// errors), fit for an unauthenticated readiness probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub &'static str);
+
 /// Where events go. `record` resolves once the event is durable (or with the reason it
 /// cannot be); nothing that depends on the event may be released before that.
 pub trait Sink: Send + Sync + fmt::Debug {
     fn record(&self, event: Event) -> BoxFuture<'static, Result<(), AuditError>>;
+
+    /// Whether an event could be made durable now, without recording one. Cheap enough to
+    /// be asked by every readiness probe.
+    fn ready(&self) -> BoxFuture<'static, Result<(), NotReady>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Whether events are kept at all (`audit: { enabled: false }` turns it off).
     fn enabled(&self) -> bool {
@@ -246,6 +268,17 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
+    fn ready(&self) -> BoxFuture<'static, Result<(), NotReady>> {
+        let failing = self.failing.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if failing {
+                Err(NotReady("audit trail cannot append"))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
     fn record(&self, event: Event) -> BoxFuture<'static, Result<(), AuditError>> {
         let r = if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             Err(AuditError("the memory sink was told to fail".into()))

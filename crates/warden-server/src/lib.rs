@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod observe;
 pub mod transport;
 pub mod web;
 

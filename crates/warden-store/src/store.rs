@@ -345,6 +345,12 @@ impl Store {
         }
     }
 
+    /// The sqlx pool's connections: (open, idle); for metrics. (The SQLite audit appender's
+    /// and bearer readers' connections are not a pool and not counted.)
+    pub fn pool_stats(&self) -> (u32, usize) {
+        on_pool!(self, pool => (pool.size(), pool.num_idle()))
+    }
+
     /// Closes the pool, waiting for checked-out connections to return.
     pub async fn close(&self) {
         if let Some(appender) = &self.appender {

@@ -283,3 +283,90 @@ async fn a_purge_with_nothing_to_remove_takes_no_write_lock() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_trace_id_is_stored_hashed_and_verified() {
+    on_each_backend(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Arc::new(Signer::load_or_create(&dir.path().join("audit.key")).unwrap());
+        let log = AuditLog::start(store.clone(), Some(signer.clone()), Options::default());
+        let mut traced = event(Some("acme"), "traced", 1);
+        traced.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        log.append(traced).await.unwrap();
+        log.append(event(Some("acme"), "untraced", 2))
+            .await
+            .unwrap();
+        log.checkpoint("manual").await.unwrap();
+        let records = store.audit_chain("acme").await.unwrap();
+        assert_eq!(
+            records[0].trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(records[1].trace_id, None);
+        assert_eq!(records[0].hash, chain::hash(&records[0]));
+        let reports = verify_all(&store, &signer).await;
+        assert!(reports.iter().all(|r| r.problem.is_none()), "{reports:?}");
+        // `warden log --json` and exports serialize the record: the field shows when set.
+        let json = serde_json::to_value(&records[0]).unwrap();
+        assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(
+            serde_json::to_value(&records[1])
+                .unwrap()
+                .get("trace_id")
+                .is_none()
+        );
+        // A trace id changed behind the trail's back breaks the chain.
+        let mut forged = records.clone();
+        forged[0].trace_id = Some("00000000000000000000000000000001".into());
+        let cps = store.audit_checkpoints("acme").await.unwrap();
+        let report = chain::verify_chain("acme", &forged, &cps, Some(signer.verifier()));
+        assert_eq!(
+            report.problem.map(|p| p.kind),
+            Some(chain::BreakKind::Modified)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_readiness_probe_adds_no_record_and_sees_a_store_that_refuses_inserts() {
+    on_each_backend_with_url(|store, url| async move {
+        let log = AuditLog::start(store.clone(), None, Options::default());
+        log.append(event(Some("acme"), "before", 1)).await.unwrap();
+        for _ in 0..5 {
+            store.audit_probe().await.unwrap();
+        }
+        assert_eq!(store.audit_chain("acme").await.unwrap().len(), 1);
+        assert_eq!(store.audit_chains().await.unwrap(), ["acme"]);
+        assert_eq!(
+            warden_core::audit::Sink::ready(&log).await,
+            Ok(()),
+            "a store that can append is ready"
+        );
+        let sqlite = url.starts_with("sqlite:");
+        let (fail, heal) = if sqlite {
+            (
+                "CREATE TRIGGER outage BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+                "DROP TRIGGER outage;",
+            )
+        } else {
+            (
+                "CREATE FUNCTION outage() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$; \
+                 CREATE TRIGGER outage BEFORE INSERT ON audit_records FOR EACH ROW EXECUTE FUNCTION outage();",
+                "DROP TRIGGER outage ON audit_records; DROP FUNCTION outage();",
+            )
+        };
+        behind_the_back(&url, fail).await;
+        assert!(store.audit_probe().await.is_err());
+        // The writer's answer is cached for a second: wait it out.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let not_ready = warden_core::audit::Sink::ready(&log).await.unwrap_err();
+        assert_eq!(not_ready.to_string(), "audit trail cannot append");
+        behind_the_back(&url, heal).await;
+        store.audit_probe().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(warden_core::audit::Sink::ready(&log).await, Ok(()));
+        assert_eq!(store.audit_chain("acme").await.unwrap().len(), 1);
+    })
+    .await;
+}

@@ -4,7 +4,8 @@
 //! holds the clap definitions and the dispatch; each command's implementation is in its own
 //! module: `check.rs`, `serve.rs` (HTTP or stdio), `demo.rs`, `why.rs`, `init.rs`,
 //! `policy_test.rs`, `audit_cmd.rs` (`log`, `audit`) and `admin.rs` (`org`, `user`,
-//! `member`, `key`, `apps`); `open.rs` opens a project for `serve` and `demo`.
+//! `member`, `key`, `apps`); `open.rs` opens a project for `serve` and `demo`, and
+//! `metrics.rs` starts the metrics listener beside `serve`.
 
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,7 @@ mod audit_cmd;
 mod check;
 mod demo;
 mod init;
+mod metrics;
 mod open;
 mod policy_test;
 mod serve;
@@ -40,8 +42,24 @@ struct Cli {
     /// Log filter, e.g. `info` or `warden=debug` (also RUST_LOG).
     #[arg(long, global = true, env = "WARDEN_LOG", default_value = "info")]
     log: String,
+    /// How log lines are written on stderr: `text` for people, `json` (one object per
+    /// line) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `-p/--project`, accepted anywhere after an admin command.
@@ -229,11 +247,20 @@ fn main() -> ExitCode {
             .unwrap_or(&cli.log),
     );
     // Logs go to stderr: stdout belongs to the protocol in stdio mode.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One JSON object per line, with the span (and its trace id) of each event.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

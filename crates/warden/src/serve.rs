@@ -61,11 +61,13 @@ pub(crate) async fn run(
             "refusing to serve {addr}: the project says `auth: none`, which is for local development and binds only to loopback"
         );
     }
+    let metrics = crate::metrics::start(&opened).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     serve_http(&opened, addr, tls, |a| {
         tracing::info!("serving MCP on {scheme}://{a}/mcp")
     })
     .await?;
+    drop(metrics);
     Ok(ExitCode::SUCCESS)
 }
 

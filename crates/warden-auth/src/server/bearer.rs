@@ -4,6 +4,9 @@
 //! This says who is calling, not what they may do: a principal whose role may not connect
 //! an assistant is returned like any other, and the pipeline's admission
 //! (`Pipeline::admit`) refuses it with 403 and records the refusal.
+//!
+//! Every refusal is counted by reason ([`AUTH_FAILURES`]), from a fixed set: never the
+//! token, the user or the organisation.
 
 use chrono::Utc;
 use warden_store::{GrantId, OrgId, Role, Scopes, UserId};
@@ -13,6 +16,17 @@ use warden_core::identity::Principal;
 
 use crate::principal::{AuthMethod, can_connect};
 use crate::token::{RawToken, TokenKind};
+
+/// Bearer authentication refusals, by `reason`: `missing` (counted by the edge's gate),
+/// `malformed`, `invalid_token` (unknown, expired or revoked), `wrong_resource`,
+/// `not_a_member`, `disabled`, `forbidden`.
+pub const AUTH_FAILURES: &str = "warden.auth.failures";
+
+/// Counts a refusal and hands it back.
+pub fn refused(reason: &'static str, e: AuthnError) -> AuthnError {
+    metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+    e
+}
 
 impl AuthServer {
     /// Resolves a bearer presented at `/mcp`.
@@ -29,7 +43,12 @@ impl AuthServer {
         let raw = RawToken::from_client(bearer);
         let now = Utc::now();
         let invalid = || {
-            AuthnError::Unauthenticated("the bearer token is invalid, expired or revoked".into())
+            refused(
+                "invalid_token",
+                AuthnError::Unauthenticated(
+                    "the bearer token is invalid, expired or revoked".into(),
+                ),
+            )
         };
         match raw.kind() {
             Some(TokenKind::AccessToken) => {
@@ -39,10 +58,13 @@ impl AuthServer {
                     .await?
                     .ok_or_else(invalid)?;
                 if grant.resource != self.resource {
-                    return Err(AuthnError::Unauthenticated(format!(
-                        "this token was issued for '{}', not for this server",
-                        grant.resource
-                    )));
+                    return Err(refused(
+                        "wrong_resource",
+                        AuthnError::Unauthenticated(format!(
+                            "this token was issued for '{}', not for this server",
+                            grant.resource
+                        )),
+                    ));
                 }
                 let method = AuthMethod::OAuth {
                     grant_id: grant.id,
@@ -58,8 +80,11 @@ impl AuthServer {
                     .await?
                     .ok_or_else(invalid)?;
                 let role = role.ok_or_else(|| {
-                    AuthnError::Unauthenticated(
-                        "this API key's owner is no longer a member of its organisation".into(),
+                    refused(
+                        "not_a_member",
+                        AuthnError::Unauthenticated(
+                            "this API key's owner is no longer a member of its organisation".into(),
+                        ),
                     )
                 })?;
                 // At most one write a minute per key, skipped here when the row shows a recent use.
@@ -87,14 +112,17 @@ impl AuthServer {
                     ([one], _) => *one,
                     ([], [one]) => one,
                     ([], _) => {
-                        return Err(AuthnError::Forbidden(
-                            "your roles do not allow connecting an assistant".into(),
+                        return Err(refused(
+                            "forbidden",
+                            AuthnError::Forbidden(
+                                "your roles do not allow connecting an assistant".into(),
+                            ),
                         ));
                     }
                     _ => {
-                        return Err(AuthnError::Forbidden(
+                        return Err(refused("forbidden", AuthnError::Forbidden(
                             "you belong to several organisations; connect through OAuth or an API key, which name one".into(),
-                        ));
+                        )));
                     }
                 };
                 self.principal(
@@ -107,8 +135,9 @@ impl AuthServer {
                 .await
                 .map(|p| (p, None))
             }
-            _ => Err(AuthnError::Unauthenticated(
-                "the bearer token is not a Warden token".into(),
+            _ => Err(refused(
+                "malformed",
+                AuthnError::Unauthenticated("the bearer token is not a Warden token".into()),
             )),
         }
     }
@@ -132,8 +161,9 @@ impl AuthServer {
         holder: warden_store::PrincipalRow,
     ) -> Result<Principal, AuthnError> {
         if holder.user_disabled {
-            return Err(AuthnError::Unauthenticated(
-                "this account is disabled".into(),
+            return Err(refused(
+                "disabled",
+                AuthnError::Unauthenticated("this account is disabled".into()),
             ));
         }
         Ok(Principal {
@@ -155,21 +185,24 @@ impl AuthServer {
         scopes: Scopes,
         method: AuthMethod,
     ) -> Result<Principal, AuthnError> {
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or_else(|| AuthnError::Unauthenticated("unknown user".into()))?;
+        let user = self.store.user_by_id(user_id).await?.ok_or_else(|| {
+            refused(
+                "invalid_token",
+                AuthnError::Unauthenticated("unknown user".into()),
+            )
+        })?;
         if user.disabled_at.is_some() {
-            return Err(AuthnError::Unauthenticated(
-                "this account is disabled".into(),
+            return Err(refused(
+                "disabled",
+                AuthnError::Unauthenticated("this account is disabled".into()),
             ));
         }
-        let org = self
-            .store
-            .org_by_id(org_id)
-            .await?
-            .ok_or_else(|| AuthnError::Unauthenticated("unknown organisation".into()))?;
+        let org = self.store.org_by_id(org_id).await?.ok_or_else(|| {
+            refused(
+                "invalid_token",
+                AuthnError::Unauthenticated("unknown organisation".into()),
+            )
+        })?;
         Ok(Principal {
             user_id: user_id.to_string(),
             email: user.email,

@@ -38,6 +38,7 @@ use crate::limiter::{Limiter, LimiterConfig};
 use crate::password::PasswordHasher;
 
 pub use authorize::{AuthorizeParams, ValidAuthorize};
+pub use bearer::{AUTH_FAILURES, refused};
 pub use error::{AuthnError, AuthorizeError, InternalError, LoginError, TokenError};
 pub use token_endpoint::TokenResponse;
 

@@ -126,6 +126,37 @@ pub enum DataSource {
     },
 }
 
+/// How many connections a pool holds, and how many of them are idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u64,
+    pub idle: u64,
+}
+
+impl std::iter::Sum for PoolStats {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |a, b| Self {
+            size: a.size + b.size,
+            idle: a.idle + b.idle,
+        })
+    }
+}
+
+impl DataSource {
+    /// The sqlx pool's connections (SQLite: the write pool; reads run on reader threads of
+    /// their own, which are not a pool).
+    pub fn pools(&self) -> PoolStats {
+        let (size, idle) = match self {
+            Self::Sqlite { write, .. } => (write.size(), write.num_idle()),
+            Self::Postgres { pool, .. } => (pool.size(), pool.num_idle()),
+        };
+        PoolStats {
+            size: u64::from(size),
+            idle: idle as u64,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub timeout: Duration,

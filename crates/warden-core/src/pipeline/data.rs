@@ -62,6 +62,16 @@ impl Data {
         }
     }
 
+    pub(super) fn pools(&self) -> crate::exec::PoolStats {
+        match self {
+            Self::Shared(d) => d.pools(),
+            Self::PerOrg { open, .. } => match open.try_lock() {
+                Ok(map) => map.values().map(DataSource::pools).sum(),
+                Err(_) => crate::exec::PoolStats::default(),
+            },
+        }
+    }
+
     pub(super) async fn close(&self) {
         match self {
             Self::Shared(d) => d.close().await,

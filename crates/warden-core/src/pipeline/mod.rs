@@ -29,6 +29,7 @@ mod data;
 mod error;
 mod execute;
 mod input_policy;
+mod measure;
 mod output;
 mod prompt;
 mod record;
@@ -47,6 +48,7 @@ use std::sync::Arc;
 pub use arguments::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
 pub use error::{CallError, PromptError, Rejection, ResourceError};
 pub use input_policy::policy_variables;
+pub use measure::{OPERATION_DURATION, POLICY_DENIALS, UNKNOWN};
 pub use request::{CallRequest, ClientChannel, Elicited, NoChannel, Source};
 pub use response::{
     Content, Preview, PromptMessageOut, ResourceBody, ResourceContents, ToolResult,
@@ -127,6 +129,19 @@ impl Pipeline {
     /// counted, not recorded at once: see `unauthenticated.rs`.
     pub fn note_unauthenticated(&self, peer: &crate::audit::Peer) {
         self.unauthenticated.count(peer.remote_addr.as_deref());
+    }
+
+    /// Whether this pipeline can serve calls now: its audit trail can append (a call whose
+    /// record cannot be made is refused, so a pipeline whose trail cannot append is not
+    /// ready). The reason is a fixed phrase, safe to show anyone.
+    pub async fn ready(&self) -> Result<(), crate::audit::NotReady> {
+        self.audit.ready().await
+    }
+
+    /// Connections open in the data pools (summed over organisations' data sources); for
+    /// metrics. Per-organisation sources being opened right now are skipped.
+    pub fn data_pools(&self) -> crate::exec::PoolStats {
+        self.data.pools()
     }
 
     pub async fn close(&self) {

@@ -34,16 +34,24 @@ impl Pipeline {
         let result = self
             .get_prompt_unrecorded(name, arguments, caller, cancel)
             .await;
+        let label = Some((
+            "gen_ai.prompt.name",
+            self.project
+                .prompt(name)
+                .map_or_else(|| super::UNKNOWN.to_string(), |p| p.name.clone()),
+        ));
         if let Err(PromptError::Resource(ResourceError::Audit(_))) = &result {
+            record::measure_outcome("prompts/get", label, None, peer, started);
             return result;
         }
         let mut event = record::call_event("prompt_get", name, caller, source, peer);
         event.params = Some(audit::plain_arguments(arguments));
         record::finish_prompt(&mut event, &result, started);
-        self.audit
-            .record(event)
-            .await
-            .map_err(|e| PromptError::Resource(ResourceError::Audit(e)))?;
+        let outcome = event.outcome;
+        let recorded = self.audit.record(event).await;
+        let outcome = recorded.as_ref().ok().map(|()| outcome);
+        record::measure_outcome("prompts/get", label, outcome, peer, started);
+        recorded.map_err(|e| PromptError::Resource(ResourceError::Audit(e)))?;
         result
     }
 

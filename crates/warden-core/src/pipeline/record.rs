@@ -17,6 +17,7 @@ use crate::identity::Principal;
 use crate::project::Tool;
 
 use super::error::{CallError, PromptError, ResourceError};
+use super::measure;
 use super::request::Source;
 use super::response::ToolResult;
 
@@ -41,6 +42,7 @@ pub(super) fn call_event(
     }
     e.remote_addr = peer.remote_addr.clone();
     e.user_agent = peer.user_agent.clone();
+    e.trace_id = peer.trace_id.clone();
     e
 }
 
@@ -81,6 +83,7 @@ pub(super) fn finish_tool(e: &mut Event, result: &Result<ToolResult, CallError>,
         }
         CallError::Denied(d) => e.deny(d.stage.as_str(), d.rule, d.reason.clone()),
         CallError::Policy(d) => {
+            measure::policy_denial(&d.rule);
             e.deny("policy", &d.rule, policy_reason(d));
             e.detail = Some(json!({"policy": {"version": d.version}}));
         }
@@ -101,6 +104,37 @@ pub(super) fn finish_tool(e: &mut Event, result: &Result<ToolResult, CallError>,
             e.reason = Some(err.to_string());
         }
     }
+}
+
+/// Measures how a tool call ended (`mcp.server.operation.duration`): once per call, on
+/// every path. `tool` is the project's tool, `None` for a name it does not define.
+pub(super) fn measure_tool(
+    tool: Option<&Tool>,
+    peer: &Peer,
+    result: &Result<ToolResult, CallError>,
+    started: Instant,
+) {
+    let name = tool.map_or_else(|| measure::UNKNOWN.to_string(), |t| t.name.clone());
+    measure::operation(
+        "tools/call",
+        Some(("gen_ai.tool.name", name)),
+        measure::tool_outcome(result),
+        peer,
+        started,
+    );
+}
+
+/// Measures a resource read or prompt by how its record says it ended (`None`: the trail
+/// could not record it). `name` is the project's prompt name, if any.
+pub(super) fn measure_outcome(
+    method: &'static str,
+    name: Option<(&'static str, String)>,
+    outcome: Option<Outcome>,
+    peer: &Peer,
+    started: Instant,
+) {
+    let outcome = outcome.map_or("error", measure::outcome_label);
+    measure::operation(method, name, outcome, peer, started);
 }
 
 /// Fills in how a resource read ended.
@@ -135,6 +169,7 @@ fn resource_failure(e: &mut Event, err: &ResourceError) {
     match err {
         ResourceError::Denied(d) => e.deny(d.stage.as_str(), d.rule, d.reason.clone()),
         ResourceError::Policy(d) => {
+            measure::policy_denial(&d.rule);
             e.deny("policy", &d.rule, policy_reason(d));
             e.detail = Some(json!({"policy": {"version": d.version}}));
         }

@@ -40,11 +40,17 @@ impl Pipeline {
         let started = Instant::now();
         let result = self.read_resource_unrecorded(uri, caller, cancel).await;
         if let Err(ResourceError::Audit(_)) = &result {
+            record::measure_outcome("resources/read", None, None, peer, started);
             return result;
         }
         let mut event = record::call_event("resource_read", uri, caller, source, peer);
         record::finish_resource(&mut event, &result, started);
-        self.audit.record(event).await?;
+        // The URI is not a label: its template variables are the caller's values.
+        let outcome = event.outcome;
+        let recorded = self.audit.record(event).await;
+        let outcome = recorded.as_ref().ok().map(|()| outcome);
+        record::measure_outcome("resources/read", None, outcome, peer, started);
+        recorded?;
         result
     }
 

@@ -26,13 +26,23 @@ impl Pipeline {
     /// the same request id says so.
     pub async fn call_tool(&self, req: CallRequest<'_>) -> Result<ToolResult, CallError> {
         let started = Instant::now();
+        let result = self.call_tool_recorded(&req, started).await;
+        record::measure_tool(self.project.tool(req.tool), &req.peer, &result, started);
+        result
+    }
+
+    async fn call_tool_recorded(
+        &self,
+        req: &CallRequest<'_>,
+        started: Instant,
+    ) -> Result<ToolResult, CallError> {
         let mut event =
             record::call_event("tool_call", req.tool, req.caller, req.source, &req.peer);
         if let Some(tool) = self.project.tool(req.tool) {
             event.params = audit::sanitize_arguments(tool, req.arguments);
         }
         let recorded = Arc::new(AtomicBool::new(false));
-        let result = self.run_tool(&req, started, &event, recorded.clone()).await;
+        let result = self.run_tool(req, started, &event, recorded.clone()).await;
         tracing::debug!(
             tool = req.tool,
             ok = result.is_ok(),

@@ -89,6 +89,8 @@ pub struct ServerConfig {
     /// A plain-HTTP listener that only redirects to HTTPS (with `tls`).
     pub redirect_http: Option<SocketAddr>,
     pub limits: ConnectionLimits,
+    /// Where `/metrics` is served (`server.metrics.bind`); `None`: metrics are off.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// A certificate chain and private key, PEM files (relative paths already resolved).

@@ -80,6 +80,9 @@ pub struct ServerSection {
     /// Connection limits and timeouts.
     #[serde(default)]
     pub limits: Option<Spanned<LimitsSection>>,
+    /// Serve `/metrics` (Prometheus) on a listener of its own. Off when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +114,13 @@ pub struct LimitsSection {
     pub header_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub idle_timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `host:port` of the metrics listener, e.g. `127.0.0.1:9090`.
+    pub bind: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -27,6 +27,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 use warden_auth::AuthServer;
 use warden_auth::server::AuthnError;
 use warden_core::audit::Peer;
@@ -230,11 +231,50 @@ fn rejection_error(r: Rejection) -> ErrorData {
     }
 }
 
-/// The network peer of an MCP request, for the audit trail; empty over stdio.
+/// The network peer of an MCP request, for the audit trail (empty over stdio), with the
+/// connection's protocol revision.
 fn peer(ctx: &RequestContext<RoleServer>) -> Peer {
-    ctx.extensions
-        .get::<http::request::Parts>()
-        .map_or_else(Peer::default, |p| peer_of(&p.headers, &p.extensions))
+    let parts = ctx.extensions.get::<http::request::Parts>();
+    let mut peer = parts.map_or_else(Peer::default, |p| peer_of(&p.headers, &p.extensions));
+    // The revision a Streamable HTTP request names, else the one the client asked for at
+    // `initialize`; either way only a revision rmcp knows, never the client's own text.
+    let named = parts
+        .and_then(|p| p.headers.get("mcp-protocol-version"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            ctx.peer
+                .peer_info()
+                .map(|i| i.protocol_version.as_str().to_string())
+        });
+    peer.protocol_version = named.and_then(|v| {
+        rmcp::model::ProtocolVersion::KNOWN_VERSIONS
+            .iter()
+            .find(|k| k.as_str() == v)
+            .map(|k| known_version(k.as_str()))
+    });
+    peer
+}
+
+/// The `'static` name of a protocol revision rmcp knows.
+fn known_version(v: &str) -> &'static str {
+    match v {
+        "2024-11-05" => "2024-11-05",
+        "2025-03-26" => "2025-03-26",
+        "2025-06-18" => "2025-06-18",
+        "2025-11-25" => "2025-11-25",
+        "2026-07-28" => "2026-07-28",
+        _ => "other",
+    }
+}
+
+/// The span a call runs in: it carries the request's trace id (from a valid
+/// `traceparent`), as the call's audit record does.
+fn call_span(method: &'static str, peer: &Peer) -> tracing::Span {
+    match &peer.trace_id {
+        Some(id) => tracing::info_span!("mcp_request", mcp.method.name = method, trace_id = %id),
+        None => tracing::info_span!("mcp_request", mcp.method.name = method),
+    }
 }
 
 /// The network peer of an HTTP request, to be made only if it is needed: what it needs is
@@ -258,16 +298,23 @@ fn peer_from(addr: Option<std::net::SocketAddr>, agent: Option<&http::HeaderValu
         user_agent: agent
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
+        ..Peer::default()
     }
 }
 
-/// The network peer of an HTTP request: its address (from the connection) and user agent
-/// (at most 256 characters).
+/// The network peer of an HTTP request: its address (from the connection), user agent (at
+/// most 256 characters) and the trace id of a valid `traceparent` (one header only: two
+/// are ignored).
 pub(crate) fn peer_of(headers: &http::HeaderMap, extensions: &http::Extensions) -> Peer {
-    peer_from(
+    let mut peer = peer_from(
         connected_addr(extensions),
         headers.get(http::header::USER_AGENT),
-    )
+    );
+    let mut traceparents = headers.get_all("traceparent").iter();
+    if let (Some(one), None) = (traceparents.next(), traceparents.next()) {
+        peer.trace_id = one.to_str().ok().and_then(super::trace::trace_id);
+    }
+    peer
 }
 
 fn prompt_error(e: PromptError) -> ErrorData {
@@ -444,16 +491,18 @@ impl ServerHandler for WardenMcp {
             ctx: &ctx,
             log_level: &self.log_level,
         };
+        let peer = peer(&ctx);
+        let span = call_span("tools/call", &peer);
         let request = CallRequest {
             tool: req.name.as_ref(),
             caller: principal.as_ref(),
             arguments: req.arguments.as_ref(),
             source: self.source,
-            peer: peer(&ctx),
+            peer,
             cancel: ctx.ct.clone(),
             channel: &channel,
         };
-        match self.pipeline.call_tool(request).await {
+        match self.pipeline.call_tool(request).instrument(span).await {
             Ok(result) => {
                 let mut r =
                     CallToolResult::success(result.content.into_iter().map(block).collect());
@@ -529,15 +578,11 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let principal = self.principal(&ctx).await?;
+        let peer = peer(&ctx);
         let r = self
             .pipeline
-            .read_resource(
-                &req.uri,
-                principal.as_ref(),
-                self.source,
-                &peer(&ctx),
-                &ctx.ct,
-            )
+            .read_resource(&req.uri, principal.as_ref(), self.source, &peer, &ctx.ct)
+            .instrument(call_span("resources/read", &peer))
             .await
             .map_err(resource_error)?;
         let mut contents = match r.body {
@@ -611,6 +656,7 @@ impl ServerHandler for WardenMcp {
     ) -> Result<GetPromptResponse, ErrorData> {
         let principal = self.principal(&ctx).await?;
         let args = req.arguments.unwrap_or_default();
+        let peer = peer(&ctx);
         let messages = self
             .pipeline
             .get_prompt(
@@ -618,9 +664,10 @@ impl ServerHandler for WardenMcp {
                 &args,
                 principal.as_ref(),
                 self.source,
-                &peer(&ctx),
+                &peer,
                 &ctx.ct,
             )
+            .instrument(call_span("prompts/get", &peer))
             .await
             .map_err(prompt_error)?;
         let messages = messages

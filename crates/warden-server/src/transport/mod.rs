@@ -7,3 +7,4 @@ pub mod http;
 pub mod mcp;
 pub mod session;
 pub mod stdio;
+pub mod trace;

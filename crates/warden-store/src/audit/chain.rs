@@ -2,8 +2,10 @@
 //! `warden audit verify` (on the database) and by anyone verifying an export offline.
 //!
 //! A record's hash is the SHA-256 of its canonical form: a JSON object of every field except
-//! `id` and `hash`, in the order of [`Record`]'s fields, with `"v": 1` first. The first
-//! record of a chain has `prev_hash` [`GENESIS`]; each later one has its predecessor's hash.
+//! `id` and `hash`, in the order of [`Record`]'s fields, with `"v": 1` first; `trace_id`
+//! (added later) is part of it only when the record has one, so records made before it
+//! existed keep their hashes. The first record of a chain has `prev_hash` [`GENESIS`]; each
+//! later one has its predecessor's hash.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -40,6 +42,9 @@ pub struct Record {
     pub duration_us: Option<i64>,
     pub affected: Option<String>,
     pub detail: Option<String>,
+    /// The W3C trace id the request carried, when it carried a valid `traceparent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -91,6 +96,8 @@ struct Canonical<'a> {
     duration_us: Option<i64>,
     affected: Option<&'a str>,
     detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
     prev_hash: &'a str,
 }
 
@@ -121,6 +128,7 @@ pub fn hash_at(r: &Record, seq: i64) -> String {
         duration_us: r.duration_us,
         affected: r.affected.as_deref(),
         detail: r.detail.as_deref(),
+        trace_id: r.trace_id.as_deref(),
         prev_hash: &r.prev_hash,
     };
     // Serializing borrowed strings and integers cannot fail.
@@ -402,6 +410,7 @@ mod tests {
                 duration_us: Some(10),
                 affected: None,
                 detail: None,
+                trace_id: None,
                 prev_hash: out.last().map_or(GENESIS.to_string(), |p| p.hash.clone()),
                 hash: String::new(),
             };
@@ -409,6 +418,42 @@ mod tests {
             out.push(r);
         }
         out
+    }
+
+    #[test]
+    fn a_record_without_a_trace_id_hashes_as_before_trace_ids_existed() {
+        let r = chain_of(1).remove(0);
+        // The canonical form as it was written before `trace_id`: no such key at all.
+        let before = serde_json::json!({
+            "v": 1, "chain": r.chain, "seq": r.seq, "ts": r.ts, "request_id": r.request_id,
+            "event": r.event, "org": r.org, "user_id": r.user_id, "user_email": r.user_email,
+            "auth_method": r.auth_method, "credential": r.credential, "source": r.source,
+            "remote_addr": r.remote_addr, "user_agent": r.user_agent, "action": r.action,
+            "params": r.params, "decision": r.decision, "stage": r.stage, "rule": r.rule,
+            "reason": r.reason, "outcome": r.outcome, "duration_us": r.duration_us,
+            "affected": r.affected, "detail": r.detail, "prev_hash": r.prev_hash,
+        });
+        let bytes = serde_json::to_vec(&before).unwrap();
+        assert_eq!(r.hash, hex::encode(Sha256::digest(&bytes)));
+    }
+
+    #[test]
+    fn a_trace_id_is_hashed_so_adding_changing_or_removing_it_breaks_the_chain() {
+        let mut r = chain_of(1).remove(0);
+        r.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        r.hash = hash(&r);
+        let traced = r.hash.clone();
+        assert_ne!(traced, chain_of(1)[0].hash);
+        let mut changed = r.clone();
+        changed.trace_id = Some("00000000000000000000000000000001".into());
+        assert_ne!(hash(&changed), traced);
+        let mut removed = r.clone();
+        removed.trace_id = None;
+        assert_ne!(hash(&removed), traced);
+        let mut c = chain_of(3);
+        c[1].trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        let b = verify_chain("acme", &c, &[], None).problem.unwrap();
+        assert_eq!((b.kind, b.seq), (BreakKind::Modified, 2), "{b:?}");
     }
 
     fn signer() -> Signer {

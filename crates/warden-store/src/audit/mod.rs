@@ -7,17 +7,20 @@
 //! - [`chain`]: how records are hashed and chains verified; [`signer`]: the Ed25519
 //!   checkpoint key, kept in a file outside the database.
 //! - The SQL lives with the rest in `store/audit.rs`.
+//!
+//! The writer also answers readiness ([`Sink::ready`]) and records, through the `metrics`
+//! facade, each commit's latency and size (see [`COMMIT_DURATION`]).
 
 pub mod chain;
 pub mod signer;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
-use warden_core::audit::{AuditError, Event, Sink};
+use warden_core::audit::{AuditError, Event, NotReady, Sink};
 
 pub use crate::store::audit::{Appended, Purged, chain_of};
 use crate::{Store, StoreError};
@@ -70,6 +73,75 @@ impl Default for Options {
     }
 }
 
+/// Seconds from a batch arriving at the writer's turn to its COMMIT returning.
+pub const COMMIT_DURATION: &str = "warden.audit.commit.duration";
+/// Records in each committed batch (the group commit's width).
+pub const COMMIT_RECORDS: &str = "warden.audit.commit.records";
+/// Batches whose transaction failed (every call in them was refused).
+pub const COMMIT_FAILURES: &str = "warden.audit.commit.failures";
+
+/// How long a readiness probe's answer is reused: a storm of scrapes costs one probe a
+/// second.
+const PROBE_TTL: Duration = Duration::from_secs(1);
+/// Longest a probe may take before the trail counts as unable to append.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long after a failed commit the trail is reported not ready, even if the probe
+/// passes (a full disk fails a real commit before it fails a rolled-back probe), unless a
+/// commit succeeds first.
+const FAILURE_HOLD: Duration = Duration::from_secs(5);
+
+/// The reason `/readyz` gives; fixed, so it leaks nothing.
+const CANNOT_APPEND: NotReady = NotReady("audit trail cannot append");
+
+/// What readiness knows: the writer's last failed commit and the last probe.
+#[derive(Debug)]
+struct Health {
+    store: Store,
+    /// When a commit last failed, cleared by the next that succeeds.
+    failed_at: Mutex<Option<Instant>>,
+    /// The last probe and when it ran; the lock is held while one runs, so concurrent
+    /// scrapes share it.
+    probe: tokio::sync::Mutex<Option<(Instant, Result<(), NotReady>)>>,
+}
+
+impl Health {
+    fn note_commit(&self, ok: bool) {
+        if let Ok(mut f) = self.failed_at.lock() {
+            *f = if ok { None } else { Some(Instant::now()) };
+        }
+    }
+
+    async fn ready(&self) -> Result<(), NotReady> {
+        let recently_failed = self
+            .failed_at
+            .lock()
+            .map(|f| f.is_some_and(|t| t.elapsed() < FAILURE_HOLD))
+            .unwrap_or(true);
+        if recently_failed {
+            return Err(CANNOT_APPEND);
+        }
+        let mut last = self.probe.lock().await;
+        if let Some((at, result)) = *last
+            && at.elapsed() < PROBE_TTL
+        {
+            return result;
+        }
+        let result = match tokio::time::timeout(PROBE_TIMEOUT, self.store.audit_probe()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: the audit trail cannot append");
+                Err(CANNOT_APPEND)
+            }
+            Err(_) => {
+                tracing::warn!("readiness: the audit probe timed out");
+                Err(CANNOT_APPEND)
+            }
+        };
+        *last = Some((Instant::now(), result));
+        result
+    }
+}
+
 /// Most times the writer yields to the runtime before a commit while new records keep
 /// arriving (see `writer`).
 const LINGER_YIELDS: usize = 4;
@@ -86,6 +158,7 @@ enum Msg {
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
     signing: bool,
+    health: Arc<Health>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -102,8 +175,17 @@ impl AuditLog {
     pub fn start(store: Store, signer: Option<Arc<Signer>>, options: Options) -> Self {
         let (tx, rx) = mpsc::channel(options.max_batch.max(1) * 8);
         let signing = signer.is_some();
-        tokio::spawn(writer(store, signer, options, rx));
-        Self { tx, signing }
+        let health = Arc::new(Health {
+            store: store.clone(),
+            failed_at: Mutex::new(None),
+            probe: tokio::sync::Mutex::new(None),
+        });
+        tokio::spawn(writer(store, signer, options, rx, health.clone()));
+        Self {
+            tx,
+            signing,
+            health,
+        }
     }
 
     /// Appends one event; resolves once it is durable.
@@ -136,6 +218,13 @@ impl Sink for AuditLog {
         let log = self.clone();
         Box::pin(async move { log.append(event).await.map(|_| ()) })
     }
+
+    /// Not ready for a few seconds after a commit failed (until one succeeds), or when a
+    /// probe (a rolled-back insert, run at most once a second) fails. No record is written.
+    fn ready(&self) -> BoxFuture<'static, Result<(), NotReady>> {
+        let health = self.health.clone();
+        Box::pin(async move { health.ready().await })
+    }
 }
 
 async fn writer(
@@ -143,6 +232,7 @@ async fn writer(
     signer: Option<Arc<Signer>>,
     options: Options,
     mut rx: mpsc::Receiver<Msg>,
+    health: Arc<Health>,
 ) {
     // Records each chain gained since this writer last checkpointed it.
     let mut since_checkpoint: HashMap<String, u64> = HashMap::new();
@@ -222,6 +312,13 @@ async fn writer(
                 ok = result.is_ok(),
                 "audit batch"
             );
+            health.note_commit(result.is_ok());
+            if result.is_ok() {
+                metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(COMMIT_RECORDS).record(waiting.len() as f64);
+            } else {
+                metrics::counter!(COMMIT_FAILURES).increment(1);
+            }
             match result {
                 Ok(placed) => {
                     for p in &placed {

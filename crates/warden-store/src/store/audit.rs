@@ -15,16 +15,16 @@ use crate::audit::{Filter, SYSTEM_CHAIN};
 
 const RECORD_COLUMNS: &str = "id, chain, seq, ts, request_id, event, org, user_id, user_email, \
      auth_method, credential, source, remote_addr, user_agent, action, params, decision, stage, \
-     rule, reason, outcome, duration_us, affected, detail, prev_hash, hash";
+     rule, reason, outcome, duration_us, affected, detail, trace_id, prev_hash, hash";
 
 pub(super) const INSERT_COLUMNS: &str = "INSERT INTO audit_records (chain, seq, ts, request_id, event, org, \
      user_id, user_email, auth_method, credential, source, remote_addr, user_agent, action, \
-     params, decision, stage, rule, reason, outcome, duration_us, affected, detail, prev_hash, \
-     hash) ";
+     params, decision, stage, rule, reason, outcome, duration_us, affected, detail, trace_id, \
+     prev_hash, hash) ";
 
 /// Rows per INSERT statement. A batch is cut into chunks of these sizes only (largest
 /// first), so each connection prepares at most four statements and keeps them cached;
-/// any batch size would otherwise be a new statement to parse. 64 rows × 25 binds stays far
+/// any batch size would otherwise be a new statement to parse. 64 rows × 26 binds stays far
 /// below SQLite's 32,766.
 const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
@@ -98,6 +98,7 @@ fn record_of(e: Event, seq: i64, prev_hash: String) -> Record {
         duration_us: e.duration_us.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
         affected: e.affected.map(|a| serde_json::Value::from(a).to_string()),
         detail: json(e.detail),
+        trace_id: e.trace_id,
         prev_hash,
         hash: String::new(),
     };
@@ -201,6 +202,7 @@ macro_rules! insert_records {
                     .push_bind(r.duration_us)
                     .push_bind(&r.affected)
                     .push_bind(&r.detail)
+                    .push_bind(&r.trace_id)
                     .push_bind(&r.prev_hash)
                     .push_bind(&r.hash);
             });
@@ -271,6 +273,49 @@ impl Store {
             }
             tx.commit().await?;
             Ok(placed)
+        })
+    }
+
+    /// Whether the trail could take a record now, without adding one: a write transaction
+    /// (the same kind an append opens) inserts a stand-in record and is rolled back. It
+    /// fails as an append would on a store that is unreachable, read-only, locked beyond
+    /// its busy timeout, or refuses inserts into the trail (a trigger, revoked rights); a
+    /// disk that is full may only show when a real commit needs the space.
+    pub async fn audit_probe(&self) -> Result<(), StoreError> {
+        let probe = [Record {
+            id: 0,
+            chain: SYSTEM_CHAIN.to_string(),
+            seq: 0,
+            ts: warden_core::audit::now(),
+            request_id: String::new(),
+            event: "readiness_probe".into(),
+            org: None,
+            user_id: None,
+            user_email: None,
+            auth_method: None,
+            credential: None,
+            source: "system".into(),
+            remote_addr: None,
+            user_agent: None,
+            action: String::new(),
+            params: None,
+            decision: "allowed".into(),
+            stage: None,
+            rule: None,
+            reason: None,
+            outcome: "success".into(),
+            duration_us: None,
+            affected: None,
+            detail: None,
+            trace_id: None,
+            prev_hash: GENESIS.into(),
+            hash: GENESIS.into(),
+        }];
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            insert_records!(tx, probe);
+            tx.rollback().await?;
+            Ok(())
         })
     }
 

@@ -152,7 +152,7 @@ fn append_batch(
     Ok(placed)
 }
 
-const RECORD_BINDS: usize = 25;
+const RECORD_BINDS: usize = 26;
 
 fn insert_sql(rows: usize) -> String {
     let one = format!("({})", vec!["?"; RECORD_BINDS].join(", "));
@@ -197,6 +197,7 @@ fn insert_records(tx: &rusqlite::Transaction<'_>, rows: &[Record]) -> Result<(),
                 &r.duration_us,
                 &r.affected,
                 &r.detail,
+                &r.trace_id,
                 &r.prev_hash,
                 &r.hash,
             ] {

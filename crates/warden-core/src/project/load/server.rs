@@ -1,4 +1,5 @@
-//! The `server` section: bind address, public URL, allowed hosts and origins, body limit.
+//! The `server` section: bind address, public URL, allowed hosts and origins, body limit,
+//! and the metrics listener.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -188,6 +189,48 @@ impl Checker<'_> {
                 }
             },
         };
+        let metrics_bind = match &s.metrics {
+            None => None,
+            Some(m) => {
+                let v = match self.expand_server(&m.bind, "server.metrics.bind") {
+                    Some(v) => v,
+                    None if self.offline => String::new(),
+                    None => return None,
+                };
+                match v.parse::<SocketAddr>() {
+                    Ok(a)
+                        if bind.is_some_and(|b| {
+                            b.port() == a.port()
+                                && a.port() != 0
+                                && (b.ip() == a.ip()
+                                    || b.ip().is_unspecified()
+                                    || a.ip().is_unspecified())
+                        }) =>
+                    {
+                        self.err(
+                            &m.bind,
+                            "server.metrics.bind",
+                            format!("'{v}' is the MCP listener's address (server.bind); give metrics a port of their own, e.g. 127.0.0.1:9090"),
+                        );
+                        ok = false;
+                        None
+                    }
+                    Ok(a) => Some(a),
+                    Err(_) if self.offline && v.is_empty() => None,
+                    Err(_) => {
+                        self.err(
+                            &m.bind,
+                            "server.metrics.bind",
+                            format!(
+                                "'{v}' is not host:port with an IP address, e.g. 127.0.0.1:9090"
+                            ),
+                        );
+                        ok = false;
+                        None
+                    }
+                }
+            }
+        };
         (ok && bind.is_some()).then(|| ServerConfig {
             bind: bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             public_url,
@@ -198,6 +241,7 @@ impl Checker<'_> {
             hsts,
             redirect_http,
             limits,
+            metrics_bind,
         })
     }
 

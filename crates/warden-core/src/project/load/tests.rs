@@ -23,6 +23,10 @@ fn a_valid_project_loads_with_defaults() {
     let p = load_str(&yaml, Path::new("dir/p.yaml"), |_| None).unwrap();
     assert_eq!(p.server.bind.to_string(), "127.0.0.1:8080");
     assert_eq!(p.server.max_body_bytes, 1024 * 1024);
+    assert_eq!(
+        p.server.metrics_bind, None,
+        "metrics are off unless asked for"
+    );
     assert!(
         matches!(&p.data.location, DataLocation::Sqlite(path) if path == Path::new("dir/d.db"))
     );
@@ -83,6 +87,22 @@ fn every_problem_is_reported_with_line_and_field() {
         (
             "version: 1\nname: t\nserver:\n  allowed_hosts: ['http://x']\ndata:\n  sqlite: d.db\n",
             "server.allowed_hosts[0]: 'http://x' must be a bare host name",
+        ),
+        (
+            "version: 1\nname: t\nserver:\n  metrics:\n    bind: localhost:9090\ndata:\n  sqlite: d.db\n",
+            "p.yaml:5:11: server.metrics.bind: 'localhost:9090' is not host:port with an IP address",
+        ),
+        (
+            "version: 1\nname: t\nserver:\n  bind: 127.0.0.1:8080\n  metrics:\n    bind: 127.0.0.1:8080\ndata:\n  sqlite: d.db\n",
+            "server.metrics.bind: '127.0.0.1:8080' is the MCP listener's address",
+        ),
+        (
+            "version: 1\nname: t\nserver:\n  metrics:\n    port: 9090\ndata:\n  sqlite: d.db\n",
+            "p.yaml:5:5: unknown field `port`; the fields here are bind",
+        ),
+        (
+            "version: 1\nname: t\nserver:\n  metrics: {}\ndata:\n  sqlite: d.db\n",
+            "bind",
         ),
     ];
     for (yaml, want) in cases {
@@ -297,4 +317,17 @@ fn a_tool_with_a_problem_still_has_its_rules_checked() {
         errs[0].contains("'reed' is not an access kind"),
         "{errs:#?}"
     );
+}
+
+#[test]
+fn server_metrics_bind_turns_metrics_on() {
+    let yaml = "version: 1\nname: t\nserver:\n  metrics:\n    bind: 127.0.0.1:9090\ndata:\n  sqlite: d.db\n";
+    let p = load_str(yaml, Path::new("p.yaml"), |_| None).unwrap();
+    assert_eq!(
+        p.server.metrics_bind.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9090")
+    );
+    // Port 0 on both (tests): the system picks two different ports.
+    let yaml = "version: 1\nname: t\nserver:\n  bind: 127.0.0.1:0\n  metrics: { bind: '127.0.0.1:0' }\ndata:\n  sqlite: d.db\n";
+    assert!(load_str(yaml, Path::new("p.yaml"), |_| None).is_ok());
 }

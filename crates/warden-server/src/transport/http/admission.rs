@@ -30,7 +30,7 @@ pub(super) async fn note_unauthenticated(
     if res.status() == StatusCode::UNAUTHORIZED {
         pipeline.note_unauthenticated(&warden_core::audit::Peer {
             remote_addr: addr.map(|a| a.to_string()),
-            user_agent: None,
+            ..Default::default()
         });
     }
     res

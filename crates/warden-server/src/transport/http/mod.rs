@@ -29,7 +29,6 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -95,9 +94,7 @@ pub fn router(
             ));
     }
     let mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge, origin::check_origin));
-    let mut app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .nest_service("/mcp", mcp_routes);
+    let mut app = crate::observe::probes(pipeline).nest_service("/mcp", mcp_routes);
     if let Some(auth) = auth {
         app = app.merge(crate::web::oauth::routes(auth));
     }

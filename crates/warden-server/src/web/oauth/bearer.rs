@@ -55,6 +55,7 @@ pub(crate) async fn require_bearer(
         res
     };
     let Some(bearer) = bearer else {
+        metrics::counter!(warden_auth::server::AUTH_FAILURES, "reason" => "missing").increment(1);
         return challenge(
             None,
             "authentication required: send an OAuth access token or API key as a Bearer token",
