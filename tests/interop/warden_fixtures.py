@@ -71,9 +71,9 @@ def _members(file):
 
 
 @contextmanager
-def server(file):
+def server(file, *extra):
     proc = subprocess.Popen(
-        [WARDEN, "serve", "-p", str(file), "--bind", "127.0.0.1:0"],
+        [WARDEN, "serve", "-p", str(file), "--bind", "127.0.0.1:0", *extra],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -81,7 +81,7 @@ def server(file):
     )
     url = None
     for line in proc.stderr:
-        m = re.search(r"serving MCP on (http://\S+)", line)
+        m = re.search(r"serving MCP on (https?://\S+)", line)
         if m:
             url = m.group(1)
             break

@@ -125,6 +125,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(project: &Path) -> Server {
+        Server::start_with(project, &[])
+    }
+
+    /// `warden serve` on port 0 with `extra` arguments (e.g. `--tls-cert`).
+    pub fn start_with(project: &Path, extra: &[&str]) -> Server {
         let mut child = warden()
             .args([
                 "serve",
@@ -133,6 +138,7 @@ impl Server {
                 "--bind",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .env("WARDEN_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -164,6 +170,11 @@ impl Server {
             bearer: None,
             log,
         }
+    }
+
+    /// The server's process id (to signal it or read its memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
     }
 
     /// Kills the server with SIGKILL: no shutdown code runs.

@@ -1,0 +1,190 @@
+//! An unfriendly network: many connections that send half a request line and then nothing
+//! (slowloris), from one address. The cap and the per-address share refuse the excess at
+//! once, the header timeout closes the half-open ones, and a client on another address keeps
+//! getting its calls answered. The figures are printed (`--nocapture`); the bounds asserted
+//! are loose on purpose (speed is measured in benchmarks, not here).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use common::{Server, init_project};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ATTACKERS: usize = 300;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Whether the server has closed `s` (EOF or reset) within `wait`.
+async fn closed(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(wait, s.read(&mut buf)).await {
+        Err(_) => false,
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        // Some servers answer 408 before closing; read on to the close.
+        Ok(Ok(_)) => matches!(
+            tokio::time::timeout(wait, s.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        ),
+    }
+}
+
+#[tokio::test]
+async fn half_open_connections_cannot_starve_a_real_client() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        yaml.replace(
+            "  bind: 127.0.0.1:8080",
+            "  bind: 127.0.0.1:8080\n  limits:\n    max_connections: 128\n    max_connections_per_address: 64\n    header_timeout_ms: 1500\n    idle_timeout_ms: 5000\n  metrics:\n    bind: 127.0.0.1:0",
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&file);
+    let pid = server.pid().unwrap();
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let rss_before = rss_kib(pid);
+
+    // The attack: half a request line on each connection, then nothing.
+    let started = Instant::now();
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
+            let _ = s.write_all(b"POST /mcp HTT").await;
+            attackers.push(s);
+        }
+    }
+    // Those past the per-address share are closed at once.
+    let refused = futures::future::join_all(
+        attackers
+            .iter_mut()
+            .map(|s| closed(s, Duration::from_millis(300))),
+    )
+    .await
+    .into_iter()
+    .filter(|c| *c)
+    .count();
+    let held = ATTACKERS - refused;
+
+    // Meanwhile a real client on another loopback address calls tools.
+    let client = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let post = |body: Value, session: Option<String>| {
+        let mut r = client
+            .post(&server.url)
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body);
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.send()
+    };
+    let init = post(
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"real","version":"1"}}}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let _ = init.text().await;
+    let mut latencies = Vec::new();
+    for i in 0..30 {
+        let t = Instant::now();
+        let r = post(
+            json!({"jsonrpc":"2.0","id":i + 2,"method":"tools/call","params":{"name":"search_vendors","arguments":{"query":"a","limit":5}}}),
+            Some(session.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("rows"), "{body}");
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let max = *latencies.last().unwrap();
+
+    // The half-open connections are closed once the header timeout passes.
+    let still_open = futures::future::join_all(
+        attackers
+            .iter_mut()
+            .map(|s| closed(s, Duration::from_millis(3000))),
+    )
+    .await
+    .into_iter()
+    .filter(|c| !*c)
+    .count();
+    let closed_after = started.elapsed();
+    let rss_after = rss_kib(pid);
+
+    let metrics_url = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            l.split("serving metrics on ")
+                .nth(1)
+                .map(|u| u.trim().to_string())
+        })
+        .expect("the metrics listener's address");
+    let scraped = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused_counted: f64 = scraped
+        .lines()
+        .filter(|l| l.starts_with("warden_connections_refused_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+
+    println!(
+        "slowloris: {ATTACKERS} half-open connections from 127.0.0.1; {refused} refused at once, {held} held, {still_open} still open after {:.1} s",
+        closed_after.as_secs_f64()
+    );
+    println!(
+        "real client on 127.0.0.2: 30 calls, p50 {:.1} ms, max {:.1} ms; server RSS {} -> {} KiB; refusals counted {refused_counted}",
+        p50.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3,
+        rss_before,
+        rss_after
+    );
+    assert!(held <= 64, "the per-address share holds: {held} held");
+    assert!(refused >= ATTACKERS - 64, "{refused} refused");
+    assert_eq!(still_open, 0, "every half-open connection is closed");
+    assert!(
+        max < Duration::from_secs(5),
+        "calls stayed answered: max {max:?}"
+    );
+    assert!(rss_after < rss_before + 100 * 1024, "RSS stayed bounded");
+    assert!(refused_counted >= refused as f64, "{scraped}");
+}
