@@ -135,16 +135,33 @@ async fn refuse_stdio(message: String) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
+/// The API key a stdio session runs as: `WARDEN_API_KEY`, or the content of the file named
+/// by `WARDEN_API_KEY_FILE` (readable by its owner only), so that a desktop assistant's
+/// configuration need not hold the key itself.
+fn stdio_key() -> anyhow::Result<String> {
+    let direct = std::env::var("WARDEN_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let file = std::env::var_os("WARDEN_API_KEY_FILE").filter(|f| !f.is_empty());
+    match (direct, file) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("both WARDEN_API_KEY and WARDEN_API_KEY_FILE are set; set one of them")
+        }
+        (Some(key), None) => Ok(key),
+        (None, Some(path)) => warden_core::project::read_secret(std::path::Path::new(&path))
+            .map_err(|e| anyhow::anyhow!("WARDEN_API_KEY_FILE: {e}")),
+        (None, None) => anyhow::bail!(
+            "set WARDEN_API_KEY to an API key, or WARDEN_API_KEY_FILE to a file holding one (`warden key add --org ORG --user EMAIL --name NAME` prints one): over stdio the caller is the key's owner"
+        ),
+    }
+}
+
 /// Over stdio the caller is whoever holds the API key in WARDEN_API_KEY.
 async fn stdio_identity(
     opened: &Opened,
 ) -> anyhow::Result<warden_server::transport::mcp::StdioKey> {
     let pipeline = &opened.pipeline;
-    let key = std::env::var("WARDEN_API_KEY").map_err(|_| {
-        anyhow::anyhow!(
-            "set WARDEN_API_KEY to an API key (`warden key add --org ORG --user EMAIL --name NAME` prints one): over stdio the caller is the key's owner"
-        )
-    })?;
+    let key = stdio_key()?;
     let cfg = &pipeline.project().auth;
     let auth = warden_auth::AuthServer::new(
         opened.state.clone(),

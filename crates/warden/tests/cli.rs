@@ -623,3 +623,32 @@ async fn postgres_state_commands_print_no_sqlx_notices() {
         assert!(!err.contains("INFO"), "{err}");
     }
 }
+
+#[test]
+fn configuration_secrets_can_come_from_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, file) = empty_project();
+    let dir = file.parent().unwrap();
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    let secret = dir.join("secrets/public_url");
+    std::fs::write(&secret, "https://warden.example.com\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        yaml.replace(
+            "  # public_url: https://warden.example.com",
+            "  public_url: ${file:secrets/public_url}",
+        ),
+    )
+    .unwrap();
+    ok(&cli(&file, &["check"]));
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = cli(&file, &["check"]);
+    let err = fails(&out);
+    assert!(
+        err.contains("server.public_url") && err.contains("chmod 600"),
+        "{err}"
+    );
+    assert!(!err.contains("warden.example.com"), "{err}");
+}

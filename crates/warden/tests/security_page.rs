@@ -40,12 +40,18 @@ fn table(page: &str, heading: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Whether `file` (relative to the repository) has a test function called `name`.
+/// Whether `file` (relative to the repository) has a test function called `name`: a Rust
+/// `#[test]` or `#[tokio::test]`, or a pytest `def test_...`.
 fn test_exists(root: &Path, file: &str, name: &str) -> bool {
     let Ok(text) = std::fs::read_to_string(root.join(file)) else {
         return false;
     };
     let lines: Vec<&str> = text.lines().collect();
+    if file.ends_with(".py") {
+        // A pytest test: a top-level `def test_...(` function.
+        return name.starts_with("test_")
+            && lines.iter().any(|l| l.starts_with(&format!("def {name}(")));
+    }
     lines.iter().enumerate().any(|(i, l)| {
         let l = l.trim_start();
         let declares = [format!("fn {name}("), format!("async fn {name}(")]

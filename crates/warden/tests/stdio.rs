@@ -21,6 +21,7 @@ fn refused(project: &std::path::Path, key: Option<&str>) -> (Value, String, i32)
     let mut cmd = warden();
     cmd.args(["serve", "--stdio", "-p", project.to_str().unwrap()])
         .env_remove("WARDEN_API_KEY")
+        .env_remove("WARDEN_API_KEY_FILE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -106,4 +107,48 @@ fn a_project_that_does_not_load_answers_initialize_with_its_problems() {
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("warden.yaml"), "{message}");
     drop(dir);
+}
+
+#[test]
+fn the_key_can_come_from_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, file, key) = init_project();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = warden()
+        .args(["serve", "--stdio", "-p", file.to_str().unwrap()])
+        .env_remove("WARDEN_API_KEY")
+        .env("WARDEN_API_KEY_FILE", &key_file)
+        .env("WARDEN_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{INITIALIZE}").unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let answer: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(answer["result"]["serverInfo"]["name"], "warden", "{answer}");
+    drop(stdin);
+    child.wait().unwrap();
+
+    // Readable by others: refused, with the fix, and the key never shown.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = warden();
+    cmd.args(["serve", "--stdio", "-p", file.to_str().unwrap()])
+        .env_remove("WARDEN_API_KEY")
+        .env("WARDEN_API_KEY_FILE", &key_file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{INITIALIZE}").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("chmod 600"), "{stdout}");
+    assert!(!stdout.contains(&key) && !String::from_utf8_lossy(&out.stderr).contains(&key));
 }

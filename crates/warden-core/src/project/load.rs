@@ -151,7 +151,8 @@ impl Checker<'_> {
     }
 
     fn expand(&mut self, node: &Spanned<String>, field: &str) -> Option<String> {
-        match env::expand(&node.value, self.env) {
+        let base = self.file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        match env::expand_with_files(&node.value, self.env, &base) {
             Ok(v) => Some(v),
             Err(m) => {
                 self.err(node, field, m);

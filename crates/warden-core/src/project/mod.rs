@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use env::read_secret;
 pub use load::{LoadError, ProjectError, load_file, load_file_offline, load_str};
 pub use params::{ArgumentError, ParamType};
 

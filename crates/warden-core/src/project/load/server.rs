@@ -21,7 +21,9 @@ impl Checker<'_> {
         field: &str,
     ) -> Option<String> {
         if self.offline {
-            crate::project::env::expand(&node.value, self.env).ok()
+            let base = self.file.parent().map(std::path::Path::to_path_buf);
+            crate::project::env::expand_with_files(&node.value, self.env, &base.unwrap_or_default())
+                .ok()
         } else {
             self.expand(node, field)
         }
