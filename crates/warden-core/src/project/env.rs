@@ -4,18 +4,8 @@
 
 use std::path::Path;
 
-/// Expands `${NAME}` from `lookup`; `$$` is a literal `$`. Errors name the missing variable.
-/// `${file:PATH}` is refused here: see [`expand_with_files`].
-pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    expand_each(input, &|name| match name.strip_prefix("file:") {
-        Some(_) => Err(format!(
-            "`${{{name}}}`: secrets from files are not read here"
-        )),
-        None => env_value(name, &lookup),
-    })
-}
-
-/// [`expand`], and `${file:PATH}` is the content of the file at PATH (relative to `base`),
+/// Expands `${NAME}` from `lookup` (`$$` is a literal `$`; errors name the missing
+/// variable), and `${file:PATH}` to the content of the file at PATH (relative to `base`),
 /// with its trailing newline trimmed. The file must be readable by its owner only.
 pub fn expand_with_files(
     input: &str,
@@ -94,7 +84,9 @@ fn expand_each(
 mod tests {
     use std::path::Path;
 
-    use super::expand;
+    fn expand(input: &str, env: fn(&str) -> Option<String>) -> Result<String, String> {
+        super::expand_with_files(input, env, Path::new("/nonexistent"))
+    }
 
     fn env(name: &str) -> Option<String> {
         (name == "PW").then(|| "s3cret".to_string())
