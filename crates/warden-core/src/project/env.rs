@@ -135,12 +135,6 @@ mod tests {
                 .unwrap_err()
                 .contains("empty")
         );
-        // Where files are not read, `${file:...}` is an error, not a silent empty string.
-        assert!(
-            expand("${file:pw}", env)
-                .unwrap_err()
-                .contains("not read here")
-        );
     }
 
     #[test]
