@@ -15,7 +15,14 @@ use common::{Server, init_project};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ATTACKERS: usize = 300;
+/// Half-open connections the attack opens; `WARDEN_SLOWLORIS_CONNECTIONS` raises it for a
+/// bigger run (figures in the closing note came from one).
+fn attackers() -> usize {
+    std::env::var("WARDEN_SLOWLORIS_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -62,14 +69,16 @@ async fn half_open_connections_cannot_starve_a_real_client() {
     let rss_before = rss_kib(pid);
 
     // The attack: half a request line on each connection, then nothing.
+    let attack = attackers();
     let started = Instant::now();
     let mut attackers = Vec::new();
-    for _ in 0..ATTACKERS {
+    for _ in 0..attack {
         if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
             let _ = s.write_all(b"POST /mcp HTT").await;
             attackers.push(s);
         }
     }
+    let connect_time = started.elapsed();
     // Those past the per-address share are closed at once.
     let refused = futures::future::join_all(
         attackers
@@ -80,7 +89,7 @@ async fn half_open_connections_cannot_starve_a_real_client() {
     .into_iter()
     .filter(|c| *c)
     .count();
-    let held = ATTACKERS - refused;
+    let held = attack - refused;
 
     // Meanwhile a real client on another loopback address calls tools.
     let client = reqwest::Client::builder()
@@ -168,7 +177,7 @@ async fn half_open_connections_cannot_starve_a_real_client() {
         .sum();
 
     println!(
-        "slowloris: {ATTACKERS} half-open connections from 127.0.0.1; {refused} refused at once, {held} held, {still_open} still open after {:.1} s",
+        "slowloris: {attack} half-open connections from 127.0.0.1; {refused} refused at once, {held} held, {still_open} still open after {:.1} s",
         closed_after.as_secs_f64()
     );
     println!(
@@ -179,12 +188,17 @@ async fn half_open_connections_cannot_starve_a_real_client() {
         rss_after
     );
     assert!(held <= 64, "the per-address share holds: {held} held");
-    assert!(refused >= ATTACKERS - 64, "{refused} refused");
+    assert!(refused >= attack - 64, "{refused} refused");
     assert_eq!(still_open, 0, "every half-open connection is closed");
     assert!(
         max < Duration::from_secs(5),
         "calls stayed answered: max {max:?}"
     );
     assert!(rss_after < rss_before + 100 * 1024, "RSS stayed bounded");
-    assert!(refused_counted >= refused as f64, "{scraped}");
+    // Every refusal is counted. (In a long run, connections opened after the first ones timed
+    // out were held, not refused, so only a fast run can be compared one to one.)
+    assert!(refused_counted >= 1.0, "{scraped}");
+    if connect_time < Duration::from_millis(1500) {
+        assert!(refused_counted >= refused as f64, "{scraped}");
+    }
 }
