@@ -83,6 +83,7 @@ fn check_str(
         env,
         offline,
         signed_in: true,
+        stateless: false,
     };
     let Some(raw) = raw else {
         return Err(LoadError { errors: c.errors });
@@ -111,6 +112,8 @@ struct Checker<'a> {
     offline: bool,
     /// Whether callers sign in, so that rules can read `user` (not under `auth: none`).
     signed_in: bool,
+    /// `server.sessions: stateless`: no tool may talk back to the client mid-call.
+    stateless: bool,
 }
 
 fn is_name(s: &str) -> bool {

@@ -90,6 +90,9 @@ pub struct ServerConfig {
     /// A plain-HTTP listener that only redirects to HTTPS (with `tls`).
     pub redirect_http: Option<SocketAddr>,
     pub limits: ConnectionLimits,
+    /// No MCP sessions: every request stands alone, so any instance can serve it
+    /// (`server.sessions: stateless`).
+    pub stateless: bool,
     /// Where `/metrics` is served (`server.metrics.bind`); `None`: metrics are off.
     pub metrics_bind: Option<SocketAddr>,
 }

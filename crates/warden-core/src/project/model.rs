@@ -80,6 +80,10 @@ pub struct ServerSection {
     /// Connection limits and timeouts.
     #[serde(default)]
     pub limits: Option<Spanned<LimitsSection>>,
+    /// `stateful` (MCP sessions kept in this process) or `stateless` (none: any instance
+    /// behind a balancer can serve any request).
+    #[serde(default)]
+    pub sessions: Option<Spanned<String>>,
     /// Serve `/metrics` (Prometheus) on a listener of its own. Off when absent.
     #[serde(default)]
     pub metrics: Option<MetricsSection>,

@@ -233,6 +233,20 @@ impl Checker<'_> {
                 }
             }
         };
+        let stateless = match s.sessions.as_ref().map(|v| (v, v.value.as_str())) {
+            None | Some((_, "stateful")) => false,
+            Some((_, "stateless")) => true,
+            Some((node, other)) => {
+                self.err(
+                    node,
+                    "server.sessions",
+                    format!("'{other}' is not a session mode; use stateful (one instance) or stateless (several behind a balancer)"),
+                );
+                ok = false;
+                false
+            }
+        };
+        self.stateless = stateless;
         (ok && bind.is_some()).then(|| ServerConfig {
             bind: bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             public_url,
@@ -244,6 +258,7 @@ impl Checker<'_> {
             redirect_http,
             limits,
             metrics_bind,
+            stateless,
         })
     }
 

@@ -331,3 +331,49 @@ fn server_metrics_bind_turns_metrics_on() {
     let yaml = "version: 1\nname: t\nserver:\n  bind: 127.0.0.1:0\n  metrics: { bind: '127.0.0.1:0' }\ndata:\n  sqlite: d.db\n";
     assert!(load_str(yaml, Path::new("p.yaml"), |_| None).is_ok());
 }
+
+#[test]
+fn server_limits_tls_hsts_and_sessions_are_checked() {
+    let ok = |server: &str| {
+        let yaml = format!("{BASE}server:\n{server}");
+        load_str(&yaml, Path::new("dir/p.yaml"), |_| None)
+    };
+    let p = ok("  sessions: stateless\n  limits:\n    max_connections: 10\n    max_connections_per_address: 5\n    header_timeout_ms: 2000\n  hsts:\n    max_age: 600\n    include_subdomains: false\n  tls:\n    cert: c.pem\n    key: k.pem\n").unwrap();
+    assert!(p.server.stateless);
+    assert_eq!(p.server.limits.max_connections, 10);
+    assert_eq!(p.server.limits.max_connections_per_address, 5);
+    assert_eq!(p.server.limits.header_timeout.as_millis(), 2000);
+    assert_eq!(p.server.hsts, "max-age=600");
+    let tls = p.server.tls.unwrap();
+    assert_eq!(tls.cert, Path::new("dir/c.pem"));
+    let d = ok("").unwrap();
+    assert!(!d.server.stateless);
+    assert_eq!(d.server.hsts, "max-age=31536000; includeSubDomains");
+    assert!(d.server.tls.is_none());
+
+    let problems = errors(&format!(
+        "{BASE}server:\n  sessions: sticky\n  limits:\n    max_connections: 4\n    max_connections_per_address: 8\n    header_timeout_ms: 5\n  hsts:\n    max_age: 60\n    preload: true\n  redirect_http: 0.0.0.0:80\n"
+    ));
+    for want in [
+        "server.sessions",
+        "server.limits.max_connections_per_address",
+        "server.limits.header_timeout_ms",
+        "server.hsts.preload",
+        "server.redirect_http",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(want)),
+            "{want} in {problems:#?}"
+        );
+    }
+    // Without sessions, no tool may ask the client anything mid-call.
+    let problems = errors(&format!(
+        "{BASE}server:\n  sessions: stateless\ntools:\n  - name: t\n    description: d\n    access: read\n    sql: SELECT :elicit_action AS a\n    elicit:\n      message: Sure?\n      schema:\n        type: object\n        properties: {{}}\n"
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("tools[0].elicit") && p.contains("stateless")),
+        "{problems:#?}"
+    );
+}

@@ -113,6 +113,16 @@ impl Checker<'_> {
                 );
             }
         }
+        if self.stateless {
+            // Elicitation and sampling are requests to the client in the middle of a call,
+            // answered on another request: without sessions, another instance may get it.
+            if let Some(e) = &t.elicit {
+                self.err(e, format!("{field}.elicit"), "asking the client mid-call needs MCP sessions, and `server.sessions` is stateless; remove `elicit`, or serve one instance with `sessions: stateful`");
+            }
+            if let Some(s) = &t.sample {
+                self.err(s, format!("{field}.sample"), "asking the client's model mid-call needs MCP sessions, and `server.sessions` is stateless; remove `sample`, or serve one instance with `sessions: stateful`");
+            }
+        }
         let elicit = match t.elicit {
             None => None,
             Some(e) => match e.value.schema.value {

@@ -74,16 +74,18 @@ pub fn router(
         };
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(s, step_up::step_up));
     }
-    let mut mcp_routes = mcp_routes
-        .layer(middleware::from_fn_with_state(
-            edge.clone(),
-            body::check_body,
-        ))
-        .layer(middleware::from_fn_with_state(owners, bind_to_owner))
-        .layer(middleware::from_fn_with_state(
-            pipeline.clone(),
-            admission::admit,
-        ));
+    let mut mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+        edge.clone(),
+        body::check_body,
+    ));
+    if !server.stateless {
+        // Stateless serving has no sessions to bind.
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(owners, bind_to_owner));
+    }
+    let mut mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+        pipeline.clone(),
+        admission::admit,
+    ));
     if let Some(auth) = &auth {
         // Authenticate before reading the body: an anonymous request costs nothing.
         mcp_routes = mcp_routes
@@ -117,6 +119,9 @@ fn mcp_service(
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(server.max_body_bytes)
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        // Stateless: no session is created or looked up, so any instance serves any request,
+        // and a GET for a server-to-client stream is answered 405 (which the SDKs expect).
+        .with_legacy_session_mode(!server.stateless)
         .with_cancellation_token(shutdown.child_token());
     let handler = super::mcp::handler_for(pipeline, Source::Http);
     StreamableHttpService::new(move || Ok(handler.clone()), sessions, config)

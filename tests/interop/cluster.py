@@ -1,0 +1,158 @@
+"""Several `warden serve` processes on one PostgreSQL state store behind HAProxy (Debian's,
+started here: round-robin, nothing sticky, health checks on /readyz). Every instance serves
+the same project with `server.sessions: stateless`, so any of them can answer any request,
+and each has its own metrics listener so a test can see which instances served it."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2
+
+from warden_fixtures import EMAIL, PASSWORD, WARDEN, warden
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Instance:
+    proc: subprocess.Popen
+    url: str
+    metrics: str
+    log: list = field(default_factory=list)
+
+    def operations(self, method="tools/call"):
+        """How many `method` operations this instance has measured, from its /metrics."""
+        text = httpx2.get(self.metrics, timeout=10).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("mcp_server_operation_duration_seconds_count") and f'mcp_method_name="{method}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+@dataclass
+class Cluster:
+    file: Path
+    url: str
+    key: str
+    instances: list
+    haproxy: subprocess.Popen
+
+    def cli(self, *args, stdin=None):
+        return warden(*args, "-p", str(self.file), stdin=stdin)
+
+
+def start_instance(file: Path, env: dict) -> Instance:
+    metrics_port = free_port()
+    proc = subprocess.Popen(
+        [WARDEN, "serve", "-p", str(file), "--bind", "127.0.0.1:0"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, **env, "WARDEN_LOG": "info", "METRICS_BIND": f"127.0.0.1:{metrics_port}"},
+    )
+    log = []
+    url = None
+    deadline = time.time() + 30
+    for line in proc.stderr:
+        log.append(line)
+        m = re.search(r"serving MCP on (http://\S+)", line)
+        if m:
+            url = m.group(1)
+            break
+        if time.time() > deadline:
+            break
+    assert url, "warden did not start:\n" + "".join(log)
+    threading.Thread(target=lambda: [log.append(l) for l in proc.stderr], daemon=True).start()
+    return Instance(proc, url, f"http://127.0.0.1:{metrics_port}/metrics", log)
+
+
+def haproxy_config(port: int, backends: list) -> str:
+    servers = "\n".join(
+        f"    server w{i} {b.url.removeprefix('http://').removesuffix('/mcp')} check inter 500ms fall 2 rise 1"
+        for i, b in enumerate(backends))
+    return f"""global
+    maxconn 2000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend warden
+    bind 127.0.0.1:{port}
+    default_backend instances
+backend instances
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+{servers}
+"""
+
+
+@contextmanager
+def cluster(admin_url: str, n: int = 3):
+    haproxy = shutil.which("haproxy")
+    assert haproxy, "haproxy is not installed (tests/run installs Debian's)"
+    name = f"warden_lb_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    db_url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    instances = []
+    lb = None
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            target = Path(d) / "p"
+            warden("init", str(target))
+            file = target / "warden.yaml"
+            port = free_port()
+            yaml = file.read_text()
+            yaml = yaml.replace(
+                "  bind: 127.0.0.1:8080",
+                f"  bind: 127.0.0.1:8080\n  public_url: http://127.0.0.1:{port}\n  sessions: stateless\n"
+                "  limits:\n    max_connections_per_address: 1024\n  metrics:\n    bind: ${METRICS_BIND}")
+            file.write_text(yaml + f"\nstate:\n  postgres: {db_url}\n")
+            f = str(file)
+            warden("org", "add", "acme", "--name", "Acme", "-p", f)
+            warden("user", "add", EMAIL, "--org", "acme", "--role", "admin", "--password-stdin", "-p", f, stdin=PASSWORD)
+            key = warden("key", "add", "--org", "acme", "--user", EMAIL, "--name", "lb", "--scope", "mcp:read mcp:write", "-p", f)
+            # The first instance creates the shared files (the audit signing key); then the rest.
+            instances.append(start_instance(file, {}))
+            for _ in range(n - 1):
+                instances.append(start_instance(file, {}))
+            cfg = Path(d) / "haproxy.cfg"
+            cfg.write_text(haproxy_config(port, instances))
+            lb = subprocess.Popen([haproxy, "-f", str(cfg), "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            url = f"http://127.0.0.1:{port}/mcp"
+            deadline = time.time() + 20
+            while True:
+                try:
+                    if httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx2.HTTPError:
+                    pass
+                assert lb.poll() is None, "haproxy stopped: " + (lb.stderr.read() if lb.stderr else "")
+                assert time.time() < deadline, "the balancer never became ready"
+                time.sleep(0.2)
+            # Every instance up in HAProxy's view before tests count on round-robin.
+            time.sleep(1.5)
+            yield Cluster(file, url, key, instances, lb)
+        finally:
+            if lb:
+                lb.terminate()
+                lb.wait(timeout=10)
+            for i in instances:
+                i.proc.terminate()
+            for i in instances:
+                i.proc.wait(timeout=15)
+            subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
