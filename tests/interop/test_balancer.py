@@ -1,11 +1,15 @@
 """Three Warden instances on one PostgreSQL behind HAProxy (round-robin, not sticky): the
 official MCP Python SDK completes OAuth and calls tools in both protocol modes, with
-consecutive requests served by different instances; and a revoked key, a demoted member and a
-removed member are refused on the very next request, whichever instance serves it. Needs
+consecutive requests served by different instances; so does the official TypeScript SDK v2
+(`@modelcontextprotocol/client`, in tests/interop/ts_oauth_client.mjs, run with the pinned Node
+22 from NODE22 and NODE_MODULES, which tests/run sets); and a revoked key, a demoted member and
+a removed member are refused on the very next request, whichever instance serves it. Needs
 WARDEN_TEST_POSTGRES_URL (CI sets it); without it, this says it did not run."""
 
 import json
 import os
+import subprocess
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -18,6 +22,7 @@ from test_oauth import HeadlessBrowser, InMemoryTokenStorage, build_provider
 from warden_fixtures import EMAIL, PASSWORD
 
 ADMIN_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
+TS_CLIENT = Path(__file__).with_name("ts_oauth_client.mjs")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +60,38 @@ def test_python_sdk_oauth_and_calls_land_on_every_instance(lb, mode):
     assert sum(served) == 9, served
     assert sum(1 for s in served if s > 0) >= 2, f"round-robin should spread the calls: {served}"
     print(f"mode={mode}: tools/call per instance {served}")
+
+
+def test_typescript_sdk_oauth_and_calls_land_on_every_instance(lb):
+    # Checked first: a missing Node is a broken setup, never a reason to skip.
+    node, modules = os.environ.get("NODE22"), os.environ.get("NODE_MODULES")
+    if not node or not modules:
+        pytest.fail("NODE22 and NODE_MODULES are not set: the TypeScript SDK half needs the pinned Node 22 "
+                    "and the test tools' node_modules (tests/run interop sets both via node_tools)")
+    assert os.access(node, os.X_OK), f"NODE22={node} is not an executable"
+    assert os.path.isdir(os.path.join(modules, "@modelcontextprotocol", "client")), \
+        f"NODE_MODULES={modules} has no @modelcontextprotocol/client"
+    if lb is None:
+        return
+    before = [i.operations() for i in lb.instances]
+    out = subprocess.run(
+        [node, str(TS_CLIENT), lb.url, EMAIL, PASSWORD],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "NODE_PATH": modules},
+    )
+    assert out.returncode == 0, f"ts_oauth_client.mjs exited {out.returncode}:\n{out.stderr}\n{out.stdout}"
+    lines = [l for l in out.stdout.splitlines() if l.strip()]
+    assert len(lines) == 1, f"expected one JSON line on stdout, got: {out.stdout!r} (stderr: {out.stderr})"
+    summary = json.loads(lines[0])
+    assert summary["calls"] == 9, summary
+    assert summary["scope"] == "mcp:read", summary
+    assert summary["sdk"] == "@modelcontextprotocol/client" and summary["version"] == "2.4.0", summary
+    assert summary["iss"] == lb.url.removesuffix("/mcp"), summary
+    assert summary["authorizations"] == 1, summary
+    served = [i.operations() - b for i, b in zip(lb.instances, before)]
+    assert sum(served) == 9, served
+    assert sum(1 for s in served if s > 0) >= 2, f"round-robin should spread the calls: {served}"
+    print(f"typescript v2: tools/call per instance {served}; {summary}")
 
 
 def _post(http, url, key, body, session=None):

@@ -514,3 +514,34 @@ async fn unauthenticated_requests_are_counted_not_recorded_one_by_one() {
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+/// A request refused before its body was read is answered with `Connection: close`, and the
+/// connection is closed: a client never reuses a connection the server is about to drop.
+#[tokio::test]
+async fn a_refusal_before_the_body_is_read_closes_the_connection_openly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, file, _) = common::init_project();
+    let server = common::Server::start(&file);
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    // The headers now, the body a moment later: the 401 goes out before the body arrives.
+    s.write_all(format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = s.read(&mut answer).await.unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let _ = s.write_all(body.as_bytes()).await;
+    let mut rest = Vec::new();
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the server closes the connection after the refusal"
+    );
+}

@@ -101,6 +101,7 @@ pub fn router(
         app = app.merge(crate::web::oauth::routes(auth));
     }
     app.layer(middleware::from_fn(headers::security_headers))
+        .layer(middleware::from_fn(close_after_refusal))
 }
 
 fn mcp_service(
@@ -174,4 +175,24 @@ pub(crate) fn redirect_to_https(target: String) -> Router {
             )
         }
     })
+}
+
+/// A request refused before its body was read (401 before authentication reads anything, 403
+/// on a foreign origin, 413): the connection is closed after the answer, and the answer says
+/// so. Otherwise, when the body had not all arrived as the answer went out, the server would
+/// close the connection anyway, and a client reusing it would see its next request dropped.
+async fn close_after_refusal(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut res = next.run(req).await;
+    if has_body && res.status().is_client_error() {
+        res.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    res
 }
