@@ -73,6 +73,6 @@ pub use model::{
     OAuthClient, OrgId, Organization, Role, RotateOutcome, Scope, Scopes, UnknownRole,
     UnknownScope, User, UserId, normalize_email, validate_slug,
 };
-pub use store::Store;
 pub use store::bearer::PrincipalRow;
 pub use store::confirm::Confirmation;
+pub use store::{AuditSigner, Store};

@@ -87,6 +87,9 @@ pub mod confirm;
 mod credentials;
 mod oauth;
 mod server_keys;
+mod signers;
+
+pub use signers::AuditSigner;
 
 /// Opens a transaction that is going to write.
 ///

@@ -95,6 +95,11 @@ pub enum AuditCommand {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Manage the keys whose checkpoints `audit verify` accepts (one per signing instance).
+    Signer {
+        #[command(subcommand)]
+        command: SignerCommand,
+    },
     /// Remove records past retention now (the server also does this daily).
     #[command(
         after_help = "Examples:\n  warden audit purge -p warden.yaml                 records older than audit.retention_days\n  warden audit purge -p warden.yaml --before 2026-01-01"
@@ -231,6 +236,205 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SignerCommand {
+    /// List the registered signers.
+    #[command(after_help = "Example:\n  warden audit signer list -p warden.yaml")]
+    List {
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
+    },
+    /// Register a signer: by default this machine's key (audit.signing_key, created if
+    /// missing), or another instance's public key.
+    #[command(
+        after_help = "Examples:\n  warden audit signer add -p warden.yaml                      this machine's key\n  warden audit signer add -p warden.yaml --public-key 3b6a...  another instance's (it prints it when refused)"
+    )]
+    Add {
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
+        /// The Ed25519 public key, hex.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Remove a signer; checkpoints it signed no longer verify, so do this only for a key
+    /// that never signed, or was stolen.
+    #[command(
+        after_help = "Example:\n  warden audit signer remove 9f2c41d0e8a7b613 -p warden.yaml"
+    )]
+    Remove {
+        key_id: String,
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
+    },
+}
+
+/// At start: this instance's signing key must be a registered signer, or its checkpoints
+/// would not verify. The first instance on a new state store registers its own.
+pub async fn check_signer(
+    store: &Store,
+    signer: &Signer,
+    key_file: &Path,
+    project_file: &Path,
+) -> anyhow::Result<()> {
+    let v = signer.verifier();
+    if store
+        .add_first_audit_signer(v.key_id(), &v.public_hex())
+        .await?
+    {
+        tracing::info!(
+            key = v.key_id(),
+            "registered this instance's audit signing key, the first on this state store"
+        );
+        return Ok(());
+    }
+    let registered = store.audit_signers().await?;
+    if registered.iter().any(|s| s.key_id == v.key_id()) {
+        return Ok(());
+    }
+    bail!(
+        "this instance's audit signing key {} ({}) is not a registered signer of this state store, so its checkpoints would not verify. Either register it: `warden audit signer add --public-key {} -p {}` (run it anywhere the project is), or give this instance the signing key the others use (audit.signing_key). Registered: {}",
+        v.key_id(),
+        key_file.display(),
+        v.public_hex(),
+        project_file.display(),
+        registered
+            .iter()
+            .map(|s| s.key_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The keys `audit verify` trusts: exactly the registered signers, or, on a store that has
+/// none yet, the project's own key file.
+async fn trusted_keys(store: &Store, key_file: &Path) -> anyhow::Result<Vec<Verifier>> {
+    let registered = store.audit_signers().await?;
+    if !registered.is_empty() {
+        return registered
+            .iter()
+            .map(|s| {
+                Verifier::from_hex(&s.public_key)
+                    .map_err(|e| anyhow::anyhow!("registered signer {}: {e}", s.key_id))
+            })
+            .collect();
+    }
+    Ok(if key_file.exists() {
+        vec![Signer::load(key_file)?.verifier().clone()]
+    } else {
+        Vec::new()
+    })
+}
+
+async fn run_signer(cmd: SignerCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SignerCommand::List { project } => {
+            let p = load(&project)?;
+            let store = crate::admin::open_state_at(&p.auth.state).await?;
+            let signers = store.audit_signers().await?;
+            store.close().await;
+            if signers.is_empty() {
+                println!(
+                    "No signer registered yet; the first `warden serve` registers its own key."
+                );
+            } else {
+                println!(
+                    "{:<18}  {:<64}  {:<20}  ADDED BY",
+                    "KEY ID", "PUBLIC KEY", "ADDED"
+                );
+                for s in signers {
+                    let added = chrono::DateTime::from_timestamp_millis(s.added_at)
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default();
+                    println!(
+                        "{:<18}  {:<64}  {:<20}  {}",
+                        s.key_id, s.public_key, added, s.added_by
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SignerCommand::Add {
+            project,
+            public_key,
+        } => {
+            let p = load(&project)?;
+            let v = match public_key {
+                Some(k) => {
+                    Verifier::from_hex(&k).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?
+                }
+                None => Signer::load_or_create(&p.audit.signing_key)?
+                    .verifier()
+                    .clone(),
+            };
+            let store = crate::admin::open_state_at(&p.auth.state).await?;
+            let who = std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .map(|u| format!("cli:os-user:{u}"))
+                .unwrap_or_else(|_| "cli".into());
+            let added = store
+                .add_audit_signer(v.key_id(), &v.public_hex(), &who)
+                .await;
+            let recorded = match added {
+                Ok(true) => {
+                    let log = AuditLog::start(store.clone(), None, Default::default());
+                    let mut e =
+                        Event::new("audit_signer_added", Source::Cli, v.key_id().to_string());
+                    e.detail = Some(
+                        serde_json::json!({"key_id": v.key_id(), "public_key": v.public_hex()}),
+                    );
+                    let r = log.append(e).await.map(|_| ());
+                    drop(log);
+                    Some(r)
+                }
+                Ok(false) => None,
+                Err(e) => {
+                    store.close().await;
+                    return Err(e.into());
+                }
+            };
+            store.close().await;
+            match recorded {
+                Some(Ok(())) => println!("Registered signer {}", v.key_id()),
+                Some(Err(e)) => {
+                    bail!("the signer was added, but the audit trail could not record it: {e}")
+                }
+                None => println!(
+                    "Signer {} was already registered; nothing changed",
+                    v.key_id()
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SignerCommand::Remove { key_id, project } => {
+            let p = load(&project)?;
+            let store = crate::admin::open_state_at(&p.auth.state).await?;
+            let removed = store.remove_audit_signer(&key_id).await?;
+            if removed {
+                let log = AuditLog::start(store.clone(), None, Default::default());
+                let recorded = log
+                    .append(Event::new(
+                        "audit_signer_removed",
+                        Source::Cli,
+                        key_id.clone(),
+                    ))
+                    .await;
+                drop(log);
+                recorded.map_err(|e| {
+                    anyhow::anyhow!(
+                        "the signer was removed, but the audit trail could not record it: {e}"
+                    )
+                })?;
+            }
+            store.close().await;
+            if !removed {
+                bail!("no registered signer {key_id}; see `warden audit signer list`");
+            }
+            println!("Removed signer {key_id}; checkpoints it signed no longer verify");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Verify {
@@ -247,14 +451,12 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             public_key,
         } => {
             let p = load(&project)?;
-            let verifier = match public_key {
-                Some(k) => Some(Verifier::from_hex(&k)?),
-                None if p.audit.signing_key.exists() => {
-                    Some(Signer::load(&p.audit.signing_key)?.verifier().clone())
-                }
-                None => None,
-            };
             let store = crate::admin::open_state_at(&p.auth.state).await?;
+            let keys = match public_key {
+                Some(k) => vec![Verifier::from_hex(&k)?],
+                None => trusted_keys(&store, &p.audit.signing_key).await?,
+            };
+            let verifier = (!keys.is_empty()).then_some(keys.as_slice());
             let mut reports = Vec::new();
             for c in store.audit_chains().await? {
                 eprint!("verifying {c} ... ");
@@ -266,13 +468,17 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                         p.audit.signing_key.display()
                     );
                 }
-                let r = chain::verify_chain(&c, &records, &cps, verifier.as_ref());
+                let r = chain::verify_chain_with_keys(&c, &records, &cps, verifier);
                 eprintln!("{} records", r.records);
                 reports.push(r);
             }
             store.close().await;
-            let key_id = match &verifier {
-                Some(v) => v.key_id().to_string(),
+            let key_id = match verifier {
+                Some(keys) => keys
+                    .iter()
+                    .map(Verifier::key_id)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 None => {
                     println!(
                         "note: no signing key yet ({} is created when the server first starts), and no checkpoints to check",
@@ -284,6 +490,7 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             Ok(print_reports(&reports, &key_id))
         }
         AuditCommand::Export { project, out, org } => export(&project, &out, org.as_deref()).await,
+        AuditCommand::Signer { command } => run_signer(command).await,
         AuditCommand::Purge { project, before } => {
             let p = load(&project)?;
             let before = match before {

@@ -79,6 +79,7 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
             Signer::load_or_create(&project.audit.signing_key)
                 .map_err(|e| anyhow::anyhow!("{e}; set audit.signing_key in the project file"))?,
         );
+        audit_cmd::check_signer(&state, &signer, &project.audit.signing_key, project_file).await?;
         let log = AuditLog::start(
             state.clone(),
             Some(signer.clone()),

@@ -212,6 +212,22 @@ pub fn verify_chain(
     checkpoints: &[Checkpoint],
     verifier: Option<&Verifier>,
 ) -> ChainReport {
+    verify_chain_with_keys(
+        chain,
+        records,
+        checkpoints,
+        verifier.map(std::slice::from_ref),
+    )
+}
+
+/// [`verify_chain`] where each checkpoint must be signed by one of `keys` (the registered
+/// signers of several instances), the one its `key_id` names.
+pub fn verify_chain_with_keys(
+    chain: &str,
+    records: &[Record],
+    checkpoints: &[Checkpoint],
+    keys: Option<&[Verifier]>,
+) -> ChainReport {
     let mut report = ChainReport {
         chain: chain.to_string(),
         records: records.len() as u64,
@@ -223,19 +239,28 @@ pub fn verify_chain(
         problem: None,
     };
     // Signatures first: nothing below may trust an unsigned checkpoint.
-    if let Some(v) = verifier {
+    if let Some(keys) = keys {
         for cp in checkpoints {
-            if cp.key_id != v.key_id() || !v.verify(&cp.message(), &cp.signature) {
+            let signer = keys.iter().find(|v| v.key_id() == cp.key_id);
+            if !signer.is_some_and(|v| v.verify(&cp.message(), &cp.signature)) {
+                let trusted: Vec<&str> = keys.iter().map(Verifier::key_id).collect();
                 report.problem = Some(Break {
                     kind: BreakKind::BadCheckpoint,
                     seq: cp.seq,
                     id: None,
-                    detail: format!(
-                        "checkpoint {} (seq {}) is not signed by key {}; it was forged or altered",
-                        cp.id,
-                        cp.seq,
-                        v.key_id()
-                    ),
+                    detail: match signer {
+                        Some(_) => format!(
+                            "checkpoint {} (seq {}) is not signed by key {}; it was forged or altered",
+                            cp.id, cp.seq, cp.key_id
+                        ),
+                        None => format!(
+                            "checkpoint {} (seq {}) names key {}, which is not a trusted signer ({}); it was forged, or that instance's key was never registered (`warden audit signer add`)",
+                            cp.id,
+                            cp.seq,
+                            cp.key_id,
+                            trusted.join(", ")
+                        ),
+                    },
                 });
                 return report;
             }
