@@ -1,10 +1,20 @@
 //! Brute-force protection for sign-in and token requests: failures are counted per account
 //! and per address over a window; each failure past a threshold adds a growing delay, and too
-//! many lock the key out for a while. Counters live in memory, per instance.
+//! many lock the key out for a while.
+//!
+//! This module is the policy only, with no memory and no clock: the counters live in the
+//! state store (`warden_store::Store::count_failure`), shared by every instance, and the
+//! time is always passed in. `server/limits.rs` joins the two.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use warden_store::{FailureCount, FailureRule};
+
+/// The name of the key, in the state store, under which counter keys are hashed.
+pub const KEY_NAME: &str = "auth_failures";
 
 #[derive(Debug, Clone, Copy)]
 pub struct LimiterConfig {
@@ -30,13 +40,6 @@ impl Default for LimiterConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    first: Instant,
-    locked_until: Option<Instant>,
-}
-
 /// What to do with an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -46,153 +49,82 @@ pub enum Verdict {
     Locked { retry_after: Duration },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Limiter {
     config: LimiterConfig,
-    entries: Mutex<HashMap<String, Entry>>,
+}
+
+fn later(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Limiter {
     pub fn new(config: LimiterConfig) -> Self {
-        Self {
-            config,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self { config }
     }
 
-    /// The verdict for the worst of `keys` (e.g. `account:alice@x` and `addr:10.0.0.1`).
-    pub fn check(&self, keys: &[String], now: Instant) -> Verdict {
-        let Ok(mut map) = self.entries.lock() else {
-            // A poisoned lock means a panic elsewhere; refuse rather than stop limiting.
-            return Verdict::Locked {
-                retry_after: self.config.lockout_for,
-            };
-        };
-        let mut worst = Verdict::Proceed(Duration::ZERO);
-        for key in keys {
-            let Some(e) = map.get_mut(key) else { continue };
-            if now.duration_since(e.first) > self.config.window
-                && e.locked_until.is_none_or(|u| u <= now)
-            {
-                map.remove(key);
-                continue;
-            }
-            if let Some(until) = e.locked_until
+    /// The verdict for the worst of `counts` (e.g. those of `account:...` and `addr:...`):
+    /// locked if any is locked (for the longest lock), else the longest delay.
+    pub fn verdict(&self, counts: &[FailureCount], now: DateTime<Utc>) -> Verdict {
+        let mut locked = None;
+        let mut delay = Duration::ZERO;
+        for c in counts.iter().filter(|c| c.is_live(now)) {
+            if let Some(until) = c.locked_until
                 && until > now
             {
-                return Verdict::Locked {
-                    retry_after: until - now,
-                };
+                let left = (until - now).to_std().unwrap_or(Duration::ZERO);
+                locked = Some(locked.map_or(left, |l: Duration| l.max(left)));
+                continue;
             }
-            let over = e.failures.saturating_sub(self.config.free_failures);
-            if over > 0 {
-                let delay = Duration::from_millis(250u64.saturating_mul(1 << over.min(10)))
-                    .min(self.config.max_delay);
-                if let Verdict::Proceed(d) = worst
-                    && delay > d
-                {
-                    worst = Verdict::Proceed(delay);
-                }
-            }
+            delay = delay.max(self.delay(c.failures));
         }
-        worst
+        match locked {
+            Some(retry_after) => Verdict::Locked { retry_after },
+            None => Verdict::Proceed(delay),
+        }
     }
 
-    /// Records a failure; returns the keys that just became locked, so they can be logged.
-    pub fn fail(&self, keys: &[String], now: Instant) -> Vec<String> {
-        let Ok(mut map) = self.entries.lock() else {
-            return Vec::new();
-        };
-        let mut locked = Vec::new();
-        for key in keys {
-            let e = map.entry(key.clone()).or_insert(Entry {
-                failures: 0,
-                first: now,
-                locked_until: None,
-            });
-            if now.duration_since(e.first) > self.config.window {
-                *e = Entry {
-                    failures: 0,
-                    first: now,
-                    locked_until: None,
-                };
-            }
-            e.failures += 1;
-            if e.failures == self.config.lockout_after {
-                e.locked_until = Some(now + self.config.lockout_for);
-                locked.push(key.clone());
-            }
+    /// The wait before an attempt after `failures` failures in the window: none for the free
+    /// ones, then 500 ms, doubling, up to `max_delay`.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let over = failures.saturating_sub(self.config.free_failures);
+        if over == 0 {
+            return Duration::ZERO;
         }
-        locked
+        Duration::from_millis(250u64.saturating_mul(1 << over.min(10))).min(self.config.max_delay)
     }
 
-    /// A success clears the account's record (not the address's: one good password must
-    /// not wash out a spray of guesses from the same address).
-    pub fn succeed(&self, account_key: &str) {
-        if let Ok(mut map) = self.entries.lock() {
-            map.remove(account_key);
+    /// How the store counts a failure at `now`: a new window if the old one is over, and a
+    /// lock set by the failure that reaches `lockout_after`.
+    pub fn rule(&self, now: DateTime<Utc>) -> FailureRule {
+        FailureRule {
+            now,
+            window_ends_at: later(now, self.config.window),
+            lockout_after: self.config.lockout_after,
+            locked_until: later(now, self.config.lockout_for),
         }
     }
+
+    /// Whether this counter was locked by the failure that produced it (so it is logged and
+    /// recorded once, by the instance that counted it).
+    pub fn just_locked(&self, after: &FailureCount) -> bool {
+        after.failures == self.config.lockout_after && after.locked_until.is_some()
+    }
+}
+
+/// The key as stored: its kind (`account`, `addr`, ...) and an HMAC-SHA-256 of the whole key
+/// under the store's shared `secret`, so the table is not a list of who tried to sign in.
+pub fn stored_key(secret: &[u8; 32], key: &str) -> Option<String> {
+    let kind = key.split_once(':').map_or("key", |(kind, _)| kind);
+    // HMAC accepts keys of any length: this never fails.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).ok()?;
+    mac.update(b"warden auth failures v1\0");
+    mac.update(key.as_bytes());
+    Some(format!(
+        "{kind}:{}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delays_grow_then_lock_out() {
-        let l = Limiter::new(LimiterConfig::default());
-        let keys = vec!["account:a@x".to_string(), "addr:1.2.3.4".to_string()];
-        let t0 = Instant::now();
-        assert_eq!(l.check(&keys, t0), Verdict::Proceed(Duration::ZERO));
-        for _ in 0..3 {
-            assert!(l.fail(&keys, t0).is_empty());
-        }
-        assert_eq!(l.check(&keys, t0), Verdict::Proceed(Duration::ZERO));
-        l.fail(&keys, t0);
-        assert_eq!(
-            l.check(&keys, t0),
-            Verdict::Proceed(Duration::from_millis(500))
-        );
-        l.fail(&keys, t0);
-        assert_eq!(
-            l.check(&keys, t0),
-            Verdict::Proceed(Duration::from_millis(1000))
-        );
-        let mut locked = Vec::new();
-        for _ in 0..5 {
-            locked.extend(l.fail(&keys, t0));
-        }
-        assert_eq!(
-            locked, keys,
-            "both the account and the address lock at the 10th failure"
-        );
-        assert!(matches!(l.check(&keys, t0), Verdict::Locked { .. }));
-        // Another account from the same address is locked too; the same account from
-        // elsewhere as well.
-        assert!(matches!(
-            l.check(&["account:b@x".into(), "addr:1.2.3.4".into()], t0),
-            Verdict::Locked { .. }
-        ));
-        assert!(matches!(
-            l.check(&["account:a@x".into(), "addr:9.9.9.9".into()], t0),
-            Verdict::Locked { .. }
-        ));
-        // After the lockout, the slate is clean.
-        let later = t0 + Duration::from_secs(16 * 60);
-        assert_eq!(l.check(&keys, later), Verdict::Proceed(Duration::ZERO));
-    }
-
-    #[test]
-    fn success_clears_the_account_only() {
-        let l = Limiter::new(LimiterConfig::default());
-        let keys = vec!["account:a@x".to_string(), "addr:1.2.3.4".to_string()];
-        let t0 = Instant::now();
-        for _ in 0..5 {
-            l.fail(&keys, t0);
-        }
-        l.succeed("account:a@x");
-        assert_eq!(l.check(&keys[..1], t0), Verdict::Proceed(Duration::ZERO));
-        assert_ne!(l.check(&keys[1..], t0), Verdict::Proceed(Duration::ZERO));
-    }
-}
+mod tests;

@@ -16,14 +16,16 @@
 //!   Each query is written once and run on either backend's pool; `store`
 //!   itself has organizations and users, `store/oauth.rs` clients, grants,
 //!   codes and tokens, `store/credentials.rs` API keys, sessions and magic
-//!   links.
+//!   links, `store/auth_failures.rs` the failure counters behind sign-in
+//!   delays and lockouts.
 //! - [`error`]: [`StoreError`]; constraint violations arrive as
 //!   [`StoreError::Conflict`] / [`StoreError::NotFound`], never as backend codes.
 //! - `migrations/{sqlite,postgres}/`: the schema per backend, embedded at
 //!   compile time and applied by [`Store::migrate`]. `0001_init`:
 //!   organizations, users, memberships. `0002_identity`: `oauth_clients`,
 //!   `grants`, `auth_codes`, `access_tokens`, `refresh_tokens`, `api_keys`,
-//!   `browser_sessions`, `magic_links`.
+//!   `browser_sessions`, `magic_links`. `0009_auth_failures`: the failure
+//!   counters (keys arrive as keyed hashes: no email or address in clear).
 //!
 //! # Invariants
 //! - Knows nothing of HTTP, MCP, JSON-RPC or OAuth wire formats; it stores
@@ -55,6 +57,9 @@
 //!   revokes its whole grant. Whether such an `UPDATE` changed a row is read
 //!   from its `RETURNING` row, never from the affected-row count: on SQLite,
 //!   sqlx can report a previous statement's count on the same connection.
+//! - A failure counter changes only by one `INSERT ... ON CONFLICT DO UPDATE
+//!   ... RETURNING` per statement, so concurrent failures from several
+//!   instances are each counted once and exactly one of them sets the lock.
 //! - The audit trail (`audit`, `audit_*` tables): appends lock each chain's
 //!   head row, so a chain's `seq` has no gaps or duplicates across processes.
 //! - Operations of several statements run in one transaction; on SQLite it
@@ -73,6 +78,7 @@ pub use model::{
     OAuthClient, OrgId, Organization, Role, RotateOutcome, Scope, Scopes, UnknownRole,
     UnknownScope, User, UserId, normalize_email, validate_slug,
 };
+pub use store::auth_failures::{FailureCount, FailureRule};
 pub use store::bearer::PrincipalRow;
 pub use store::confirm::Confirmation;
 pub use store::{AuditSigner, Store};

@@ -7,7 +7,7 @@
 //!
 //! Organizations, users and memberships are here; OAuth clients, grants,
 //! codes and tokens in `oauth`; API keys, browser sessions and magic links in
-//! `credentials`.
+//! `credentials`; sign-in and token failure counters in `auth_failures`.
 
 use std::future::Future;
 use std::path::Path;
@@ -82,6 +82,7 @@ macro_rules! on_pool {
 // After `on_pool!`, which they use.
 pub(crate) mod audit;
 mod audit_sqlite;
+pub mod auth_failures;
 pub mod bearer;
 pub mod confirm;
 mod credentials;

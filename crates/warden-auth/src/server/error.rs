@@ -133,6 +133,10 @@ pub enum LoginError {
     Locked { retry_after: Duration },
     #[error("This sign-in link is invalid, used or expired; ask for a new one.")]
     BadLink,
+    /// The sign-in limits cannot be checked or counted (the state store is unreachable), so
+    /// no attempt is let through.
+    #[error("Sign-in is temporarily unavailable; try again in a minute.")]
+    Unavailable,
     #[error(transparent)]
     Internal(#[from] InternalError),
 }

@@ -19,7 +19,7 @@ impl AuthServer {
         resource: Option<&str>,
         addr: &str,
     ) -> Result<TokenResponse, TokenError> {
-        self.check_token_rate(addr)?;
+        self.check_token_rate(addr).await?;
         let result = self
             .exchange_code_inner(code, verifier, redirect_uri, client_id, resource, addr)
             .await;

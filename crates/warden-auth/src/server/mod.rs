@@ -13,7 +13,8 @@
 //! registrations; `authorize.rs` checks an authorization request and turns consent into a
 //! code; `token_endpoint.rs` holds what the token grants share, `exchange.rs` and
 //! `refresh.rs` are the two grants, `revoke.rs` is RFC 7009; `sign_in.rs` is password and
-//! link sign-in and browser sessions; `events.rs` builds the audit events they record;
+//! link sign-in and browser sessions; `limits.rs` keeps the limiter's counters in the state
+//! store; `events.rs` builds the audit events they record;
 //! `error.rs` holds their refusals.
 
 mod authorize;
@@ -21,6 +22,7 @@ mod bearer;
 mod error;
 mod events;
 mod exchange;
+mod limits;
 mod refresh;
 mod register;
 mod revoke;
@@ -59,6 +61,10 @@ pub struct AuthServer {
     passwords: PasswordHasher,
     logins: Limiter,
     token_failures: Limiter,
+    /// The key under which limiter keys are hashed, read from (or created in) the state store
+    /// on first use.
+    failure_key: tokio::sync::OnceCell<[u8; 32]>,
+    last_purge: limits::LastPurge,
     audit: Arc<dyn Sink>,
     /// The consent seal's key, read from (or created in) the state store on first use.
     consent_key: tokio::sync::OnceCell<[u8; 32]>,
@@ -94,6 +100,8 @@ impl AuthServer {
                 lockout_after: 50,
                 ..LimiterConfig::default()
             }),
+            failure_key: tokio::sync::OnceCell::new(),
+            last_purge: limits::LastPurge::default(),
             audit,
             consent_key: tokio::sync::OnceCell::new(),
         })

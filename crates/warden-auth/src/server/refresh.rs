@@ -16,7 +16,7 @@ impl AuthServer {
         resource: Option<&str>,
         addr: &str,
     ) -> Result<TokenResponse, TokenError> {
-        self.check_token_rate(addr)?;
+        self.check_token_rate(addr).await?;
         let result = self
             .refresh_inner(refresh_token, client_id, resource, addr)
             .await;

@@ -1,26 +1,30 @@
 //! Sign-in for the web pages: by password or by a single-use link, behind per-account and
 //! per-address limits, each opening a browser session; and the session's user and sign-out.
 
-use std::time::Instant;
-
 use chrono::Utc;
-use warden_core::audit::AuditError;
 use warden_store::{StoreError, User, UserId};
 
+use super::limits::Limit;
 use super::{AuthServer, InternalError, LoginError, MAGIC_LINK_TTL, SESSION_TTL, at};
 use crate::limiter::Verdict;
 use crate::token::{self, RawToken, TokenKind};
 
 impl AuthServer {
-    fn login_keys(email: &str, addr: &str) -> Vec<String> {
-        vec![
+    fn login_keys(email: &str, addr: &str) -> [String; 2] {
+        [
             format!("account:{}", email.trim().to_lowercase()),
             format!("addr:{addr}"),
         ]
     }
 
+    /// Waits out the delay the counters call for, or refuses; refuses too when the counters
+    /// cannot be read (fail closed: no store, no unlimited guessing).
     async fn wait_turn(&self, keys: &[String]) -> Result<(), LoginError> {
-        match self.logins.check(keys, Instant::now()) {
+        let verdict = self
+            .limit_check(Limit::SignIn, keys, Utc::now())
+            .await
+            .map_err(unavailable)?;
+        match verdict {
             Verdict::Locked { retry_after } => Err(LoginError::Locked { retry_after }),
             Verdict::Proceed(delay) => {
                 if !delay.is_zero() {
@@ -31,8 +35,14 @@ impl AuthServer {
         }
     }
 
-    async fn login_failed(&self, keys: &[String], addr: &str) -> Result<(), AuditError> {
-        for key in self.logins.fail(keys, Instant::now()) {
+    /// Counts a failure; an error if it could not be counted (the attempt is then refused as
+    /// unavailable, never let through uncounted).
+    async fn login_failed(&self, keys: &[String], addr: &str) -> Result<(), LoginError> {
+        let locked = self
+            .limit_failure(Limit::SignIn, keys, Utc::now())
+            .await
+            .map_err(unavailable)?;
+        for key in locked {
             tracing::warn!(target: "warden::security", key = %key, "sign-in lockout");
             let e = Self::login_event("lockout", "password", addr).denied(
                 "rate_limit",
@@ -58,7 +68,10 @@ impl AuthServer {
         let ok = self.passwords.verify(password, hash).await;
         match user {
             Some(u) if ok && u.disabled_at.is_none() => {
-                self.logins.succeed(&keys[0]);
+                // Clears the account's counter, not the address's: one good password must
+                // not wash out a spray of guesses from the same address.
+                let [account, _] = &keys;
+                self.limit_clear(account).await;
                 tracing::info!(target: "warden::security", user = %u.id, "sign-in succeeded");
                 let session = self.new_session(u.id).await?;
                 let e = Self::login_event("login_succeeded", "password", addr)
@@ -67,7 +80,8 @@ impl AuthServer {
                 Ok((u, session))
             }
             known => {
-                self.login_failed(&keys, addr).await?;
+                // Recorded even when the failure could not be counted; refused either way.
+                let counted = self.login_failed(&keys, addr).await;
                 tracing::info!(target: "warden::security", "sign-in failed");
                 // The typed email is kept only when it names an account: an unknown one may
                 // be a password typed into the wrong field.
@@ -84,6 +98,7 @@ impl AuthServer {
                     e = e.user(u.id.to_string(), u.email);
                 }
                 self.record(e).await?;
+                counted?;
                 Err(LoginError::BadCredentials)
             }
         }
@@ -164,7 +179,8 @@ impl AuthServer {
             .await?
             .filter(|u| u.disabled_at.is_none())
             .ok_or(LoginError::BadLink)?;
-        self.logins.succeed(&format!("account:{}", user.email));
+        self.limit_clear(&format!("account:{}", user.email.trim().to_lowercase()))
+            .await;
         let session = self.new_session(user.id).await?;
         let e = Self::login_event("login_succeeded", "magic_link", "")
             .user(user.id.to_string(), user.email.clone());
@@ -181,4 +197,9 @@ impl AuthServer {
             .await
             .map(|_| ())
     }
+}
+
+fn unavailable(e: InternalError) -> LoginError {
+    tracing::error!(target: "warden::security", error = %e, "sign-in refused: the failure counters cannot be reached");
+    LoginError::Unavailable
 }

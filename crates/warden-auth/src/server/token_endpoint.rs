@@ -2,12 +2,11 @@
 //! limit on failed requests, the client lookup, and the re-check of the grant's live
 //! membership.
 
-use std::time::Instant;
-
 use chrono::{DateTime, Utc};
 use warden_store::{Grant, OAuthClient, Scopes};
 
-use super::{AuthServer, TokenError};
+use super::limits::Limit;
+use super::{AuthServer, InternalError, TokenError};
 use crate::limiter::Verdict;
 use crate::principal::can_connect;
 use crate::token::RawToken;
@@ -30,11 +29,14 @@ impl std::fmt::Debug for TokenResponse {
 }
 
 impl AuthServer {
-    pub(super) fn check_token_rate(&self, addr: &str) -> Result<(), TokenError> {
-        match self
-            .token_failures
-            .check(&[format!("token-addr:{addr}")], Instant::now())
-        {
+    /// Refuses a locked-out address; refuses too when the counters cannot be read (fail
+    /// closed).
+    pub(super) async fn check_token_rate(&self, addr: &str) -> Result<(), TokenError> {
+        let verdict = self
+            .limit_check(Limit::Token, &[format!("token-addr:{addr}")], Utc::now())
+            .await
+            .map_err(unavailable)?;
+        match verdict {
             Verdict::Locked { retry_after } => Err(TokenError::new(
                 "invalid_request",
                 format!(
@@ -46,11 +48,20 @@ impl AuthServer {
         }
     }
 
+    /// Counts a failed request. The request is refused already; a failure to count it is
+    /// logged, and the next request's check refuses if the store is still unreachable.
     pub(super) async fn token_failed(&self, addr: &str) {
-        for key in self
-            .token_failures
-            .fail(&[format!("token-addr:{addr}")], Instant::now())
+        let locked = match self
+            .limit_failure(Limit::Token, &[format!("token-addr:{addr}")], Utc::now())
+            .await
         {
+            Ok(locked) => locked,
+            Err(e) => {
+                tracing::error!(target: "warden::security", error = %e, "could not count a failed token request");
+                Vec::new()
+            }
+        };
+        for key in locked {
             tracing::warn!(target: "warden::security", key = %key, "token endpoint lockout");
             let e = Self::login_event("lockout", "oauth", addr).denied(
                 "rate_limit",
@@ -124,5 +135,16 @@ impl AuthServer {
                 ))
             }
         }
+    }
+}
+
+fn unavailable(e: InternalError) -> TokenError {
+    tracing::error!(target: "warden::security", error = %e, "token request refused: the failure counters cannot be reached");
+    TokenError {
+        code: "server_error",
+        description:
+            "the authorization server cannot check its request limits right now; try again later"
+                .into(),
+        internal: true,
     }
 }

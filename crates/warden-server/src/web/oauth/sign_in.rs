@@ -113,10 +113,10 @@ pub(super) async fn login(
             )
         }
         Err(e) => {
-            let status = if matches!(e, LoginError::Locked { .. }) {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::UNAUTHORIZED
+            let status = match e {
+                LoginError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+                LoginError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
             };
             login_again(&s, &continue_to, &email, Some(&e.to_string()), None, status).await
         }
@@ -177,6 +177,17 @@ pub(super) async fn magic_request(
                 )),
                 None,
                 StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await
+        }
+        Err(e @ LoginError::Unavailable) => {
+            login_again(
+                &s,
+                &continue_to,
+                "",
+                Some(&e.to_string()),
+                None,
+                StatusCode::SERVICE_UNAVAILABLE,
             )
             .await
         }

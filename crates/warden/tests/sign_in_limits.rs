@@ -1,0 +1,230 @@
+//! Sign-in limits held by the state store, against the real binary: three `warden serve`
+//! processes on one PostgreSQL store lock an account exactly as one process does (same
+//! attempt, same refusal, on every instance), one process on SQLite does the same, and a
+//! store that cannot count failures refuses sign-in instead of allowing unlimited guesses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{PASSWORD, Server, add_member, audit_log, run};
+use sqlx::{AssertSqlSafe, Connection};
+
+const EMAIL: &str = "ana@acme.example";
+const CSRF: &str = "test-csrf-token-for-the-double-submit-check";
+
+/// A `warden init` project whose state store is `postgres` (a URL) or the default SQLite
+/// file, with `ana@acme.example` (password [`PASSWORD`]) an admin of `acme`.
+fn project(postgres: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let out = run(&["init", project.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = project.join("warden.yaml");
+    if let Some(url) = postgres {
+        let yaml = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("{yaml}\nstate:\n  postgres: {url}\n")).unwrap();
+    }
+    add_member(&file, EMAIL, "admin", "mcp:read", true);
+    (dir, file)
+}
+
+/// A fresh PostgreSQL database for one test, dropped when the value is.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    /// `None` (and a note on stderr) without `WARDEN_TEST_POSTGRES_URL`.
+    async fn create(test: &str) -> Option<Database> {
+        let Some(admin) = std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("PostgreSQL half NOT run: set WARDEN_TEST_POSTGRES_URL");
+            return None;
+        };
+        let name = format!("warden_{test}_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("WARDEN_TEST_POSTGRES_URL has no database: {admin}"),
+        };
+        Some(Database { admin, name, url })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Dropped outside the test's runtime, which may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// One password sign-in on `server`: its status, body, and how long it took.
+async fn sign_in(server: &Server, password: &str) -> (u16, String, Duration) {
+    let base = server.url.trim_end_matches("/mcp");
+    let started = Instant::now();
+    let r = server
+        .client()
+        .post(format!("{base}/login"))
+        .header(reqwest::header::COOKIE, format!("warden_csrf={CSRF}"))
+        .form(&[
+            ("csrf_token", CSRF),
+            ("continue", "/"),
+            ("email", EMAIL),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap(), started.elapsed())
+}
+
+/// Twenty wrong passwords, round robin over `servers`, then the right one on each: the
+/// account locks at the tenth failure whatever instance saw which attempt.
+async fn twenty_wrong_passwords_lock_the_account(servers: &[Server], file: &Path) {
+    let mut statuses = Vec::new();
+    for attempt in 0..20 {
+        let server = &servers[attempt % servers.len()];
+        let (status, body, took) = sign_in(server, "wrong password!").await;
+        statuses.push(status);
+        if status == 401 {
+            assert!(
+                body.contains("The email or password is not right."),
+                "{body}"
+            );
+        } else {
+            assert!(body.contains("Too many failed sign-ins"), "{body}");
+        }
+        // The delay grows with the failures every instance counted: before the tenth
+        // attempt, nine (three per instance when there are three) call for the longest.
+        if attempt == 9 {
+            assert!(
+                took >= Duration::from_millis(4_900),
+                "the tenth attempt waited only {took:?}"
+            );
+        }
+    }
+    let mut expected = vec![401; 10];
+    expected.extend([429; 10]);
+    assert_eq!(statuses, expected, "over {} instance(s)", servers.len());
+    for (i, server) in servers.iter().enumerate() {
+        let (status, body, _) = sign_in(server, PASSWORD).await;
+        assert_eq!(status, 429, "the right password on instance {i}: {body}");
+        assert!(body.contains("Too many failed sign-ins"), "{body}");
+    }
+    let events = audit_log(file, &[]);
+    let failed = events
+        .iter()
+        .filter(|e| e["event"] == "login_failed")
+        .count();
+    assert_eq!(failed, 10, "refused attempts are not counted or checked");
+    let lockouts: Vec<_> = events.iter().filter(|e| e["event"] == "lockout").collect();
+    assert_eq!(
+        lockouts.len(),
+        2,
+        "the account and the address, each locked once: {lockouts:?}"
+    );
+}
+
+#[tokio::test]
+async fn three_instances_on_postgres_lock_an_account_as_one_does() {
+    let Some(db) = Database::create("limits").await else {
+        return;
+    };
+    let (_d, file) = project(Some(&db.url));
+    let servers: Vec<Server> = (0..3).map(|_| Server::start(&file)).collect();
+    twenty_wrong_passwords_lock_the_account(&servers, &file).await;
+    drop(servers);
+    drop(db);
+}
+
+#[tokio::test]
+async fn one_instance_on_sqlite_locks_an_account() {
+    let (_d, file) = project(None);
+    let server = Server::start(&file);
+    twenty_wrong_passwords_lock_the_account(std::slice::from_ref(&server), &file).await;
+}
+
+/// The store answers, but cannot count failures (their table is gone): sign-in is refused
+/// as unavailable, the right password included, rather than let through unlimited.
+async fn uncountable_failures_refuse_sign_in(server: &Server, drop_table: impl AsyncFnOnce()) {
+    let (status, _, _) = sign_in(server, "wrong password!").await;
+    assert_eq!(status, 401);
+    drop_table().await;
+    for password in ["wrong password!", PASSWORD] {
+        let (status, body, _) = sign_in(server, password).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("temporarily unavailable"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn sign_in_fails_closed_when_failures_cannot_be_counted() {
+    let (_d, file) = project(None);
+    let server = Server::start(&file);
+    let db = file.parent().unwrap().join(".warden/state.db");
+    uncountable_failures_refuse_sign_in(&server, async || {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::raw_sql("DROP TABLE auth_failures")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    })
+    .await;
+
+    let Some(pg) = Database::create("limits_closed").await else {
+        return;
+    };
+    let (_d, file) = project(Some(&pg.url));
+    let server = Server::start(&file);
+    let url = pg.url.clone();
+    uncountable_failures_refuse_sign_in(&server, async || {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("DROP TABLE auth_failures")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    })
+    .await;
+    drop(server);
+    drop(pg);
+}
