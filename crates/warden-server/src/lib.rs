@@ -11,11 +11,10 @@ pub mod transport;
 pub mod web;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use warden_core::pipeline::Pipeline;
+use warden_core::pipeline::LivePipeline;
 
 pub use transport::http::router;
 pub use transport::http::tls::{Tls, TlsError};
@@ -26,12 +25,12 @@ pub use transport::stdio::{StdioError, serve_stdio};
 #[derive(Debug)]
 pub struct HttpServer {
     listener: TcpListener,
-    pipeline: Arc<Pipeline>,
+    pipeline: LivePipeline,
     tls: Option<Tls>,
 }
 
 impl HttpServer {
-    pub async fn bind(pipeline: Arc<Pipeline>, addr: SocketAddr) -> std::io::Result<Self> {
+    pub async fn bind(pipeline: LivePipeline, addr: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         Ok(Self {
             listener,
@@ -58,7 +57,7 @@ impl HttpServer {
         auth: Option<web::oauth::AuthState>,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let server = self.pipeline.project().server.clone();
+        let server = self.pipeline.current().project().server.clone();
         let mut app = router(self.pipeline, auth, shutdown.clone());
         if self.tls.is_some() {
             app = transport::http::with_hsts(app, &server.hsts);

@@ -53,7 +53,7 @@ pub struct LogArgs {
     /// lockout, token_issued, token_refreshed, token_revoked, token_reuse_detected,
     /// token_misuse_detected,
     /// key_created, key_revoked, app_revoked, role_changed, member_removed, project_loaded,
-    /// retention_purge, ...
+    /// project_reloaded, project_reload_failed, retention_purge, ...
     #[arg(long)]
     event: Option<String>,
     /// At most this many records (the newest), shown oldest first.
@@ -761,6 +761,34 @@ fn verify_export(dir: &Path, public_key: Option<&str>) -> anyhow::Result<ExitCod
 
 /// The record of what this process serves: the project and a hash of its tool manifest.
 pub fn manifest_event(project: &Project) -> Event {
+    Event::new("project_loaded", Source::System, project.name.clone())
+        .detail(manifest_detail(project))
+}
+
+/// The record of a reload that replaced what this process serves (`reload.rs`): the same
+/// detail as `project_loaded`, for the project now served.
+pub fn reloaded_event(project: &Project) -> Event {
+    Event::new("project_reloaded", Source::System, project.name.clone())
+        .detail(manifest_detail(project))
+}
+
+/// The record of a reload that changed nothing: `rule` is `invalid_file` or
+/// `restart_needed`, `reason` says why and what to do, `detail` names the problems.
+pub fn reload_failed_event(
+    name: &str,
+    rule: &str,
+    reason: String,
+    detail: serde_json::Value,
+) -> Event {
+    Event::new("project_reload_failed", Source::System, name)
+        .denied("reload", rule, reason)
+        .detail(detail)
+}
+
+/// What a project serves: counts, a SHA-256 of its tool manifest (each tool's name,
+/// access, SQL, parameters and policy version), the project-wide policy version and each
+/// tool's (which a call's record names when a rule fires).
+fn manifest_detail(project: &Project) -> serde_json::Value {
     let tools: Vec<serde_json::Value> = project
         .tools
         .iter()
@@ -775,14 +803,21 @@ pub fn manifest_event(project: &Project) -> Event {
         })
         .collect();
     let manifest = serde_json::Value::Array(tools).to_string();
-    Event::new("project_loaded", Source::System, project.name.clone()).detail(serde_json::json!({
+    let tool_policies: serde_json::Map<String, serde_json::Value> = project
+        .tools
+        .iter()
+        .map(|t| (t.name.clone(), t.policies.version.clone().into()))
+        .collect();
+    serde_json::json!({
         "file": project.file.display().to_string(),
         "tools": project.tools.len(),
         "resources": project.resources.len(),
         "prompts": project.prompts.len(),
         "manifest_sha256": hex::encode(Sha256::digest(manifest.as_bytes())),
+        "policy_version": project.policies.version,
+        "tool_policy_versions": tool_policies,
         "version": env!("CARGO_PKG_VERSION"),
-    }))
+    })
 }
 
 fn retention_cutoff(days: u32) -> String {

@@ -3,9 +3,10 @@
 //! Entry point for every mode: `serve` (HTTP or stdio), `demo`, `init` and `check`. This file
 //! holds the clap definitions and the dispatch; each command's implementation is in its own
 //! module: `check.rs`, `serve.rs` (HTTP or stdio), `demo.rs`, `why.rs`, `init.rs`,
-//! `policy_test.rs`, `audit_cmd.rs` (`log`, `audit`) and `admin.rs` (`org`, `user`,
-//! `member`, `key`, `apps`); `open.rs` opens a project for `serve` and `demo`, and
-//! `metrics.rs` starts the metrics listener beside `serve`.
+//! `policy_test.rs`, `audit_cmd.rs` (`log`, `audit`), `reload_cmd.rs` (`reload`) and
+//! `admin.rs` (`org`, `user`, `member`, `key`, `apps`); `open.rs` opens a project for `serve`
+//! and `demo`, `reload.rs` reloads it on SIGHUP, and `metrics.rs` starts the metrics
+//! listener beside `serve`.
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,8 @@ mod init;
 mod metrics;
 mod open;
 mod policy_test;
+mod reload;
+mod reload_cmd;
 mod serve;
 mod why;
 
@@ -116,7 +119,7 @@ enum Command {
     },
     /// Serve a project over Streamable HTTP (default) or stdio.
     #[command(
-        after_help = "Examples:\n  warden serve -p warden.yaml\n  warden serve -p warden.yaml --bind 127.0.0.1:9000\n  warden serve -p warden.yaml --bind 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem\n  warden serve -p warden.yaml --stdio      for local clients that launch Warden themselves\n\nSignals: SIGTERM or Ctrl-C finish in-flight requests and stop; SIGHUP re-reads the TLS\ncertificate and key (they are also re-read when the files change)."
+        after_help = "Examples:\n  warden serve -p warden.yaml\n  warden serve -p warden.yaml --bind 127.0.0.1:9000\n  warden serve -p warden.yaml --bind 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem\n  warden serve -p warden.yaml --stdio      for local clients that launch Warden themselves\n\nSignals: SIGTERM or Ctrl-C finish in-flight requests and stop; SIGHUP reloads the project\nfile (see `warden reload --help`) and re-reads the TLS certificate and key (they are also\nre-read when the files change)."
     )]
     Serve {
         #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
@@ -198,6 +201,14 @@ enum Command {
         /// explained for exactly this call (default: no arguments, so defaults apply).
         #[arg(long, value_name = "JSON")]
         args: Option<String>,
+    },
+    /// Ask the running `warden serve` of a project to re-read its project file.
+    #[command(
+        after_help = "Examples:\n  warden reload -p warden.yaml\n  kill -HUP $(cat .warden/serve/*)       the same, by hand\n\nThe file is checked first; if it has problems they are printed and no server is\nsignalled. Otherwise every `warden serve` of this project (each lists its pid in\n.warden/serve/ beside the project file) gets SIGHUP, re-reads the file, and either serves\nthe new tools, resources, prompts and policies from its next request on, or, if the file\nfails a check or changes `server`, `auth`, `state`, `tokens`, `login`, `audit` or `data`\n(which need a restart), changes nothing. Each server records which (project_reloaded or\nproject_reload_failed), and this command prints it.\nExit status is 0 when every server reloaded, 1 otherwise."
+    )]
+    Reload {
+        #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
+        project: PathBuf,
     },
     /// Show the audit trail: who did what, newest last.
     #[command(
@@ -339,6 +350,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Log(args) => audit_cmd::log(args).await,
+        Command::Reload { project } => reload_cmd::run(project).await,
         Command::Audit { command } => audit_cmd::run(command).await,
         Command::Why {
             project,

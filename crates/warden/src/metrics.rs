@@ -25,7 +25,7 @@ impl Drop for Metrics {
 /// ("serving metrics on http://ADDR/metrics").
 pub(crate) async fn start(opened: &Opened) -> anyhow::Result<Option<Metrics>> {
     let pipeline = opened.pipeline.clone();
-    let Some(addr) = pipeline.project().server.metrics_bind else {
+    let Some(addr) = pipeline.current().project().server.metrics_bind else {
         return Ok(None);
     };
     let handle = install()?;
@@ -35,7 +35,7 @@ pub(crate) async fn start(opened: &Opened) -> anyhow::Result<Option<Metrics>> {
         let (size, idle) = state.pool_stats();
         metrics::gauge!(POOL_SIZE, "pool" => "state").set(f64::from(size));
         metrics::gauge!(POOL_IDLE, "pool" => "state").set(idle as f64);
-        let d = data.data_pools();
+        let d = data.current().data_pools();
         metrics::gauge!(POOL_SIZE, "pool" => "data").set(d.size as f64);
         metrics::gauge!(POOL_IDLE, "pool" => "data").set(d.idle as f64);
     });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use warden_core::audit::Sink;
-use warden_core::pipeline::Pipeline;
+use warden_core::pipeline::{LivePipeline, Pipeline};
 use warden_core::project::{self, AuthMode, Project};
 use warden_store::audit::{AuditLog, Signer};
 
@@ -15,7 +15,8 @@ use crate::{admin, audit_cmd};
 
 /// A project ready to serve: its pipeline, its state store and its audit trail.
 pub(crate) struct Opened {
-    pub(crate) pipeline: Arc<Pipeline>,
+    /// The pipeline serving now; a reload (`reload.rs`) replaces it.
+    pub(crate) pipeline: LivePipeline,
     pub(crate) state: warden_store::Store,
     /// `None` with `audit: { enabled: false }`.
     audit: Option<Audit>,
@@ -34,7 +35,9 @@ impl Opened {
 
     /// Closes the pipeline (recording what it still holds) and signs a last checkpoint.
     pub(crate) async fn close(&self) {
-        self.pipeline.close().await;
+        // A reloaded pipeline shares the data pools and the tally with the first, so closing
+        // the current one closes them all.
+        self.pipeline.current().close().await;
         if let Some(a) = &self.audit
             && let Err(e) = a.log.checkpoint("shutdown").await
         {
@@ -53,7 +56,7 @@ fn sink_of(audit: Option<&Audit>) -> Arc<dyn Sink> {
 
 pub(crate) async fn open(project_file: &Path) -> anyhow::Result<Opened> {
     let opened = open_project(project_file).await?;
-    if opened.pipeline.project().auth.mode == AuthMode::None {
+    if opened.pipeline.current().project().auth.mode == AuthMode::None {
         tracing::warn!(
             "`auth: none`: serving WITHOUT authentication (local development only); every client can use every tool"
         );
@@ -117,7 +120,7 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
         );
     }
     Ok(Opened {
-        pipeline: Arc::new(pipeline),
+        pipeline: LivePipeline::new(pipeline),
         state,
         audit,
     })

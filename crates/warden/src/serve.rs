@@ -1,6 +1,8 @@
 //! `warden serve`: serves an opened project over Streamable HTTP until a signal, or to one
 //! client over stdio (with authentication on, as the owner of the API key in
-//! `WARDEN_API_KEY`). `demo` serves through `serve_http` too.
+//! `WARDEN_API_KEY`). `demo` serves through `serve_http` too. SIGHUP reloads the project
+//! (`reload.rs`) and, over HTTPS, the certificate; over HTTP, `serve` leaves a pid file for
+//! `warden reload` to find (`reload_cmd.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use warden_core::project::AuthMode;
 
 use crate::open::{Opened, open};
+use crate::reload::Reload;
 
 /// `--tls-cert` and `--tls-key`, which override `server.tls`.
 #[derive(Debug, Default)]
@@ -30,7 +33,7 @@ pub(crate) async fn run(
         return serve_stdio(project).await;
     }
     let opened = open(&project).await?;
-    let pipeline = opened.pipeline.clone();
+    let pipeline = opened.pipeline.current();
     let server_cfg = &pipeline.project().server;
     let tls_paths = match (tls_flags.cert, tls_flags.key) {
         (Some(cert), Some(key)) => Some(warden_core::project::TlsConfig { cert, key }),
@@ -61,12 +64,20 @@ pub(crate) async fn run(
             "refusing to serve {addr}: the project says `auth: none`, which is for local development and binds only to loopback"
         );
     }
+    // Only the first project's settings are read here; requests take the current one.
+    drop(pipeline);
     let metrics = crate::metrics::start(&opened).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut pid_file = None;
     serve_http(&opened, addr, tls, |a| {
+        // Written once SIGHUP is answered (before, the signal would end the process).
+        pid_file = crate::reload_cmd::PidFile::create(&project)
+            .inspect_err(|e| tracing::warn!("{e:#}; `warden reload` will not find this server"))
+            .ok();
         tracing::info!("serving MCP on {scheme}://{a}/mcp")
     })
     .await?;
+    drop(pid_file);
     drop(metrics);
     Ok(ExitCode::SUCCESS)
 }
@@ -80,7 +91,7 @@ async fn serve_stdio(project: PathBuf) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(e) => return refuse_stdio(format!("{e:#}")).await,
     };
-    let pipeline = opened.pipeline.clone();
+    let pipeline = opened.pipeline.current();
     let key = match pipeline.project().auth.mode {
         AuthMode::OAuth => match stdio_identity(&opened).await {
             Ok(k) => Some(k),
@@ -91,7 +102,9 @@ async fn serve_stdio(project: PathBuf) -> anyhow::Result<ExitCode> {
         },
         AuthMode::None => None,
     };
-    warden_server::serve_stdio(pipeline.clone(), key).await?;
+    drop(pipeline);
+    reload_on_hangup(Reload::of(&opened));
+    warden_server::serve_stdio(opened.pipeline.clone(), key).await?;
     opened.close().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -160,7 +173,7 @@ fn stdio_key() -> anyhow::Result<String> {
 async fn stdio_identity(
     opened: &Opened,
 ) -> anyhow::Result<warden_server::transport::mcp::StdioKey> {
-    let pipeline = &opened.pipeline;
+    let pipeline = opened.pipeline.current();
     let key = stdio_key()?;
     let cfg = &pipeline.project().auth;
     let auth = warden_auth::AuthServer::new(
@@ -196,8 +209,8 @@ pub(crate) async fn serve_http(
     tls: Option<warden_server::Tls>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
-    let pipeline = opened.pipeline.clone();
-    let mut server = warden_server::HttpServer::bind(pipeline.clone(), addr).await.with_context(|| {
+    let pipeline = opened.pipeline.current();
+    let mut server = warden_server::HttpServer::bind(opened.pipeline.clone(), addr).await.with_context(|| {
         format!("cannot listen on {addr}; is another server using that port? pick another with --bind or --port")
     })?;
     let local = server.local_addr()?;
@@ -255,16 +268,20 @@ pub(crate) async fn serve_http(
     if let Some(t) = &tls {
         t.watch(std::time::Duration::from_secs(2), shutdown.clone());
     }
+    drop(pipeline);
+    let mut signals = Signals::install();
     on_ready(local);
     let signal = shutdown.clone();
+    let reload = Reload::of(opened);
     tokio::spawn(async move {
         loop {
-            match wait_for_signal().await {
+            match signals.next().await {
                 Signal::Stop => break,
                 Signal::Reload => {
                     if let Some(t) = &tls {
                         t.reload_and_log("SIGHUP");
                     }
+                    reload.run("SIGHUP").await;
                 }
             }
         }
@@ -290,26 +307,63 @@ enum Signal {
     Reload,
 }
 
-async fn wait_for_signal() -> Signal {
+/// The signals `serve_http` answers, registered once, before it says it is ready: until a
+/// handler is registered, SIGHUP's default action ends the process.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return Signal::Stop;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => Signal::Stop,
-            _ = term.recv() => Signal::Stop,
-            _ = hup.recv() => Signal::Reload,
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(hup)) => Some((term, hup)),
+                _ => None,
+            };
+            Self { unix }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        if let Some((term, hup)) = &mut self.unix {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = term.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            };
+        }
         let _ = tokio::signal::ctrl_c().await;
         Signal::Stop
     }
+}
+
+/// Over stdio, SIGHUP reloads the project too; the session's next request sees it.
+fn reload_on_hangup(reload: Reload) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        reload.run("SIGHUP").await;
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot answer SIGHUP; the project will not reload")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reload);
 }

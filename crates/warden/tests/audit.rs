@@ -251,10 +251,17 @@ async fn sensitive_values_never_reach_the_store_or_an_export() {
     );
     std::fs::write(export.join("records.jsonl"), &lines).unwrap();
     // Every byte Warden keeps: the state directory (database, WAL, key) and the export.
+    // (including subdirectories, such as `serve/`, where a running server lists its pid).
     let mut files = Vec::new();
-    for dir in [file.parent().unwrap().join(".warden"), export] {
+    let mut dirs = vec![file.parent().unwrap().join(".warden"), export];
+    while let Some(dir) = dirs.pop() {
         for e in std::fs::read_dir(dir).unwrap() {
-            files.push(e.unwrap().path());
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
         }
     }
     assert!(files.len() >= 4, "{files:?}");

@@ -20,6 +20,9 @@
 //! authorize stage can obtain, so nothing reaches `exec` around it. Every refusal, at any
 //! stage, leaves exactly one record.
 //!
+//! `reload.rs` replaces the whole pipeline when the project file is re-read
+//! ([`LivePipeline`]); a request runs on the one it took.
+//!
 //! [`authz::Permit`]: crate::authz::Permit
 
 mod arguments;
@@ -33,6 +36,7 @@ mod measure;
 mod output;
 mod prompt;
 mod record;
+mod reload;
 mod request;
 mod resource;
 mod response;
@@ -49,6 +53,7 @@ pub use arguments::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
 pub use error::{CallError, PromptError, Rejection, ResourceError};
 pub use input_policy::policy_variables;
 pub use measure::{OPERATION_DURATION, POLICY_DENIALS, UNKNOWN};
+pub use reload::{LivePipeline, RestartNeeded, RestartSection};
 pub use request::{CallRequest, ClientChannel, Elicited, NoChannel, Source};
 pub use response::{
     Content, Preview, PromptMessageOut, ResourceBody, ResourceContents, ToolResult,

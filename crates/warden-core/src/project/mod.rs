@@ -1,7 +1,8 @@
 //! The project file (`warden.yaml`): what Warden serves and from where.
 //!
 //! Pipeline position: none. The project is the input every stage reads; it is loaded and
-//! checked once, before anything is served, and then shared read-only.
+//! checked before anything is served, and then shared read-only. A reload loads and checks
+//! a new one and swaps it in whole (`pipeline/reload.rs`); a project is never changed.
 //!
 //! `model` is the file's raw shape; `load` checks it and builds the types below, so the rest
 //! of Warden only ever sees a project that passed every check.
@@ -66,7 +67,7 @@ pub struct FieldLocation {
 }
 
 /// The `audit` section.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfig {
     pub enabled: bool,
     pub retention_days: u32,
@@ -74,7 +75,7 @@ pub struct AuditConfig {
     pub signing_key: PathBuf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
     pub public_url: Option<String>,
@@ -152,7 +153,7 @@ pub struct AuthConfig {
     pub mailer: MailerConfig,
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum MailerConfig {
     Outbox(PathBuf),
     Smtp {
@@ -199,7 +200,7 @@ impl std::fmt::Debug for MailerConfig {
 pub const ORG_PLACEHOLDER: &str = "{org}";
 
 /// Where a project's data lives.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DataLocation {
     Sqlite(PathBuf),
     /// The URL may hold a password, so `Debug` never prints it.

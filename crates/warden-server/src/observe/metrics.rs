@@ -23,7 +23,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use warden_core::pipeline::{OPERATION_DURATION, POLICY_DENIALS, Pipeline};
+use warden_core::pipeline::{LivePipeline, OPERATION_DURATION, POLICY_DENIALS};
 
 /// Pool gauges, set at each scrape.
 pub const POOL_SIZE: &str = "warden.pool.size";
@@ -120,7 +120,7 @@ impl std::fmt::Debug for MetricsServer {
 impl MetricsServer {
     pub async fn bind(
         addr: SocketAddr,
-        pipeline: Arc<Pipeline>,
+        pipeline: LivePipeline,
         handle: PrometheusHandle,
         sample: Arc<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<Self> {

@@ -8,17 +8,15 @@
 
 pub mod metrics;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use warden_core::pipeline::Pipeline;
+use warden_core::pipeline::LivePipeline;
 
 /// `/healthz` and `/readyz`, for the main listener and the metrics listener alike.
-pub fn probes(pipeline: Arc<Pipeline>) -> Router {
+pub fn probes(pipeline: LivePipeline) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -32,8 +30,8 @@ async fn healthz() -> Response {
 /// 200 `ready` when the audit trail can append (which means the state store answers: the
 /// trail lives in it), else 503 with the reason. The answer is cached briefly by the audit
 /// writer, so a storm of probes costs at most one store probe a second.
-async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> Response {
-    match pipeline.ready().await {
+async fn readyz(State(pipeline): State<LivePipeline>) -> Response {
+    match pipeline.current().ready().await {
         Ok(()) => plain(StatusCode::OK, "ready\n".to_string()),
         Err(reason) => plain(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -33,15 +33,17 @@ use warden_auth::server::AuthnError;
 use warden_core::audit::Peer;
 use warden_core::identity::Principal;
 use warden_core::pipeline::{
-    CallError, CallRequest, ClientChannel, Content, Elicited, Pipeline, PromptError, Rejection,
-    ResourceBody, ResourceError, Source,
+    CallError, CallRequest, ClientChannel, Content, Elicited, LivePipeline, Pipeline, PromptError,
+    Rejection, ResourceBody, ResourceError, Source,
 };
 use warden_core::project::{Access, ResourceUri, Speaker};
 
 /// One MCP connection's handler. Cheap to create: rmcp's HTTP service makes one per session.
 #[derive(Debug, Clone)]
 pub struct WardenMcp {
-    pipeline: Arc<Pipeline>,
+    /// Taken once per request: a session never pins the project it was opened under, and a
+    /// request runs to its end on the one it took (see `warden_core::pipeline::LivePipeline`).
+    pipeline: LivePipeline,
     source: Source,
     /// Lowest logging level the client asked to receive (`logging/setLevel`), as syslog
     /// severity: 0 = emergency .. 7 = debug.
@@ -65,7 +67,7 @@ impl std::fmt::Debug for StdioKey {
 }
 
 impl WardenMcp {
-    pub fn new(pipeline: Arc<Pipeline>, source: Source) -> Self {
+    pub fn new(pipeline: LivePipeline, source: Source) -> Self {
         Self {
             pipeline,
             source,
@@ -108,8 +110,9 @@ pub const NO_AUTH_NOTICE: &str = "WARNING: this Warden server runs with `auth: n
      it does not know who is calling, and anyone who can reach it can use every tool.";
 
 /// The handler for a project, with the no-authentication notice when it applies.
-pub fn handler_for(pipeline: Arc<Pipeline>, source: Source) -> WardenMcp {
-    let no_auth = pipeline.project().auth.mode == warden_core::project::AuthMode::None;
+pub fn handler_for(pipeline: LivePipeline, source: Source) -> WardenMcp {
+    // `auth` cannot change without a restart, so the notice is decided once.
+    let no_auth = pipeline.current().project().auth.mode == warden_core::project::AuthMode::None;
     let handler = WardenMcp::new(pipeline, source);
     if no_auth {
         handler.with_notice(NO_AUTH_NOTICE)
@@ -128,11 +131,12 @@ impl WardenMcp {
     /// May the caller list resources or prompts? The pipeline decides and records a refusal.
     async fn may_list(
         &self,
+        pipeline: &Pipeline,
         principal: Option<&Principal>,
         method: &str,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.pipeline
+        pipeline
             .may_list(principal, method, self.source, &peer(ctx))
             .await
             .map_err(rejection_error)
@@ -440,7 +444,8 @@ impl ServerHandler for WardenMcp {
             .enable_completions()
             .enable_logging()
             .build();
-        let project = self.pipeline.project();
+        let pipeline = self.pipeline.current();
+        let project = pipeline.project();
         let mut instructions = String::new();
         if let Some(n) = &self.notice {
             instructions.push_str(n);
@@ -471,6 +476,7 @@ impl ServerHandler for WardenMcp {
         let principal = self.principal(&ctx).await?;
         Ok(ListToolsResult::with_all_items(
             self.pipeline
+                .current()
                 .visible_tools(principal.as_ref())
                 .map(Self::tool)
                 .collect(),
@@ -478,7 +484,7 @@ impl ServerHandler for WardenMcp {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.pipeline.project().tool(name).map(Self::tool)
+        self.pipeline.current().project().tool(name).map(Self::tool)
     }
 
     async fn call_tool(
@@ -502,7 +508,13 @@ impl ServerHandler for WardenMcp {
             cancel: ctx.ct.clone(),
             channel: &channel,
         };
-        match self.pipeline.call_tool(request).instrument(span).await {
+        match self
+            .pipeline
+            .current()
+            .call_tool(request)
+            .instrument(span)
+            .await
+        {
             Ok(result) => {
                 let mut r =
                     CallToolResult::success(result.content.into_iter().map(block).collect());
@@ -519,10 +531,10 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let principal = self.principal(&ctx).await?;
-        self.may_list(principal.as_ref(), "resources/list", &ctx)
+        let pipeline = self.pipeline.current();
+        self.may_list(&pipeline, principal.as_ref(), "resources/list", &ctx)
             .await?;
-        let resources = self
-            .pipeline
+        let resources = pipeline
             .resources()
             .filter_map(|r| match &r.uri {
                 ResourceUri::Fixed(uri) => {
@@ -550,10 +562,15 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let principal = self.principal(&ctx).await?;
-        self.may_list(principal.as_ref(), "resources/templates/list", &ctx)
-            .await?;
-        let templates = self
-            .pipeline
+        let pipeline = self.pipeline.current();
+        self.may_list(
+            &pipeline,
+            principal.as_ref(),
+            "resources/templates/list",
+            &ctx,
+        )
+        .await?;
+        let templates = pipeline
             .resources()
             .filter_map(|r| match &r.uri {
                 ResourceUri::Template(t) => {
@@ -581,6 +598,7 @@ impl ServerHandler for WardenMcp {
         let peer = peer(&ctx);
         let r = self
             .pipeline
+            .current()
             .read_resource(&req.uri, principal.as_ref(), self.source, &peer, &ctx.ct)
             .instrument(call_span("resources/read", &peer))
             .await
@@ -618,10 +636,10 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let principal = self.principal(&ctx).await?;
-        self.may_list(principal.as_ref(), "prompts/list", &ctx)
+        let pipeline = self.pipeline.current();
+        self.may_list(&pipeline, principal.as_ref(), "prompts/list", &ctx)
             .await?;
-        let prompts = self
-            .pipeline
+        let prompts = pipeline
             .prompts()
             .map(|p| {
                 let args: Vec<PromptArgument> = p
@@ -657,8 +675,8 @@ impl ServerHandler for WardenMcp {
         let principal = self.principal(&ctx).await?;
         let args = req.arguments.unwrap_or_default();
         let peer = peer(&ctx);
-        let messages = self
-            .pipeline
+        let pipeline = self.pipeline.current();
+        let messages = pipeline
             .get_prompt(
                 &req.name,
                 &args,
@@ -681,8 +699,7 @@ impl ServerHandler for WardenMcp {
             })
             .collect();
         let mut result = GetPromptResult::new(messages);
-        if let Some(d) = self
-            .pipeline
+        if let Some(d) = pipeline
             .project()
             .prompt(&req.name)
             .and_then(|p| p.description.clone())
@@ -698,7 +715,7 @@ impl ServerHandler for WardenMcp {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let values = match req.r#ref.as_prompt_name() {
-            Some(prompt) => self.pipeline.complete_prompt_argument(
+            Some(prompt) => self.pipeline.current().complete_prompt_argument(
                 prompt,
                 &req.argument.name,
                 &req.argument.value,
@@ -763,7 +780,7 @@ impl ServerHandler for WardenMcp {
 
 impl WardenMcp {
     fn known_resource(&self, uri: &str) -> Result<(), ErrorData> {
-        match self.pipeline.find_resource(uri) {
+        match self.pipeline.current().find_resource(uri) {
             Some(_) => Ok(()),
             None => Err(resource_error(ResourceError::NotFound(uri.to_string()))),
         }

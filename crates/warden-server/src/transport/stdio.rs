@@ -1,10 +1,8 @@
 //! Transport, stdio layer: MCP over standard input and output for local clients. Logs go to
 //! standard error; standard output carries only protocol messages.
 
-use std::sync::Arc;
-
 use rmcp::ServiceExt;
-use warden_core::pipeline::{Pipeline, Source};
+use warden_core::pipeline::{LivePipeline, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
@@ -17,7 +15,7 @@ pub enum StdioError {
 /// Serves one client on stdin/stdout until it disconnects. With `key`, every request is
 /// made as that API key's owner, re-checked each time.
 pub async fn serve_stdio(
-    pipeline: Arc<Pipeline>,
+    pipeline: LivePipeline,
     key: Option<super::mcp::StdioKey>,
 ) -> Result<(), StdioError> {
     let mut handler = super::mcp::handler_for(pipeline, Source::Stdio);

@@ -3,21 +3,19 @@
 //! assistant is refused with 403 before any MCP message is read. The pipeline decides and
 //! records both.
 
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
-use warden_core::pipeline::{Pipeline, Rejection, Source};
+use warden_core::pipeline::{LivePipeline, Rejection, Source};
 
 use super::{audit_unavailable, jsonrpc_error};
 
 /// Tells the pipeline about every request the bearer gate answered 401, so that it can keep
 /// count of them (bounded: see `Pipeline::note_unauthenticated`).
 pub(super) async fn note_unauthenticated(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(pipeline): State<LivePipeline>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -28,19 +26,21 @@ pub(super) async fn note_unauthenticated(
         .map(|c| c.0);
     let res = next.run(req).await;
     if res.status() == StatusCode::UNAUTHORIZED {
-        pipeline.note_unauthenticated(&warden_core::audit::Peer {
-            remote_addr: addr.map(|a| a.to_string()),
-            ..Default::default()
-        });
+        pipeline
+            .current()
+            .note_unauthenticated(&warden_core::audit::Peer {
+                remote_addr: addr.map(|a| a.to_string()),
+                ..Default::default()
+            });
     }
     res
 }
 
 /// Whether the authenticated principal may connect an assistant at all (Auxiliary Members
 /// and Service Accounts may not): 403 before any MCP message is read. The pipeline decides
-/// and records ([`Pipeline::admit`]).
+/// and records (`Pipeline::admit`).
 pub(super) async fn admit(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(pipeline): State<LivePipeline>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -52,7 +52,11 @@ pub(super) async fn admit(
         return next.run(req).await;
     };
     let peer = super::super::mcp::lazy_peer(&req);
-    let refused = match pipeline.admit(&principal, Source::Http, peer).await {
+    let refused = match pipeline
+        .current()
+        .admit(&principal, Source::Http, peer)
+        .await
+    {
         Ok(()) => None,
         Err(Rejection::Denied(denial)) => {
             Some(jsonrpc_error(StatusCode::FORBIDDEN, -32003, denial.reason))

@@ -33,7 +33,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use warden_core::pipeline::{Pipeline, Source};
+use warden_core::pipeline::{LivePipeline, Source};
 use warden_core::project::ServerConfig;
 
 pub use body::{ToolCallPeek, check_jsonrpc};
@@ -53,11 +53,12 @@ pub(super) struct EdgeConfig {
 /// endpoints are served; without it (`auth: none`), nothing is authenticated. `shutdown`
 /// ends open MCP sessions and their SSE streams.
 pub fn router(
-    pipeline: Arc<Pipeline>,
+    pipeline: LivePipeline,
     auth: Option<AuthState>,
     shutdown: CancellationToken,
 ) -> Router {
-    let server = pipeline.project().server.clone();
+    // `server` cannot change without a restart (a reload refuses it), so it is read once.
+    let server = pipeline.current().project().server.clone();
     let edge = EdgeConfig {
         allowed_origins: server.allowed_origins.clone().into(),
         max_body_bytes: server.max_body_bytes,
@@ -105,7 +106,7 @@ pub fn router(
 }
 
 fn mcp_service(
-    pipeline: Arc<Pipeline>,
+    pipeline: LivePipeline,
     server: &ServerConfig,
     sessions: Arc<LocalSessionManager>,
     shutdown: CancellationToken,

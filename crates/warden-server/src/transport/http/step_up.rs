@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use warden_core::pipeline::{Pipeline, Rejection, Source};
+use warden_core::pipeline::{LivePipeline, Rejection, Source};
 
 use super::ToolCallPeek;
 use super::audit_unavailable;
@@ -16,14 +16,14 @@ use crate::web::oauth::OAuthGrant;
 
 #[derive(Debug, Clone)]
 pub(super) struct StepUp {
-    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) pipeline: LivePipeline,
     pub(super) resource_metadata: String,
     pub(super) auth: Arc<warden_auth::server::AuthServer>,
 }
 
 /// Scope step-up (MCP authorization, insufficient scope): a write call on a connection
 /// without `mcp:write` gets HTTP 403 with a challenge naming the scope to ask for, so the
-/// client can re-authorize. The pipeline decides and records ([`Pipeline::step_up`]); this
+/// client can re-authorize. The pipeline decides and records (`Pipeline::step_up`); this
 /// only writes the answer.
 pub(super) async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -> Response {
     let (Some(call), Some(principal)) = (
@@ -35,8 +35,11 @@ pub(super) async fn step_up(State(s): State<StepUp>, req: Request, next: Next) -
         return next.run(req).await;
     };
     let peer = super::super::mcp::lazy_peer(&req);
+    // The call itself takes the pipeline again in rmcp's handler; should a reload land
+    // between the two, its authorize stage checks the scope once more on the project it runs.
     let refused = match s
         .pipeline
+        .current()
         .step_up(&principal, &call.tool, Source::Http, peer)
         .await
     {
