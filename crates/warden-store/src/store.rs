@@ -86,6 +86,7 @@ pub mod auth_failures;
 pub mod bearer;
 pub mod confirm;
 mod credentials;
+mod leases;
 mod oauth;
 mod server_keys;
 mod signers;

@@ -379,3 +379,49 @@ async fn user_debug_redacts_password_hash() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_job_lease_has_one_holder_until_it_expires_or_is_released() {
+    on_each_backend(|store| async move {
+        assert!(store.take_lease("purge", "a", 1_000, 2_000).await.unwrap());
+        // Someone else cannot take it while it runs; the holder can renew it.
+        assert!(!store.take_lease("purge", "b", 1_500, 2_500).await.unwrap());
+        assert!(store.take_lease("purge", "a", 1_600, 3_000).await.unwrap());
+        assert!(!store.take_lease("purge", "b", 2_999, 4_000).await.unwrap());
+        // Expired (the holder died): another takes it.
+        assert!(store.take_lease("purge", "b", 3_000, 4_000).await.unwrap());
+        assert!(!store.take_lease("purge", "a", 3_100, 4_100).await.unwrap());
+        // Released: free at once; another job's lease is its own.
+        store.release_lease("purge", "a").await.unwrap();
+        assert!(
+            !store.take_lease("purge", "c", 3_200, 4_200).await.unwrap(),
+            "only the holder releases"
+        );
+        store.release_lease("purge", "b").await.unwrap();
+        assert!(store.take_lease("purge", "c", 3_200, 4_200).await.unwrap());
+        assert!(
+            store
+                .take_lease("checkpoints", "a", 3_200, 4_200)
+                .await
+                .unwrap()
+        );
+        // Many takers at once: exactly one wins.
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.take_lease("race", &format!("h{i}"), 10_000, 20_000)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1);
+    })
+    .await;
+}

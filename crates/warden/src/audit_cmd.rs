@@ -96,6 +96,9 @@ pub enum AuditCommand {
         org: Option<String>,
     },
     /// Manage the keys whose checkpoints `audit verify` accepts (one per signing instance).
+    #[command(
+        after_help = "Examples:\n  warden audit signer list -p warden.yaml\n  warden audit signer add -p warden.yaml --public-key 3b6a...\n  warden audit signer remove 9f2c41d0e8a7b613 -p warden.yaml"
+    )]
     Signer {
         #[command(subcommand)]
         command: SignerCommand,
@@ -850,24 +853,56 @@ async fn purge(
 }
 
 /// Purges past retention now and then daily, for as long as the server runs.
+/// The job lease the retention purge runs under, so that of several instances on one state
+/// store only one purges at a time; a lease outlives a purge that dies with its instance by at
+/// most this long.
+const PURGE_LEASE: Duration = Duration::from_secs(60 * 60);
+
 pub fn start_retention(store: Store, log: AuditLog, signer: Arc<Signer>, days: u32) {
+    let holder = format!("{}:{}", std::process::id(), random_token());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(24 * 60 * 60));
         loop {
             tick.tick().await;
-            match purge(
+            let now = Utc::now().timestamp_millis();
+            let until = now + PURGE_LEASE.as_millis() as i64;
+            match store
+                .take_lease("audit_retention", &holder, now, until)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!("another instance holds the retention purge");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot take the retention purge lease; skipping this purge");
+                    continue;
+                }
+            }
+            let purged = purge(
                 &store,
                 &log,
                 &signer,
                 &retention_cutoff(days),
                 Source::System,
             )
-            .await
-            {
+            .await;
+            if let Err(e) = store.release_lease("audit_retention", &holder).await {
+                tracing::warn!(error = %e, "could not release the retention purge lease; it expires on its own");
+            }
+            match purged {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, days, "audit retention purge"),
                 Err(e) => tracing::error!(error = %e, "audit retention purge failed"),
             }
         }
     });
+}
+
+/// A random token telling this process's leases apart from a restarted one with the same pid.
+fn random_token() -> String {
+    let mut b = [0u8; 8];
+    rand::Rng::fill(&mut rand::rng(), &mut b[..]);
+    hex::encode(b)
 }

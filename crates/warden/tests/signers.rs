@@ -1,0 +1,125 @@
+//! One audit trail, several signers: instances that share a state store each sign checkpoints
+//! with their own key, and `warden audit verify` accepts exactly the registered keys. The
+//! first instance registers its own key; another is refused at start until an administrator
+//! registers it with the command the refusal prints.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{Server, init_project, warden};
+
+fn cli(file: &Path, args: &[&str]) -> Output {
+    warden()
+        .args(args)
+        .args(["-p", file.to_str().unwrap()])
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[tokio::test]
+async fn a_second_signer_is_refused_until_registered_and_verify_accepts_exactly_the_registered() {
+    let (_dir, file, key) = init_project();
+    // A second instance's project: the same state store and data, its own signing key.
+    let second = file.with_file_name("second.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &second,
+        format!("{yaml}\naudit:\n  signing_key: .warden/second.key\n"),
+    )
+    .unwrap();
+
+    // The first instance registers its own key and signs a checkpoint when it stops.
+    let mut first = Server::start(&file);
+    let mut s = Server::attach(first.url.clone())
+        .with_bearer(&key)
+        .session()
+        .await;
+    s.call("portfolio_report", serde_json::json!({})).await;
+    first.stop();
+    let list = stdout(&cli(&file, &["audit", "signer", "list"]));
+    assert_eq!(list.lines().count(), 2, "one signer: {list}");
+    assert!(list.contains("first instance"), "{list}");
+
+    // The second is refused, with the command that registers it.
+    let out = warden()
+        .args([
+            "serve",
+            "-p",
+            second.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("not a registered signer"), "{err}");
+    let command = err
+        .split('`')
+        .find(|p| p.starts_with("warden audit signer add --public-key "))
+        .expect("the refusal names the command")
+        .to_string();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let added = warden()
+        .args(&args)
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
+    // Now it starts, serves and signs; the trail verifies from either project.
+    let mut other = Server::start(&second);
+    let mut s = Server::attach(other.url.clone())
+        .with_bearer(&key)
+        .session()
+        .await;
+    s.call("portfolio_report", serde_json::json!({})).await;
+    other.stop();
+    for project in [&file, &second] {
+        let v = cli(project, &["audit", "verify"]);
+        assert!(
+            v.status.success(),
+            "{}{}",
+            stdout(&v),
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
+    assert_eq!(
+        stdout(&cli(&file, &["audit", "signer", "list"]))
+            .lines()
+            .count(),
+        3
+    );
+
+    // Take the second key off the list: its checkpoints no longer verify, by name.
+    let second_id = stdout(&cli(&file, &["audit", "signer", "list"]))
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let removed = cli(&file, &["audit", "signer", "remove", &second_id]);
+    assert!(removed.status.success());
+    let v = cli(&file, &["audit", "verify"]);
+    assert!(!v.status.success());
+    assert!(stdout(&v).contains(&second_id), "{}", stdout(&v));
+    let trail = common::audit_log(&file, &[]);
+    for event in ["audit_signer_added", "audit_signer_removed"] {
+        assert!(trail.iter().any(|e| e["event"] == event), "{event}");
+    }
+}
