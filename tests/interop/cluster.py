@@ -34,6 +34,10 @@ class Instance:
     metrics: str
     log: list = field(default_factory=list)
 
+    @property
+    def port(self):
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+
     def operations(self, method="tools/call"):
         """How many `method` operations this instance has measured, from its /metrics."""
         text = httpx2.get(self.metrics, timeout=10).text
@@ -55,11 +59,18 @@ class Cluster:
     def cli(self, *args, stdin=None):
         return warden(*args, "-p", str(self.file), stdin=stdin)
 
+    def restart(self, i: int):
+        """Starts instance `i` again on its old port (after it was killed)."""
+        old = self.instances[i]
+        self.instances[i] = start_instance(self.file, {}, old.port)
 
-def start_instance(file: Path, env: dict) -> Instance:
+
+def start_instance(file: Path, env: dict, port: int = 0) -> Instance:
+    """`warden serve` on `port` (a free one when 0, so that a restart can take it again)."""
+    port = port or free_port()
     metrics_port = free_port()
     proc = subprocess.Popen(
-        [WARDEN, "serve", "-p", str(file), "--bind", "127.0.0.1:0"],
+        [WARDEN, "serve", "-p", str(file), "--bind", f"127.0.0.1:{port}"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         env={**os.environ, **env, "WARDEN_LOG": "info", "METRICS_BIND": f"127.0.0.1:{metrics_port}"},
     )
