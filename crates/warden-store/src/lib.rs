@@ -81,4 +81,4 @@ pub use model::{
 pub use store::auth_failures::{FailureCount, FailureRule};
 pub use store::bearer::PrincipalRow;
 pub use store::confirm::Confirmation;
-pub use store::{AuditSigner, Store};
+pub use store::{AuditSigner, Endorsement, Store, endorsement_message};

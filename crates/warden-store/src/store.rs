@@ -91,7 +91,7 @@ mod oauth;
 mod server_keys;
 mod signers;
 
-pub use signers::AuditSigner;
+pub use signers::{AuditSigner, Endorsement, endorsement_message};
 
 /// Opens a transaction that is going to write.
 ///

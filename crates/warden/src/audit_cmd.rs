@@ -14,10 +14,10 @@ use clap::Subcommand;
 use sha2::{Digest, Sha256};
 use warden_core::audit::{Event, Source};
 use warden_core::project::{self, Project};
-use warden_store::Store;
 use warden_store::audit::{
     AuditLog, ChainReport, Checkpoint, Filter, Record, SYSTEM_CHAIN, Signer, Verifier, chain,
 };
+use warden_store::{AuditSigner, Store, endorsement_message};
 
 /// `warden log`'s filters.
 #[derive(Debug, clap::Args)]
@@ -272,7 +272,9 @@ pub enum SignerCommand {
 }
 
 /// At start: this instance's signing key must be a registered signer, or its checkpoints
-/// would not verify. The first instance on a new state store registers its own.
+/// would not verify. The first instance on a new state store registers its own. An instance
+/// registered by another endorses, at its start, the keys that endorsed it (trust on first
+/// use), so that verification from its own project reaches them too.
 pub async fn check_signer(
     store: &Store,
     signer: &Signer,
@@ -292,14 +294,38 @@ pub async fn check_signer(
     }
     let registered = store.audit_signers().await?;
     if registered.iter().any(|s| s.key_id == v.key_id()) {
+        let endorsements = store.audit_endorsements().await?;
+        for e in endorsements.iter().filter(|e| e.endorsee == v.key_id()) {
+            let Some(endorser) = registered.iter().find(|s| s.key_id == e.endorser) else {
+                continue;
+            };
+            let Ok(key) = Verifier::from_hex(&endorser.public_key) else {
+                continue;
+            };
+            let back = endorsements
+                .iter()
+                .any(|b| b.endorser == v.key_id() && b.endorsee == endorser.key_id);
+            if !back
+                && key.key_id() == endorser.key_id
+                && key.verify(
+                    &endorsement_message(v.key_id(), &v.public_hex()),
+                    &e.signature,
+                )
+            {
+                let sig = signer.sign(&endorsement_message(&endorser.key_id, &endorser.public_key));
+                store
+                    .add_endorsement(v.key_id(), &endorser.key_id, &sig)
+                    .await?;
+            }
+        }
         return Ok(());
     }
     bail!(
-        "this instance's audit signing key {} ({}) is not a registered signer of this state store, so its checkpoints would not verify. Either register it: `warden audit signer add --public-key {} -p {}` (run it anywhere the project is), or give this instance the signing key the others use (audit.signing_key). Registered: {}",
+        "this instance's audit signing key {} ({}, project {}) is not a registered signer of this state store, so its checkpoints would not verify. Either register it on an instance whose key is registered (that key endorses the new one): `warden audit signer add --public-key {}` with that instance's -p, or give this instance the signing key the others use (audit.signing_key). Registered: {}",
         v.key_id(),
         key_file.display(),
-        v.public_hex(),
         project_file.display(),
+        v.public_hex(),
         registered
             .iter()
             .map(|s| s.key_id.as_str())
@@ -308,24 +334,70 @@ pub async fn check_signer(
     )
 }
 
-/// The keys `audit verify` trusts: exactly the registered signers, or, on a store that has
-/// none yet, the project's own key file.
-async fn trusted_keys(store: &Store, key_file: &Path) -> anyhow::Result<Vec<Verifier>> {
+/// The keys `audit verify` trusts. Trust starts from a key the operator holds, never from
+/// the database: `anchor` (`--public-key`) or the project's own key file. From there it
+/// follows endorsements signed by keys already trusted, so a row written into the database
+/// without a signing key is never trusted. A store with no signers yet trusts the anchor
+/// alone. Returns the trusted keys and the registered ones left out.
+async fn trusted_keys(
+    store: &Store,
+    key_file: &Path,
+    anchor: Option<Verifier>,
+) -> anyhow::Result<(Vec<Verifier>, Vec<String>)> {
+    let anchor = match anchor {
+        Some(a) => Some(a),
+        None if key_file.exists() => Some(Signer::load(key_file)?.verifier().clone()),
+        None => None,
+    };
     let registered = store.audit_signers().await?;
-    if !registered.is_empty() {
-        return registered
-            .iter()
-            .map(|s| {
-                Verifier::from_hex(&s.public_key)
-                    .map_err(|e| anyhow::anyhow!("registered signer {}: {e}", s.key_id))
-            })
-            .collect();
+    let Some(anchor) = anchor else {
+        if registered.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        bail!(
+            "this project has no signing key ({}) to start trust from; pass an instance's public key with --public-key (`warden audit signer list` on an instance shows them)",
+            key_file.display()
+        );
+    };
+    let endorsements = store.audit_endorsements().await?;
+    let mut trusted = vec![anchor];
+    let mut pending: Vec<(&AuditSigner, Verifier)> = registered
+        .iter()
+        .filter(|s| s.key_id != trusted[0].key_id())
+        .filter_map(|s| {
+            Verifier::from_hex(&s.public_key)
+                .ok()
+                .filter(|k| k.key_id() == s.key_id)
+                .map(|k| (s, k))
+        })
+        .collect();
+    loop {
+        let before = pending.len();
+        let mut newly = Vec::new();
+        pending.retain(|(s, key)| {
+            let message = endorsement_message(&s.key_id, &s.public_key);
+            let endorsed = endorsements.iter().any(|e| {
+                e.endorsee == s.key_id
+                    && trusted
+                        .iter()
+                        .any(|t| t.key_id() == e.endorser && t.verify(&message, &e.signature))
+            });
+            if endorsed {
+                newly.push(key.clone());
+            }
+            !endorsed
+        });
+        trusted.extend(newly);
+        if pending.len() == before {
+            break;
+        }
     }
-    Ok(if key_file.exists() {
-        vec![Signer::load(key_file)?.verifier().clone()]
-    } else {
-        Vec::new()
-    })
+    let left_out = registered
+        .iter()
+        .filter(|s| !trusted.iter().any(|t| t.key_id() == s.key_id))
+        .map(|s| s.key_id.clone())
+        .collect();
+    Ok((trusted, left_out))
 }
 
 async fn run_signer(cmd: SignerCommand) -> anyhow::Result<ExitCode> {
@@ -361,15 +433,28 @@ async fn run_signer(cmd: SignerCommand) -> anyhow::Result<ExitCode> {
             public_key,
         } => {
             let p = load(&project)?;
+            if !p.audit.signing_key.exists() {
+                bail!(
+                    "this machine has no audit signing key ({}); run this on an instance whose key is a registered signer: it endorses the new key with its own",
+                    p.audit.signing_key.display()
+                );
+            }
+            let local = Signer::load(&p.audit.signing_key)?;
             let v = match public_key {
                 Some(k) => {
                     Verifier::from_hex(&k).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?
                 }
-                None => Signer::load_or_create(&p.audit.signing_key)?
-                    .verifier()
-                    .clone(),
+                None => local.verifier().clone(),
             };
             let store = crate::admin::open_state_at(&p.auth.state).await?;
+            let registered = store.audit_signers().await?;
+            let endorser = local.verifier().key_id().to_string();
+            if !registered.iter().any(|s| s.key_id == endorser) {
+                store.close().await;
+                bail!(
+                    "this machine's signing key {endorser} is not a registered signer, so it cannot endorse another; run this on an instance whose key is (`warden audit signer list` shows them)"
+                );
+            }
             let who = std::env::var("USER")
                 .or_else(|_| std::env::var("LOGNAME"))
                 .map(|u| format!("cli:os-user:{u}"))
@@ -377,6 +462,15 @@ async fn run_signer(cmd: SignerCommand) -> anyhow::Result<ExitCode> {
             let added = store
                 .add_audit_signer(v.key_id(), &v.public_hex(), &who)
                 .await;
+            if let Ok(true) = added
+                && v.key_id() != endorser
+            {
+                let sig = local.sign(&endorsement_message(v.key_id(), &v.public_hex()));
+                if let Err(e) = store.add_endorsement(&endorser, v.key_id(), &sig).await {
+                    store.close().await;
+                    return Err(e.into());
+                }
+            }
             let recorded = match added {
                 Ok(true) => {
                     let log = AuditLog::start(store.clone(), None, Default::default());
@@ -455,10 +549,14 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         } => {
             let p = load(&project)?;
             let store = crate::admin::open_state_at(&p.auth.state).await?;
-            let keys = match public_key {
-                Some(k) => vec![Verifier::from_hex(&k)?],
-                None => trusted_keys(&store, &p.audit.signing_key).await?,
-            };
+            let anchor = public_key.map(|k| Verifier::from_hex(&k)).transpose()?;
+            let (keys, untrusted) = trusted_keys(&store, &p.audit.signing_key, anchor).await?;
+            if !untrusted.is_empty() {
+                println!(
+                    "note: registered signer(s) {} are not endorsed by a trusted key; their checkpoints do not verify",
+                    untrusted.join(", ")
+                );
+            }
             let verifier = (!keys.is_empty()).then_some(keys.as_slice());
             let mut reports = Vec::new();
             for c in store.audit_chains().await? {

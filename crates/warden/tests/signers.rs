@@ -69,8 +69,18 @@ async fn a_second_signer_is_refused_until_registered_and_verify_accepts_exactly_
         .expect("the refusal names the command")
         .to_string();
     let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    // Run from the second instance's own project, it cannot endorse itself.
+    let own = warden()
+        .args(&args)
+        .args(["-p", second.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!own.status.success());
+    assert!(String::from_utf8_lossy(&own.stderr).contains("cannot endorse"));
+    // From the first (registered) instance's project, it can.
     let added = warden()
         .args(&args)
+        .args(["-p", file.to_str().unwrap()])
         .env("WARDEN_LOG", "warn")
         .output()
         .unwrap();
@@ -102,6 +112,30 @@ async fn a_second_signer_is_refused_until_registered_and_verify_accepts_exactly_
             .lines()
             .count(),
         3
+    );
+
+    // A signer row written straight into the database, without a signing key to endorse it,
+    // is not trusted: verify says so, and still passes for the real ones.
+    {
+        use sqlx::Connection;
+        let db = file.parent().unwrap().join(".warden/state.db");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO audit_signers (key_id, public_key, added_at, added_by) VALUES ('00112233deadbeef', '1111111111111111111111111111111111111111111111111111111111111111', 0, 'attacker')",
+            "INSERT INTO audit_endorsements (endorser, endorsee, signature) VALUES ('00112233deadbeef', '00112233deadbeef', 'ff')",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let v = cli(&file, &["audit", "verify"]);
+    assert!(v.status.success(), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains("00112233deadbeef") && stdout(&v).contains("not endorsed"),
+        "{}",
+        stdout(&v)
     );
 
     // Take the second key off the list: its checkpoints no longer verify, by name.
