@@ -272,9 +272,7 @@ pub enum SignerCommand {
 }
 
 /// At start: this instance's signing key must be a registered signer, or its checkpoints
-/// would not verify. The first instance on a new state store registers its own. An instance
-/// registered by another endorses, at its start, the keys that endorsed it (trust on first
-/// use), so that verification from its own project reaches them too.
+/// would not verify. The first instance on a new state store registers its own.
 pub async fn check_signer(
     store: &Store,
     signer: &Signer,
@@ -294,30 +292,9 @@ pub async fn check_signer(
     }
     let registered = store.audit_signers().await?;
     if registered.iter().any(|s| s.key_id == v.key_id()) {
-        let endorsements = store.audit_endorsements().await?;
-        for e in endorsements.iter().filter(|e| e.endorsee == v.key_id()) {
-            let Some(endorser) = registered.iter().find(|s| s.key_id == e.endorser) else {
-                continue;
-            };
-            let Ok(key) = Verifier::from_hex(&endorser.public_key) else {
-                continue;
-            };
-            let back = endorsements
-                .iter()
-                .any(|b| b.endorser == v.key_id() && b.endorsee == endorser.key_id);
-            if !back
-                && key.key_id() == endorser.key_id
-                && key.verify(
-                    &endorsement_message(v.key_id(), &v.public_hex()),
-                    &e.signature,
-                )
-            {
-                let sig = signer.sign(&endorsement_message(&endorser.key_id, &endorser.public_key));
-                store
-                    .add_endorsement(v.key_id(), &endorser.key_id, &sig)
-                    .await?;
-            }
-        }
+        // Nothing is endorsed here: an instance never vouches for a key on the database's
+        // word (someone who can write the database could make that key). Endorsements are
+        // an operator's `warden audit signer add`.
         return Ok(());
     }
     bail!(
@@ -462,9 +439,9 @@ async fn run_signer(cmd: SignerCommand) -> anyhow::Result<ExitCode> {
             let added = store
                 .add_audit_signer(v.key_id(), &v.public_hex(), &who)
                 .await;
-            if let Ok(true) = added
-                && v.key_id() != endorser
-            {
+            // Endorse it whether it is new or already registered: run on an instance that
+            // another registered, this is how it vouches for the others in return.
+            if added.is_ok() && v.key_id() != endorser {
                 let sig = local.sign(&endorsement_message(v.key_id(), &v.public_hex()));
                 if let Err(e) = store.add_endorsement(&endorser, v.key_id(), &sig).await {
                     store.close().await;

@@ -90,6 +90,22 @@ async fn a_second_signer_is_refused_until_registered_and_verify_accepts_exactly_
         String::from_utf8_lossy(&added.stderr)
     );
 
+    // The second instance vouches for the first in return (an operator's step, after
+    // checking the key), so that verification from its own project reaches it too.
+    let first =
+        warden_store::audit::Signer::load(&file.parent().unwrap().join(".warden/audit.key"))
+            .unwrap();
+    let first_key = first.verifier().public_hex();
+    let back = cli(
+        &second,
+        &["audit", "signer", "add", "--public-key", &first_key],
+    );
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+
     // Now it starts, serves and signs; the trail verifies from either project.
     let mut other = Server::start(&second);
     let mut s = Server::attach(other.url.clone())
@@ -138,15 +154,56 @@ async fn a_second_signer_is_refused_until_registered_and_verify_accepts_exactly_
         stdout(&v)
     );
 
+    // An attacker key with its own (valid) endorsement of the first instance: a restart of
+    // the first instance must not vouch for it in return.
+    let attacker =
+        warden_store::audit::Signer::load_or_create(&file.parent().unwrap().join("attacker.key"))
+            .unwrap();
+    let av = attacker.verifier();
+    {
+        use sqlx::Connection;
+        let db = file.parent().unwrap().join(".warden/state.db");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let first_id = first.verifier().key_id().to_string();
+        let sig = attacker.sign(&warden_store::endorsement_message(&first_id, &first_key));
+        sqlx::query("INSERT INTO audit_signers (key_id, public_key, added_at, added_by) VALUES ($1, $2, 0, 'attacker')")
+            .bind(av.key_id())
+            .bind(av.public_hex())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO audit_endorsements (endorser, endorsee, signature) VALUES ($1, $2, $3)",
+        )
+        .bind(av.key_id())
+        .bind(&first_id)
+        .bind(sig)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let mut again = Server::start(&file);
+    again.stop();
+    for project in [&file, &second] {
+        let v = cli(project, &["audit", "verify"]);
+        assert!(v.status.success(), "{}", stdout(&v));
+        assert!(
+            stdout(&v).contains(av.key_id()) && stdout(&v).contains("not endorsed"),
+            "the attacker's key stays untrusted: {}",
+            stdout(&v)
+        );
+    }
+
     // Take the second key off the list: its checkpoints no longer verify, by name.
-    let second_id = stdout(&cli(&file, &["audit", "signer", "list"]))
-        .lines()
-        .nth(2)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let second_id =
+        warden_store::audit::Signer::load(&file.parent().unwrap().join(".warden/second.key"))
+            .unwrap()
+            .verifier()
+            .key_id()
+            .to_string();
     let removed = cli(&file, &["audit", "signer", "remove", &second_id]);
     assert!(removed.status.success());
     let v = cli(&file, &["audit", "verify"]);
