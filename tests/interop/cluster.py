@@ -104,6 +104,7 @@ defaults
 frontend warden
     bind 127.0.0.1:{port}
     default_backend instances
+    option forwardfor
 backend instances
     balance roundrobin
     option httpchk GET /readyz
@@ -131,6 +132,7 @@ def cluster(admin_url: str, n: int = 3):
             yaml = yaml.replace(
                 "  bind: 127.0.0.1:8080",
                 f"  bind: 127.0.0.1:8080\n  public_url: http://127.0.0.1:{port}\n  sessions: stateless\n"
+                "  trusted_proxies: [127.0.0.1]\n"
                 "  limits:\n    max_connections_per_address: 1024\n  metrics:\n    bind: ${METRICS_BIND}")
             file.write_text(yaml + f"\nstate:\n  postgres: {db_url}\n")
             f = str(file)

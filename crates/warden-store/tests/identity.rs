@@ -1153,6 +1153,39 @@ async fn api_key_input_is_checked() {
 }
 
 #[tokio::test]
+async fn every_session_of_a_user_ends_at_once() {
+    on_each_backend(|store| async move {
+        let acme = fixture(&store, "acme").await;
+        let other = store.create_user("other@acme.example", "O").await.unwrap();
+        let (a, b, c) = (hash(), hash(), hash());
+        for (h, u) in [(&a, acme.user.id), (&b, acme.user.id), (&c, other.id)] {
+            store.create_session(h, u, t(0), t(3600)).await.unwrap();
+        }
+        assert_eq!(
+            store
+                .revoke_user_sessions(acme.user.id, t(10))
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(store.session(&a, t(11)).await.unwrap().is_none());
+        assert!(store.session(&b, t(11)).await.unwrap().is_none());
+        assert!(
+            store.session(&c, t(11)).await.unwrap().is_some(),
+            "another user's stays"
+        );
+        assert_eq!(
+            store
+                .revoke_user_sessions(acme.user.id, t(12))
+                .await
+                .unwrap(),
+            0
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn sessions_expire_and_can_be_revoked() {
     on_each_backend(|store| async move {
         let acme = fixture(&store, "acme").await;

@@ -456,6 +456,11 @@ pub async fn run_user(store: &Store, audit: &AuditLog, cmd: UserCommand) -> anyh
             let u = user(store, &email).await?;
             let (phc, shown) = new_password(password_stdin).await?;
             store.set_password_hash(u.id, &phc).await?;
+            // Whoever signed in with the old password is signed out.
+            let ended = store.revoke_user_sessions(u.id, Utc::now()).await?;
+            if ended > 0 {
+                eprintln!("Signed {} out of {ended} browser session(s)", u.email);
+            }
             for (o, _) in store.orgs_of_user(u.id).await? {
                 let e = cli_event("password_reset", &o, u.email.clone())
                     .user(u.id.to_string(), u.email.clone());
@@ -479,6 +484,7 @@ pub async fn run_user(store: &Store, audit: &AuditLog, cmd: UserCommand) -> anyh
             }
             let now = Utc::now();
             store.set_user_disabled(u.id, Some(now)).await?;
+            store.revoke_user_sessions(u.id, now).await?;
             let mut left = Vec::new();
             for (o, _) in store.orgs_of_user(u.id).await? {
                 store.remove_membership(o.id, u.id).await?;

@@ -545,3 +545,72 @@ async fn a_refusal_before_the_body_is_read_closes_the_connection_openly() {
         "the server closes the connection after the refusal"
     );
 }
+
+/// Behind a trusted proxy, the client is the right-most `X-Forwarded-For` entry that is not
+/// a trusted proxy; from any other peer, the header is ignored (a client cannot pick its
+/// address for the per-address limits or the trail).
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    let call_from = |url: String, key: String, xff: &'static str| async move {
+        let client = reqwest::Client::new();
+        let post = |body: serde_json::Value, session: Option<String>| {
+            let mut r = client
+                .post(&url)
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25")
+                .header("x-forwarded-for", xff)
+                .json(&body);
+            if let Some(s) = session {
+                r = r.header("mcp-session-id", s);
+            }
+            r.send()
+        };
+        let init = post(serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}), None).await.unwrap();
+        let session = init.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let r = post(serde_json::json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"portfolio_report","arguments":{}}}), Some(session)).await.unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    let last_addr = |file: &std::path::Path| {
+        common::audit_log(file, &["--event", "tool_call"])
+            .last()
+            .unwrap()["remote_addr"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Not trusted: the header is ignored.
+    let (_d, file, key) = common::init_project();
+    let server = common::Server::start(&file);
+    call_from(server.url.clone(), key.clone(), "10.9.8.7").await;
+    assert!(
+        last_addr(&file).starts_with("127.0.0.1"),
+        "{}",
+        last_addr(&file)
+    );
+    drop(server);
+
+    // Trusted: the right-most entry the proxy added wins over what the client wrote.
+    let (_d2, file2, key2) = common::init_project();
+    let yaml = std::fs::read_to_string(&file2).unwrap();
+    std::fs::write(
+        &file2,
+        yaml.replace(
+            "  bind: 127.0.0.1:8080",
+            "  bind: 127.0.0.1:8080\n  trusted_proxies: [127.0.0.1]",
+        ),
+    )
+    .unwrap();
+    let server = common::Server::start(&file2);
+    call_from(server.url.clone(), key2.clone(), "6.6.6.6, 10.9.8.7").await;
+    assert!(
+        last_addr(&file2).starts_with("10.9.8.7"),
+        "{}",
+        last_addr(&file2)
+    );
+}

@@ -7,6 +7,9 @@ use warden_store::RotateOutcome;
 use super::{AuthServer, STEP_UP_WINDOW, TokenError, TokenResponse, at};
 use crate::token::{self, RawToken, TokenKind};
 
+/// Why a refresh is held back after a step-up challenge.
+const STEP_UP_PENDING: &str = "this connection was just asked for more access (mcp:write), which a refresh cannot add; start a new authorization so the person can allow it";
+
 impl AuthServer {
     /// `grant_type=refresh_token`: rotate, then re-check the live membership.
     pub async fn refresh(
@@ -20,7 +23,9 @@ impl AuthServer {
         let result = self
             .refresh_inner(refresh_token, client_id, resource, addr)
             .await;
-        if matches!(&result, Err(e) if !e.internal) {
+        // A refresh held back by a step-up challenge is the client following the protocol,
+        // not a guess: it does not count towards the address's token failures.
+        if matches!(&result, Err(e) if !e.internal && e.description != STEP_UP_PENDING) {
             self.token_failed(addr).await;
         }
         result
@@ -60,10 +65,7 @@ impl AuthServer {
             .await?
         {
             tracing::info!(grant = %grant, "refresh after a step-up challenge refused; the client must re-authorize");
-            return Err(TokenError::new(
-                "invalid_grant",
-                "this connection was just asked for more access (mcp:write), which a refresh cannot add; start a new authorization so the person can allow it",
-            ));
+            return Err(TokenError::new("invalid_grant", STEP_UP_PENDING));
         }
         let access = token::generate(TokenKind::AccessToken)?;
         let refresh = token::generate(TokenKind::RefreshToken)?;

@@ -28,12 +28,14 @@ fn env_value(name: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Str
 /// A secret kept in a file: its content without the trailing newline. Refused when the file
 /// is readable by group or others, or empty. Errors name the file, never its content.
 pub fn read_secret(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read the secret file {}: {e}", path.display());
+    // One open: the permissions checked are those of the file read.
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
+        let mode = file.metadata().map_err(cannot)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(format!(
                 "the secret file {} is readable by group or others (mode {mode:o}); run `chmod 600 {}`",
@@ -42,9 +44,8 @@ pub fn read_secret(path: &Path) -> Result<String, String> {
             ));
         }
     }
-    let _ = meta;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(cannot)?;
     let value = text.strip_suffix('\n').unwrap_or(&text);
     let value = value.strip_suffix('\r').unwrap_or(value);
     if value.is_empty() {

@@ -94,6 +94,9 @@ pub struct ServerConfig {
     /// No MCP sessions: every request stands alone, so any instance can serve it
     /// (`server.sessions: stateless`).
     pub stateless: bool,
+    /// Proxies (a load balancer) whose `X-Forwarded-For` names the client's address, for
+    /// per-address limits and the audit trail. Empty: the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Where `/metrics` is served (`server.metrics.bind`); `None`: metrics are off.
     pub metrics_bind: Option<SocketAddr>,
 }

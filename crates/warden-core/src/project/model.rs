@@ -84,6 +84,9 @@ pub struct ServerSection {
     /// behind a balancer can serve any request).
     #[serde(default)]
     pub sessions: Option<Spanned<String>>,
+    /// Addresses of proxies whose `X-Forwarded-For` names the client (a load balancer).
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
     /// Serve `/metrics` (Prometheus) on a listener of its own. Off when absent.
     #[serde(default)]
     pub metrics: Option<MetricsSection>,

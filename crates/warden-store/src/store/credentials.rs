@@ -61,6 +61,9 @@ const SESSION: &str = "SELECT user_id, created_at, expires_at FROM browser_sessi
 const REVOKE_SESSION: &str = "UPDATE browser_sessions SET revoked_at = $2 \
      WHERE token_hash = $1 AND revoked_at IS NULL RETURNING token_hash";
 
+const REVOKE_USER_SESSIONS: &str = "UPDATE browser_sessions SET revoked_at = $2 \
+     WHERE user_id = $1 AND revoked_at IS NULL";
+
 const INSERT_MAGIC_LINK: &str = "INSERT INTO magic_links \
      (token_hash, user_id, created_at, expires_at, used_at) \
      VALUES ($1, $2, $3, $4, NULL)";
@@ -228,6 +231,20 @@ impl Store {
             .fetch_optional(pool)
             .await)?;
         Ok(revoked.is_some())
+    }
+
+    /// Ends every session of `user_id` (a password reset, a removal). Returns how many.
+    pub async fn revoke_user_sessions(
+        &self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, pool => sqlx::query(REVOKE_USER_SESSIONS)
+            .bind(user_id.to_string())
+            .bind(millis(now))
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()))?)
     }
 
     /// Stores a sign-in link by the hash of its secret. Errors as for

@@ -46,7 +46,8 @@ impl Checker<'_> {
                             b,
                             "server.bind",
                             format!(
-                                "'{v}' is not host:port with an IP address, e.g. 127.0.0.1:8080"
+                                "'{}' is not host:port with an IP address, e.g. 127.0.0.1:8080",
+                                b.value
                             ),
                         );
                         None
@@ -75,7 +76,7 @@ impl Checker<'_> {
                         self.err(
                             u,
                             "server.public_url",
-                            format!("'{v}' is not an http:// or https:// URL"),
+                            format!("'{}' is not an http:// or https:// URL", u.value),
                         );
                         ok = false;
                         None
@@ -89,7 +90,7 @@ impl Checker<'_> {
                 continue;
             };
             if v.is_empty() || v.contains(['/', '*', ' ', ':']) && !v.starts_with('[') {
-                self.err(h, field, format!("'{v}' must be a bare host name such as warden.example.com (no scheme, port or wildcard)"));
+                self.err(h, field, format!("'{}' must be a bare host name such as warden.example.com (no scheme, port or wildcard)", h.value));
                 ok = false;
             } else {
                 allowed_hosts.push(v.to_ascii_lowercase());
@@ -105,7 +106,7 @@ impl Checker<'_> {
                     allowed_origins.push(origin)
                 }
                 _ => {
-                    self.err(o, field, format!("'{v}' must be an origin like https://app.example.com (scheme, host and optional port; no path or wildcard)"));
+                    self.err(o, field, format!("'{}' must be an origin like https://app.example.com (scheme, host and optional port; no path or wildcard)", o.value));
                     ok = false;
                 }
             }
@@ -212,7 +213,7 @@ impl Checker<'_> {
                         self.err(
                             &m.bind,
                             "server.metrics.bind",
-                            format!("'{v}' is the MCP listener's address (server.bind); give metrics a port of their own, e.g. 127.0.0.1:9090"),
+                            format!("'{}' is the MCP listener's address (server.bind); give metrics a port of their own, e.g. 127.0.0.1:9090", m.bind.value),
                         );
                         ok = false;
                         None
@@ -224,7 +225,8 @@ impl Checker<'_> {
                             &m.bind,
                             "server.metrics.bind",
                             format!(
-                                "'{v}' is not host:port with an IP address, e.g. 127.0.0.1:9090"
+                                "'{}' is not host:port with an IP address, e.g. 127.0.0.1:9090",
+                                m.bind.value
                             ),
                         );
                         ok = false;
@@ -247,6 +249,20 @@ impl Checker<'_> {
             }
         };
         self.stateless = stateless;
+        let mut trusted_proxies = Vec::new();
+        for (i, t) in s.trusted_proxies.iter().enumerate() {
+            match t.value.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => trusted_proxies.push(ip),
+                Err(_) => {
+                    self.err(
+                        t,
+                        format!("server.trusted_proxies[{i}]"),
+                        format!("'{}' is not an IP address, e.g. 10.0.0.5 (the balancer's address as Warden sees it)", t.value),
+                    );
+                    ok = false;
+                }
+            }
+        }
         (ok && bind.is_some()).then(|| ServerConfig {
             bind: bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             public_url,
@@ -259,6 +275,7 @@ impl Checker<'_> {
             limits,
             metrics_bind,
             stateless,
+            trusted_proxies,
         })
     }
 

@@ -28,6 +28,9 @@ use warden_core::project::ConnectionLimits;
 
 use super::tls::Tls;
 
+/// How long a shutdown waits for open connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Serves `app` on `listener` (over TLS with `tls`) until `shutdown`, then stops accepting
 /// and waits for open connections to finish what they are doing.
 pub(crate) async fn serve(
@@ -127,7 +130,14 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // In-flight requests finish; a client that never does (a body trickling in) does not hold
+    // the process past this.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+    }
     Ok(())
 }
 

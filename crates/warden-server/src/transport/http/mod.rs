@@ -101,8 +101,15 @@ pub fn router(
     if let Some(auth) = auth {
         app = app.merge(crate::web::oauth::routes(auth));
     }
-    app.layer(middleware::from_fn(headers::security_headers))
-        .layer(middleware::from_fn(close_after_refusal))
+    let app = app
+        .layer(middleware::from_fn(headers::security_headers))
+        .layer(middleware::from_fn(close_after_refusal));
+    if server.trusted_proxies.is_empty() {
+        app
+    } else {
+        let trusted: Arc<[std::net::IpAddr]> = server.trusted_proxies.clone().into();
+        app.layer(middleware::from_fn_with_state(trusted, forwarded_for))
+    }
 }
 
 fn mcp_service(
@@ -196,4 +203,41 @@ async fn close_after_refusal(req: axum::extract::Request, next: middleware::Next
         );
     }
     res
+}
+
+/// Behind a trusted proxy, the client is the address its `X-Forwarded-For` names: the
+/// right-most entry that is not itself a trusted proxy (entries further left were written by
+/// the client and prove nothing). Everything that reads the connection's address (per-address
+/// sign-in limits, the 401 tally, the audit trail) then sees the client. From any other peer
+/// the header is ignored.
+async fn forwarded_for(
+    axum::extract::State(trusted): axum::extract::State<Arc<[std::net::IpAddr]>>,
+    mut req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    if let Some(peer) = peer
+        && trusted.contains(&peer.ip())
+    {
+        let client = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .map_while(|a| a.parse::<std::net::IpAddr>().ok())
+            .find(|ip| !trusted.contains(ip));
+        if let Some(ip) = client {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(ip, 0)));
+        }
+    }
+    next.run(req).await
 }
