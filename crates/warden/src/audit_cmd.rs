@@ -17,7 +17,7 @@ use warden_core::project::{self, Project};
 use warden_store::audit::{
     AuditLog, ChainReport, Checkpoint, Filter, Record, SYSTEM_CHAIN, Signer, Verifier, chain,
 };
-use warden_store::{AuditSigner, Store, endorsement_message};
+use warden_store::{AuditSigner, Endorsement, Store, endorsement_message};
 
 /// `warden log`'s filters.
 #[derive(Debug, clap::Args)]
@@ -337,6 +337,16 @@ async fn trusted_keys(
         );
     };
     let endorsements = store.audit_endorsements().await?;
+    Ok(endorsed_from(anchor, &registered, &endorsements))
+}
+
+/// The keys trusted from `anchor`: it, and every registered signer an endorsement signed by
+/// a key already trusted reaches. Also the registered signers left out.
+fn endorsed_from(
+    anchor: Verifier,
+    registered: &[AuditSigner],
+    endorsements: &[Endorsement],
+) -> (Vec<Verifier>, Vec<String>) {
     let mut trusted = vec![anchor];
     let mut pending: Vec<(&AuditSigner, Verifier)> = registered
         .iter()
@@ -374,7 +384,7 @@ async fn trusted_keys(
         .filter(|s| !trusted.iter().any(|t| t.key_id() == s.key_id))
         .map(|s| s.key_id.clone())
         .collect();
-    Ok((trusted, left_out))
+    (trusted, left_out)
 }
 
 async fn run_signer(cmd: SignerCommand) -> anyhow::Result<ExitCode> {
@@ -654,6 +664,12 @@ struct Manifest {
     checkpoints_sha256: String,
     public_key: String,
     key_id: String,
+    /// Every registered checkpoint signer and the endorsements between them, so that an
+    /// export signed by several instances verifies offline from any one's key.
+    #[serde(default)]
+    signers: Vec<AuditSigner>,
+    #[serde(default)]
+    endorsements: Vec<Endorsement>,
     /// Ed25519 over the manifest with this field empty.
     signature: String,
 }
@@ -725,6 +741,8 @@ async fn export(project: &Path, out: &Path, org: Option<&str>) -> anyhow::Result
             head: rs.last().map(|r| r.hash.clone()),
         });
     }
+    let signers = store.audit_signers().await?;
+    let endorsements = store.audit_endorsements().await?;
     store.close().await;
     records.into_inner()?.sync_all()?;
     checkpoints.into_inner()?.sync_all()?;
@@ -739,6 +757,8 @@ async fn export(project: &Path, out: &Path, org: Option<&str>) -> anyhow::Result
         checkpoints_sha256: hex::encode(ch.finalize()),
         public_key: signer.verifier().public_hex(),
         key_id: signer.verifier().key_id().to_string(),
+        signers,
+        endorsements,
         signature: String::new(),
     };
     m.signature = signer.sign(&manifest_bytes(&m)?);
@@ -768,19 +788,31 @@ fn verify_export(dir: &Path, public_key: Option<&str>) -> anyhow::Result<ExitCod
     if m.format != EXPORT_FORMAT {
         bail!("manifest format '{}' is not {EXPORT_FORMAT}", m.format);
     }
-    let verifier = Verifier::from_hex(public_key.unwrap_or(&m.public_key))?;
+    let anchor = Verifier::from_hex(public_key.unwrap_or(&m.public_key))?;
     if public_key.is_none() {
         eprintln!(
             "note: trusting the public key in the manifest ({}); pass --public-key to check it against yours",
             m.key_id
         );
     }
-    if !verifier.verify(&manifest_bytes(&m)?, &m.signature) {
+    // The manifest's signers count only as far as endorsements reach from the anchor; the
+    // manifest itself must be signed by a key so reached.
+    let (keys, untrusted) = endorsed_from(anchor, &m.signers, &m.endorsements);
+    let manifest_key = keys.iter().find(|k| k.key_id() == m.key_id);
+    if !manifest_key
+        .is_some_and(|k| k.verify(&manifest_bytes(&m).unwrap_or_default(), &m.signature))
+    {
         println!(
-            "manifest: BROKEN — its signature does not match key {}",
-            verifier.key_id()
+            "manifest: BROKEN — its signature does not match key {}, or that key is not one the given key trusts",
+            m.key_id
         );
         return Ok(ExitCode::FAILURE);
+    }
+    if !untrusted.is_empty() {
+        println!(
+            "note: signer(s) {} in the export are not endorsed by a trusted key; their checkpoints do not verify",
+            untrusted.join(", ")
+        );
     }
     let read_lines = |name: &str, expected: &str| -> anyhow::Result<Option<Vec<String>>> {
         let file = std::fs::File::open(dir.join(name))
@@ -820,7 +852,7 @@ fn verify_export(dir: &Path, public_key: Option<&str>) -> anyhow::Result<ExitCod
         let mut rs = records.remove(&mc.chain).unwrap_or_default();
         rs.sort_by_key(|r| (r.seq, r.id));
         let cs = cps.remove(&mc.chain).unwrap_or_default();
-        let mut r = chain::verify_chain(&mc.chain, &rs, &cs, Some(&verifier));
+        let mut r = chain::verify_chain_with_keys(&mc.chain, &rs, &cs, Some(&keys));
         if r.problem.is_none() && (r.records != mc.count || r.head != mc.head) {
             r.problem = Some(chain::Break {
                 kind: chain::BreakKind::Truncated,
@@ -834,7 +866,8 @@ fn verify_export(dir: &Path, public_key: Option<&str>) -> anyhow::Result<ExitCod
         }
         reports.push(r);
     }
-    Ok(print_reports(&reports, verifier.key_id()))
+    let ids: Vec<&str> = keys.iter().map(Verifier::key_id).collect();
+    Ok(print_reports(&reports, &ids.join(", ")))
 }
 
 /// The record of what this process serves: the project and a hash of its tool manifest.

@@ -130,6 +130,42 @@ async fn a_second_signer_is_refused_until_registered_and_verify_accepts_exactly_
         3
     );
 
+    // An export carries the signers and endorsements: it verifies offline from either key.
+    let out_dir = file.parent().unwrap().join("export");
+    let exported = cli(
+        &file,
+        &["audit", "export", "--out", out_dir.to_str().unwrap()],
+    );
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let second_key =
+        warden_store::audit::Signer::load(&file.parent().unwrap().join(".warden/second.key"))
+            .unwrap()
+            .verifier()
+            .public_hex();
+    for key in [&first_key, &second_key] {
+        let v = warden()
+            .args([
+                "audit",
+                "verify",
+                "--export",
+                out_dir.to_str().unwrap(),
+                "--public-key",
+                key,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "{}{}",
+            stdout(&v),
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
+
     // A signer row written straight into the database, without a signing key to endorse it,
     // is not trusted: verify says so, and still passes for the real ones.
     {

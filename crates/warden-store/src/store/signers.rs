@@ -8,7 +8,7 @@ use super::{Backend, Store};
 use crate::error::StoreError;
 
 /// A registered checkpoint signer.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct AuditSigner {
     /// The key's short id, as checkpoints name it.
     pub key_id: String,
@@ -20,7 +20,7 @@ pub struct AuditSigner {
 }
 
 /// One signer vouching for another.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct Endorsement {
     pub endorser: String,
     pub endorsee: String,
