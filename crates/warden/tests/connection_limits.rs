@@ -202,3 +202,37 @@ async fn half_open_connections_cannot_starve_a_real_client() {
         assert!(refused_counted >= refused as f64, "{scraped}");
     }
 }
+
+/// A connection that never sends a byte is closed after the header timeout (before, it was
+/// held until the idle timeout, for HTTP/2 even longer).
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_timeout() {
+    let (_dir, file, _) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        yaml.replace(
+            "  bind: 127.0.0.1:8080",
+            "  bind: 127.0.0.1:8080\n  limits:\n    header_timeout_ms: 800\n    idle_timeout_ms: 60000",
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&file);
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed(&mut silent, Duration::from_secs(5)).await,
+        "still open after 5 s"
+    );
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(700),
+        "closed too early: {after:?}"
+    );
+    assert!(after < Duration::from_secs(3), "closed late: {after:?}");
+}

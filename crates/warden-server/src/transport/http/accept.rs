@@ -48,11 +48,12 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
+    // No server pings on HTTP/2: they would count as activity and keep a connection that
+    // does nothing open past `idle_timeout` (MCP's event streams send their own keep-alives).
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .keep_alive_interval(None);
     let builder = Arc::new(builder);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -102,7 +103,11 @@ pub(crate) async fn serve(
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     activity
-                        .guard(watcher.watch(conn), limits.idle_timeout)
+                        .guard(
+                            watcher.watch(conn),
+                            limits.idle_timeout,
+                            limits.header_timeout,
+                        )
                         .await;
                 }
                 Some(acceptor) => {
@@ -123,7 +128,11 @@ pub(crate) async fn serve(
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     activity
-                        .guard(watcher.watch(conn), limits.idle_timeout)
+                        .guard(
+                            watcher.watch(conn),
+                            limits.idle_timeout,
+                            limits.header_timeout,
+                        )
                         .await;
                 }
             }
@@ -206,6 +215,8 @@ impl Drop for Slot {
 struct Activity {
     opened: Instant,
     last: Arc<AtomicU64>,
+    /// Whether the client has sent a byte yet.
+    heard: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Activity {
@@ -213,6 +224,7 @@ impl Activity {
         Self {
             opened: Instant::now(),
             last: Arc::new(AtomicU64::new(0)),
+            heard: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -227,14 +239,20 @@ impl Activity {
     }
 
     /// Drives `conn` to its end, or drops it (closing the socket) once no byte has moved for
-    /// `idle`.
-    async fn guard<F: std::future::Future>(&self, conn: F, idle: Duration) {
+    /// `idle`, or when the client has sent nothing at all within `first_byte`.
+    async fn guard<F: std::future::Future>(&self, conn: F, idle: Duration, first_byte: Duration) {
         tokio::pin!(conn);
-        let check = (idle / 4).max(Duration::from_millis(100));
+        let check = (idle / 4)
+            .min(first_byte / 2)
+            .max(Duration::from_millis(100));
         loop {
             tokio::select! {
                 _ = &mut conn => return,
                 () = tokio::time::sleep(check) => {
+                    if !self.heard.load(Ordering::Relaxed) && self.opened.elapsed() >= first_byte {
+                        metrics::counter!("warden_connections_closed_total", "reason" => "silent").increment(1);
+                        return;
+                    }
                     if self.quiet_for() >= idle {
                         metrics::counter!("warden_connections_closed_total", "reason" => "idle").increment(1);
                         return;
@@ -261,6 +279,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Quiet<T> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
+            self.activity.heard.store(true, Ordering::Relaxed);
         }
         r
     }
