@@ -148,6 +148,8 @@ const ORG_BY_SLUG: &str = "SELECT id, slug, name, created_at FROM organizations 
 
 const ORG_BY_ID: &str = "SELECT id, slug, name, created_at FROM organizations WHERE id = $1";
 
+const ANY_MEMBERSHIP: &str = "SELECT EXISTS (SELECT 1 FROM memberships)";
+
 const LIST_ORGS: &str = "SELECT id, slug, name, created_at FROM organizations ORDER BY slug";
 
 const ORG_EXISTS: &str = "SELECT id FROM organizations WHERE id = $1";
@@ -621,6 +623,13 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Whether anyone is a member of any organization (one query, for start-up).
+    pub async fn any_membership(&self) -> Result<bool, StoreError> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar::<_, bool>(ANY_MEMBERSHIP)
+            .fetch_one(pool)
+            .await)?)
     }
 
     /// Every organization, ordered by slug.

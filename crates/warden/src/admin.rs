@@ -755,12 +755,10 @@ fn shell_word(s: &str) -> String {
 /// What `serve` says at start when nobody could connect: no organisation, or none with a
 /// member. `None` when someone can.
 pub async fn nobody_can_connect(store: &Store, file: &Path) -> anyhow::Result<Option<String>> {
-    let orgs = store.list_orgs().await?;
-    for o in &orgs {
-        if !store.list_members(o.id).await?.is_empty() {
-            return Ok(None);
-        }
+    if store.any_membership().await? {
+        return Ok(None);
     }
+    let orgs = store.list_orgs().await?;
     let org = orgs.first().map_or("acme", |o| o.slug.as_str());
     let mut steps = first_steps(file, org, "admin@example.com");
     steps.pop();
@@ -848,18 +846,8 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<DemoIdentity> {
         .create_user("admin@demo.example", "Demo Admin")
         .await?;
     store.set_membership(o.id, admin.id, Role::Admin).await?;
-    let password =
-        token::generate(TokenKind::Csrf)?.expose()["wdn_csrf_".len()..][..16].to_string();
-    let hasher = PasswordHasher::new(1).map_err(|e| anyhow::anyhow!("{e}"))?;
-    store
-        .set_password_hash(
-            admin.id,
-            &hasher
-                .hash(&password)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        )
-        .await?;
+    let (phc, password) = new_password(false).await?;
+    store.set_password_hash(admin.id, &phc).await?;
     let mut keys = Vec::new();
     for (name, scopes) in [
         ("demo read-only", Scopes::READ),
@@ -884,7 +872,7 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<DemoIdentity> {
     Ok(DemoIdentity {
         org: o.slug,
         admin_email: admin.email,
-        admin_password: password,
+        admin_password: password.unwrap_or_default(),
         read_key,
         write_key,
     })

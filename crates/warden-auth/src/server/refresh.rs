@@ -20,15 +20,38 @@ impl AuthServer {
         addr: &str,
     ) -> Result<TokenResponse, TokenError> {
         self.check_token_rate(addr).await?;
+        // A refresh held back by a step-up challenge is the client following the protocol,
+        // not a guess: it is answered before, and apart from, the failures that count.
+        self.hold_for_step_up(refresh_token).await?;
         let result = self
             .refresh_inner(refresh_token, client_id, resource, addr)
             .await;
-        // A refresh held back by a step-up challenge is the client following the protocol,
-        // not a guess: it does not count towards the address's token failures.
-        if matches!(&result, Err(e) if !e.internal && e.description != STEP_UP_PENDING) {
+        if matches!(&result, Err(e) if !e.internal) {
             self.token_failed(addr).await;
         }
         result
+    }
+
+    /// A refresh cannot widen a grant. After a step-up challenge the client needs a new
+    /// authorization, not the same scopes again: its refreshes are refused (the token stays
+    /// unused) until the person answers one, or the window passes. See
+    /// `AuthServer::note_step_up`.
+    async fn hold_for_step_up(&self, refresh_token: Option<&str>) -> Result<(), TokenError> {
+        let Some(presented) = refresh_token else {
+            return Ok(());
+        };
+        let now = Utc::now();
+        let since = now - chrono::Duration::from_std(STEP_UP_WINDOW).unwrap_or_default();
+        let hash = RawToken::from_client(presented).hash();
+        if let Some(grant) = self
+            .store
+            .step_up_pending(hash.as_str(), since, now)
+            .await?
+        {
+            tracing::info!(grant = %grant, "refresh after a step-up challenge refused; the client must re-authorize");
+            return Err(TokenError::new("invalid_grant", STEP_UP_PENDING));
+        }
+        Ok(())
     }
 
     async fn refresh_inner(
@@ -51,22 +74,6 @@ impl AuthServer {
         }
         let now = Utc::now();
         let presented_hash = RawToken::from_client(presented).hash();
-        // A refresh cannot widen a grant. After a step-up challenge the client needs a new
-        // authorization, not the same scopes again: its refreshes are refused (the token stays
-        // unused) until the person answers one, or the window passes. See
-        // `AuthServer::note_step_up`.
-        if let Some(grant) = self
-            .store
-            .step_up_pending(
-                presented_hash.as_str(),
-                now - chrono::Duration::from_std(STEP_UP_WINDOW).unwrap_or_default(),
-                now,
-            )
-            .await?
-        {
-            tracing::info!(grant = %grant, "refresh after a step-up challenge refused; the client must re-authorize");
-            return Err(TokenError::new("invalid_grant", STEP_UP_PENDING));
-        }
         let access = token::generate(TokenKind::AccessToken)?;
         let refresh = token::generate(TokenKind::RefreshToken)?;
         let outcome = self
