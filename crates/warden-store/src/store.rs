@@ -627,9 +627,11 @@ impl Store {
 
     /// Whether anyone is a member of any organization (one query, for start-up).
     pub async fn any_membership(&self) -> Result<bool, StoreError> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar::<_, bool>(ANY_MEMBERSHIP)
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar::<_, bool>(ANY_MEMBERSHIP)
             .fetch_one(pool)
-            .await)?)
+            .await)?,
+        )
     }
 
     /// Every organization, ordered by slug.
