@@ -1,7 +1,12 @@
 """Several `warden serve` processes on one PostgreSQL state store behind HAProxy (Debian's,
 started here: round-robin, nothing sticky, health checks on /readyz). Every instance serves
 the same project with `server.sessions: stateless`, so any of them can answer any request,
-and each has its own metrics listener so a test can see which instances served it."""
+and each has its own metrics listener so a test can see which instances served it.
+
+Each instance has its own audit signing key, as on separate machines: the first registers
+its own; each other one is refused at start until it is registered the way an operator
+would, with the command its refusal prints, run on the first instance's project (and the
+first key endorsed back from its project, so verification works from either)."""
 
 import os
 import re
@@ -32,6 +37,7 @@ class Instance:
     proc: subprocess.Popen
     url: str
     metrics: str
+    file: Path
     log: list = field(default_factory=list)
 
     @property
@@ -62,7 +68,7 @@ class Cluster:
     def restart(self, i: int):
         """Starts instance `i` again on its old port (after it was killed)."""
         old = self.instances[i]
-        self.instances[i] = start_instance(self.file, {}, old.port)
+        self.instances[i] = start_instance(old.file, {}, old.port)
 
 
 def start_instance(file: Path, env: dict, port: int = 0) -> Instance:
@@ -85,9 +91,41 @@ def start_instance(file: Path, env: dict, port: int = 0) -> Instance:
             break
         if time.time() > deadline:
             break
-    assert url, "warden did not start:\n" + "".join(log)
+    if not url:
+        proc.kill()
+        raise NotStarted("".join(log) + proc.stderr.read())
     threading.Thread(target=lambda: [log.append(l) for l in proc.stderr], daemon=True).start()
-    return Instance(proc, url, f"http://127.0.0.1:{metrics_port}/metrics", log)
+    return Instance(proc, url, f"http://127.0.0.1:{metrics_port}/metrics", file, log)
+
+
+class NotStarted(Exception):
+    """`warden serve` exited (or never said it was serving); the message is its log."""
+
+
+def instance_file(first: Path, n: int) -> Path:
+    """Instance `n`'s project: the first's, with a signing key of its own."""
+    if n == 0:
+        return first
+    other = first.with_name(f"warden-{n}.yaml")
+    other.write_text(first.read_text() + f"\naudit:\n  purge_every_seconds: 1\n  signing_key: .warden/audit-{n}.key\n")
+    return other
+
+
+def register_signer(first: Path, other: Path):
+    """Registers `other`'s signing key the way an operator would: start it, take the command
+    its refusal prints, run it on the first (registered) instance's project; then endorse the
+    first key from `other`'s project, so that verification from there reaches it too."""
+    try:
+        start_instance(other, {}).proc.terminate()
+        raise AssertionError(f"{other.name} started with an unregistered signing key")
+    except NotStarted as e:
+        refusal = str(e)
+    assert "not a registered signer" in refusal, refusal
+    command = next(p for p in refusal.split("`") if p.startswith("warden audit signer add --public-key "))
+    warden(*command.split()[1:], "-p", str(first))
+    listed = warden("audit", "signer", "list", "-p", str(first))
+    first_key = next(l.split()[1] for l in listed.splitlines() if "first instance" in l)
+    warden("audit", "signer", "add", "--public-key", first_key, "-p", str(other))
 
 
 def haproxy_config(port: int, backends: list) -> str:
@@ -139,10 +177,13 @@ def cluster(admin_url: str, n: int = 3):
             warden("org", "add", "acme", "--name", "Acme", "-p", f)
             warden("user", "add", EMAIL, "--org", "acme", "--role", "admin", "--password-stdin", "-p", f, stdin=PASSWORD)
             key = warden("key", "add", "--org", "acme", "--user", EMAIL, "--name", "lb", "--scope", "mcp:read mcp:write", "-p", f)
-            # The first instance creates the shared files (the audit signing key); then the rest.
+            files = [instance_file(file, i) for i in range(n)]
+            file.write_text(file.read_text() + "\naudit:\n  purge_every_seconds: 1\n")
+            # The first instance registers its own signing key; each other is registered.
             instances.append(start_instance(file, {}))
-            for _ in range(n - 1):
-                instances.append(start_instance(file, {}))
+            for other in files[1:]:
+                register_signer(file, other)
+                instances.append(start_instance(other, {}))
             cfg = Path(d) / "haproxy.cfg"
             cfg.write_text(haproxy_config(port, instances))
             lb = subprocess.Popen([haproxy, "-f", str(cfg), "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -215,3 +215,101 @@ def test_kill_9_during_a_write_load_loses_nothing_acknowledged(lb):
             time.sleep(0.2)
     print(f"kill -9: {len(acknowledged)} acknowledged writes, {len(failures)} failed while the instance died "
           f"({sorted(set(map(str, failures)))}); every acknowledged one recorded; verify OK; restarted instance serving")
+
+
+def _records(lb, event):
+    out = subprocess.run([WARDEN, "log", "-p", str(lb.file), "--json", "--event", event, "--limit", "1000000"],
+                         capture_output=True, text=True, env={**os.environ, "WARDEN_LOG": "warn"})
+    assert out.returncode == 0, out.stderr
+    return [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
+
+
+def _purge_runs(lb):
+    runs = [json.loads(r["detail"]) for r in _records(lb, "retention_purge_run")]
+    return sorted(runs, key=lambda d: d["started_at"])
+
+
+def _assert_never_concurrent(runs):
+    for a, b in zip(runs, runs[1:]):
+        assert a["finished_at"] <= b["started_at"], f"two purges overlapped: {a} and {b}"
+
+
+def test_the_retention_purge_runs_on_one_instance_at_a_time_and_survives_its_holder(lb):
+    """With `audit.purge_every_seconds: 1`, three instances share one purge: the trail's
+    `retention_purge_run` records (each naming its instance, start and end) never overlap;
+    when the instance running it is killed with SIGKILL, another takes it over (after the
+    lease it held runs out), and the trail shows runs by the new holder."""
+    if lb is None:
+        return
+    import time
+
+    deadline = time.monotonic() + 30
+    while len(_purge_runs(lb)) < 3:
+        assert time.monotonic() < deadline, "the purge never ran three times"
+        time.sleep(0.5)
+    runs = _purge_runs(lb)
+    _assert_never_concurrent(runs)
+    holder = runs[-1]["holder"]
+    pids = {i.proc.pid: n for n, i in enumerate(lb.instances)}
+    pid = int(holder.split()[1])
+    assert pid in pids, f"the purge ran on {holder}, not on one of {list(pids)}"
+    victim = pids[pid]
+    lb.instances[victim].proc.kill()
+    lb.instances[victim].proc.wait(timeout=10)
+    killed_at = runs[-1]["finished_at"]
+
+    deadline = time.monotonic() + 45
+    while True:
+        after = [r for r in _purge_runs(lb) if r["started_at"] > killed_at and r["holder"] != holder]
+        if after:
+            break
+        assert time.monotonic() < deadline, "no other instance took the purge over"
+        time.sleep(0.5)
+    runs = _purge_runs(lb)
+    _assert_never_concurrent(runs)
+    assert all(r["outcome"] == "success" for r in runs), runs
+    assert len({r["holder"] for r in runs}) >= 2
+    lb.restart(victim)
+    print(f"purge: {len(runs)} runs, never overlapping; {holder} killed, {after[0]['holder']} took over")
+
+
+def test_audit_verifies_from_every_instances_project_and_an_unregistered_key_is_refused(lb):
+    """Each instance signs with its own registered key. After all three served calls and
+    signed checkpoints (each signs one when it stops), `warden audit verify` passes from
+    every instance's project; a fourth instance with a key nobody registered refuses to
+    start, saying how to register it. Runs last: it stops the cluster's instances."""
+    if lb is None:
+        return
+    import time
+
+    from cluster import NotStarted, instance_file, start_instance
+
+    with httpx2.Client(timeout=20) as http:
+        before = [i.operations() for i in lb.instances]
+        deadline = time.monotonic() + 20
+        while any(i.operations() == b for i, b in zip(lb.instances, before)):
+            assert time.monotonic() < deadline, "not every instance served a call"
+            status, r = _call(http, lb.url, lb.key, "search_vendors", {"limit": 1})
+            assert status == 200, status
+        # One at a time: a call of its own, then a graceful stop, which signs a checkpoint
+        # over it with this instance's key.
+        for i in lb.instances:
+            status, r = _call(http, i.url, lb.key, "search_vendors", {"limit": 1})
+            assert status == 200, status
+            i.proc.terminate()
+            assert i.proc.wait(timeout=30) == 0
+    db_url = [l for l in lb.file.read_text().splitlines() if l.strip().startswith("postgres:")][0].split(":", 1)[1].strip()
+    signers = subprocess.run(["psql", db_url, "-tAc", "SELECT count(DISTINCT key_id) FROM audit_checkpoints"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert signers == "3", f"checkpoints signed by {signers} keys, not 3"
+    for i in lb.instances:
+        v = subprocess.run([WARDEN, "audit", "verify", "-p", str(i.file)], capture_output=True, text=True,
+                           env={**os.environ, "WARDEN_LOG": "warn"})
+        assert v.returncode == 0, f"verify from {i.file.name}: {v.stdout}{v.stderr}"
+        assert "BROKEN" not in v.stdout
+    stranger = instance_file(lb.file, 9)
+    try:
+        start_instance(stranger, {}).proc.terminate()
+        raise AssertionError("an instance with an unregistered signing key started")
+    except NotStarted as e:
+        assert "not a registered signer" in str(e) and "warden audit signer add --public-key" in str(e), str(e)

@@ -69,6 +69,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod jobs;
 pub mod model;
 mod store;
 

@@ -59,6 +59,9 @@ pub struct Store {
     /// SQLite files only: read-only connections on threads of their own for the bearer
     /// lookups every MCP request makes (see [`bearer`]).
     readers: Option<std::sync::Arc<warden_sqlite::Readers>>,
+    /// PostgreSQL only: successful bearer lookups, served only while
+    /// [`Store::listen_for_auth_changes`] hears every change (see [`bearer_cache`]).
+    bearer_cache: Option<std::sync::Arc<bearer_cache::BearerCache>>,
 }
 
 #[derive(Clone, Debug)]
@@ -84,6 +87,7 @@ pub(crate) mod audit;
 mod audit_sqlite;
 pub mod auth_failures;
 pub mod bearer;
+pub mod bearer_cache;
 pub mod confirm;
 mod credentials;
 mod leases;
@@ -254,6 +258,7 @@ impl Store {
                     backend: Backend::Postgres(pool),
                     appender: None,
                     readers: None,
+                    bearer_cache: Some(Default::default()),
                 })
             }
             _ => Err(StoreError::UnsupportedUrl {
@@ -326,7 +331,23 @@ impl Store {
             backend: Backend::Sqlite(pool),
             appender,
             readers,
+            bearer_cache: None,
         })
+    }
+
+    /// On PostgreSQL, starts listening for changes to anything a bearer lookup reads, and
+    /// caches successful lookups while the listener provably receives (see [`bearer_cache`]).
+    /// For a long-running server; one more connection is held for it. Does nothing on SQLite,
+    /// whose lookups are local and not cached.
+    pub fn listen_for_auth_changes(&self) {
+        if let (Backend::Postgres(pool), Some(cache)) = (&self.backend, &self.bearer_cache) {
+            tokio::spawn(bearer_cache::listen(pool.clone(), cache.clone()));
+        }
+    }
+
+    /// Whether bearer lookups are being answered from the cache now (PostgreSQL, listening).
+    pub fn bearer_cache_live(&self) -> bool {
+        self.bearer_cache.as_ref().is_some_and(|c| c.is_live())
     }
 
     /// Applies pending schema migrations. Safe to run on every start: applied

@@ -960,47 +960,56 @@ async fn purge(
     Ok(total)
 }
 
-/// Purges past retention now and then daily, for as long as the server runs.
-/// The job lease the retention purge runs under, so that of several instances on one state
-/// store only one purges at a time; a lease outlives a purge that dies with its instance by at
-/// most this long.
-const PURGE_LEASE: Duration = Duration::from_secs(60 * 60);
-
-pub fn start_retention(store: Store, log: AuditLog, signer: Arc<Signer>, days: u32) {
-    let holder = format!("{}:{}", std::process::id(), random_token());
+/// Runs the retention purge for as long as the server runs, on whichever instance holds the
+/// `audit_retention` lease (see `warden_store::jobs`): when it takes the lease, then every
+/// `every`. Each run leaves one `retention_purge_run` record on the `_system` chain naming the
+/// instance and when the run started and finished, so the trail shows that runs never overlap;
+/// each chain a run cut also gets its `retention_purge` record.
+pub fn start_retention(
+    store: Store,
+    log: AuditLog,
+    signer: Arc<Signer>,
+    days: u32,
+    every: Duration,
+    lease: Arc<warden_store::jobs::Lease>,
+) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(24 * 60 * 60));
+        let mut tick = tokio::time::interval(every.min(Duration::from_secs(60)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_run: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
-            let now = Utc::now().timestamp_millis();
-            let until = now + PURGE_LEASE.as_millis() as i64;
-            match store
-                .take_lease("audit_retention", &holder, now, until)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::debug!("another instance holds the retention purge");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot take the retention purge lease; skipping this purge");
-                    continue;
-                }
+            if !lease.held() {
+                last_run = None;
+                continue;
             }
-            let purged = purge(
-                &store,
-                &log,
-                &signer,
-                &retention_cutoff(days),
-                Source::System,
-            )
-            .await;
-            if let Err(e) = store.release_lease("audit_retention", &holder).await {
-                tracing::warn!(error = %e, "could not release the retention purge lease; it expires on its own");
+            if last_run.is_some_and(|t| t.elapsed() < every) {
+                continue;
+            }
+            last_run = Some(std::time::Instant::now());
+            let started = Utc::now();
+            let before = retention_cutoff(days);
+            let purged = purge(&store, &log, &signer, &before, Source::System).await;
+            let finished = Utc::now();
+            let (outcome, records) = match &purged {
+                Ok(n) => ("success", *n),
+                Err(_) => ("error", 0),
+            };
+            let run = Event::new("retention_purge_run", Source::System, "retention_purge").detail(
+                serde_json::json!({
+                    "holder": lease.holder(),
+                    "started_at": started.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    "finished_at": finished.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    "records": records,
+                    "before": before,
+                    "outcome": outcome,
+                }),
+            );
+            if let Err(e) = log.append(run).await {
+                tracing::error!(error = %e, "could not record the retention purge run");
             }
             match purged {
-                Ok(0) => {}
+                Ok(0) => tracing::debug!(days, "audit retention purge: nothing to purge"),
                 Ok(n) => tracing::info!(records = n, days, "audit retention purge"),
                 Err(e) => tracing::error!(error = %e, "audit retention purge failed"),
             }
@@ -1009,7 +1018,7 @@ pub fn start_retention(store: Store, log: AuditLog, signer: Arc<Signer>, days: u
 }
 
 /// A random token telling this process's leases apart from a restarted one with the same pid.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut b = [0u8; 8];
     rand::Rng::fill(&mut rand::rng(), &mut b[..]);
     hex::encode(b)

@@ -10,6 +10,7 @@ use warden_core::audit::Sink;
 use warden_core::pipeline::{LivePipeline, Pipeline};
 use warden_core::project::{self, AuthMode, Project};
 use warden_store::audit::{AuditLog, Signer};
+use warden_store::jobs::Lease;
 
 use crate::{admin, audit_cmd};
 
@@ -20,6 +21,8 @@ pub(crate) struct Opened {
     pub(crate) state: warden_store::Store,
     /// `None` with `audit: { enabled: false }`.
     audit: Option<Audit>,
+    /// This instance's claims on the jobs only one instance runs at a time.
+    leases: Vec<Arc<Lease>>,
 }
 
 #[derive(Clone)]
@@ -42,6 +45,10 @@ impl Opened {
             && let Err(e) = a.log.checkpoint("shutdown").await
         {
             tracing::error!(error = %e, "could not sign the shutdown checkpoint");
+        }
+        // Another instance takes the jobs over now rather than when the leases run out.
+        for lease in &self.leases {
+            lease.release(&self.state).await;
         }
     }
 }
@@ -77,16 +84,26 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
         anyhow::bail!("{problem}");
     }
     let state = admin::open_state_at(&project.auth.state).await?;
+    // A server caches bearer lookups while it hears every change (PostgreSQL only).
+    state.listen_for_auth_changes();
+    // Names this instance in job leases and in the records its jobs leave.
+    let holder = format!("pid {} ({})", std::process::id(), audit_cmd::random_token());
+    let mut leases = Vec::new();
     let audit = if project.audit.enabled {
         let signer = Arc::new(
             Signer::load_or_create(&project.audit.signing_key)
                 .map_err(|e| anyhow::anyhow!("{e}; set audit.signing_key in the project file"))?,
         );
         audit_cmd::check_signer(&state, &signer, &project.audit.signing_key, project_file).await?;
+        let periodic = Lease::keep(state.clone(), "audit_checkpoints", holder.clone());
+        leases.push(periodic.clone());
         let log = AuditLog::start(
             state.clone(),
             Some(signer.clone()),
-            warden_store::audit::Options::default(),
+            warden_store::audit::Options {
+                periodic: Some(periodic),
+                ..Default::default()
+            },
         );
         Some(Audit { log, signer })
     } else {
@@ -104,6 +121,7 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
     let sink = sink_of(audit.as_ref());
     let manifest = audit_cmd::manifest_event(&project);
     let retention_days = project.audit.retention_days;
+    let purge_every = project.audit.purge_every;
     let pipeline = Pipeline::open(Arc::new(project), confirmations, sink.clone())
         .await
         .context("cannot open the project's data")?;
@@ -112,16 +130,21 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
         .await
         .context("cannot record the project load; refusing to serve without an audit trail")?;
     if let Some(a) = &audit {
+        let lease = Lease::keep(state.clone(), "audit_retention", holder);
+        leases.push(lease.clone());
         audit_cmd::start_retention(
             state.clone(),
             a.log.clone(),
             a.signer.clone(),
             retention_days,
+            purge_every,
+            lease,
         );
     }
     Ok(Opened {
         pipeline: LivePipeline::new(pipeline),
         state,
         audit,
+        leases,
     })
 }

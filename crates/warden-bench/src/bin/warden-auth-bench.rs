@@ -1,5 +1,8 @@
 //! Measures authentication costs in-process, against a real state store:
-//! - bearer validation per request (access token, API key), in microseconds;
+//! - bearer validation per request (access token, API key), in microseconds; on PostgreSQL
+//!   without and with the bearer cache (LISTEN/NOTIFY);
+//! - the time from a revocation committed by another connection (another instance, the CLI)
+//!   to the first refused request at this one;
 //! - durable refresh-token rotations per second, sequential and concurrent.
 //!
 //! Prints a table with the command and machine.
@@ -32,6 +35,9 @@ struct Args {
     /// Refresh rotations to time (sequential run; the concurrent run does the same total).
     #[arg(long, default_value_t = 1_000)]
     rotations: u32,
+    /// Revocations timed from commit (through another connection) to first refusal.
+    #[arg(long, default_value_t = 50)]
+    revocations: u32,
     /// Concurrent refresh chains in the concurrent run.
     #[arg(long, default_value_t = 16)]
     concurrency: u32,
@@ -143,31 +149,94 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     let mut rows = Vec::new();
-    for (name, bearer) in [
-        ("access token", access.expose().to_string()),
-        ("API key", key.expose().to_string()),
-    ] {
-        for _ in 0..200 {
-            auth.authenticate(&bearer).await?;
+    let postgres = args.postgres.is_some();
+    let passes: &[&str] = if postgres { &["", " (cached)"] } else { &[""] };
+    for pass in passes {
+        if !pass.is_empty() {
+            store.listen_for_auth_changes();
+            let started = Instant::now();
+            while !store.bearer_cache_live() {
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the bearer cache never went live"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
-        let mut samples = Vec::with_capacity(args.validations as usize);
-        let started = Instant::now();
-        for _ in 0..args.validations {
-            let t = Instant::now();
-            auth.authenticate(&bearer).await?;
-            samples.push(t.elapsed());
+        for (name, bearer) in [
+            ("access token", access.expose().to_string()),
+            ("API key", key.expose().to_string()),
+        ] {
+            let name = format!("{name}{pass}");
+            for _ in 0..200 {
+                auth.authenticate(&bearer).await?;
+            }
+            let mut samples = Vec::with_capacity(args.validations as usize);
+            let started = Instant::now();
+            for _ in 0..args.validations {
+                let t = Instant::now();
+                auth.authenticate(&bearer).await?;
+                samples.push(t.elapsed());
+            }
+            let total = started.elapsed();
+            samples.sort();
+            rows.push(format!(
+                "| validate {name} | {} | {:.0}/s | {:.1} | {:.1} | {:.1} |",
+                args.validations,
+                f64::from(args.validations) / total.as_secs_f64(),
+                total.as_secs_f64() * 1e6 / f64::from(args.validations),
+                percentile(&samples, 0.5),
+                percentile(&samples, 0.99)
+            ));
         }
-        let total = started.elapsed();
-        samples.sort();
-        rows.push(format!(
-            "| validate {name} | {} | {:.0}/s | {:.1} | {:.1} | {:.1} |",
-            args.validations,
-            f64::from(args.validations) / total.as_secs_f64(),
-            total.as_secs_f64() * 1e6 / f64::from(args.validations),
-            percentile(&samples, 0.5),
-            percentile(&samples, 0.99)
-        ));
     }
+
+    // A revocation made through another connection, to the first refused request here.
+    let other = match &args.postgres {
+        Some(url) => Store::connect(url).await?,
+        None => Store::open_sqlite(dir.path().join("state.db")).await?,
+    };
+    let mut waits = Vec::new();
+    for n in 0..args.revocations {
+        let k = token::generate(TokenKind::ApiKey)?;
+        let created = store
+            .create_api_key(
+                k.hash().as_str(),
+                &k.display_prefix(),
+                org.id,
+                user.id,
+                &format!("revoked-{n}"),
+                Scopes::READ,
+                Utc::now(),
+            )
+            .await?;
+        for _ in 0..3 {
+            auth.authenticate(k.expose()).await?;
+        }
+        other
+            .revoke_api_key(org.id, &created.id, Utc::now())
+            .await?;
+        let t = Instant::now();
+        loop {
+            if auth.authenticate(k.expose()).await.is_err() {
+                break;
+            }
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(5),
+                "a revoked key was still accepted 5 s later"
+            );
+        }
+        waits.push(t.elapsed());
+    }
+    waits.sort();
+    rows.push(format!(
+        "| revocation elsewhere → first refusal here | {} | | | {:.1} | {:.1} (max {:.1}) |",
+        args.revocations,
+        percentile(&waits, 0.5),
+        percentile(&waits, 0.99),
+        waits.last().map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    ));
+    other.close().await;
 
     // The same access-token validation done as three separate lookups (token and grant,
     // user, organisation), as before it became one query: the ratio is measured in this run.

@@ -71,6 +71,8 @@ pub struct FieldLocation {
 pub struct AuditConfig {
     pub enabled: bool,
     pub retention_days: u32,
+    /// How often the retention purge runs.
+    pub purge_every: std::time::Duration,
     /// Absolute, or relative to the working directory.
     pub signing_key: PathBuf,
 }

@@ -147,6 +147,10 @@ pub struct AuditSection {
     /// Days records are kept. Default 365.
     #[serde(default)]
     pub retention_days: Option<Spanned<u32>>,
+    /// How often the retention purge runs, in seconds (on one instance at a time). Default
+    /// 86400 (daily).
+    #[serde(default)]
+    pub purge_every_seconds: Option<Spanned<u64>>,
     /// The Ed25519 key that signs checkpoints, relative to the project file; created on first
     /// use. Keep it outside the database (and ideally on another machine's backup). Default
     /// `.warden/audit.key`.

@@ -61,6 +61,11 @@ pub struct Options {
     pub checkpoint_every: u64,
     /// ...or this long after its last one, whichever comes first.
     pub checkpoint_interval: Duration,
+    /// When several instances share the trail: the lease of the periodic checkpoint job.
+    /// Only its holder signs periodic checkpoints, of every chain that has records past its
+    /// last checkpoint (whoever wrote them). Without one, the writer checkpoints on its own
+    /// schedule after writing. Checkpoints by count and at shutdown are signed regardless.
+    pub periodic: Option<std::sync::Arc<crate::jobs::Lease>>,
 }
 
 impl Default for Options {
@@ -69,6 +74,7 @@ impl Default for Options {
             max_batch: 1024,
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(10),
+            periodic: None,
         }
     }
 }
@@ -248,8 +254,12 @@ async fn writer(
                 None => break,
             },
             _ = tick.tick() => {
+                let due = match &options.periodic {
+                    Some(lease) => lease.held(),
+                    None => !since_checkpoint.is_empty(),
+                };
                 if let Some(signer) = &signer
-                    && !since_checkpoint.is_empty()
+                    && due
                 {
                     match store.audit_checkpoint(signer, "periodic").await {
                         Ok(_) => since_checkpoint.clear(),

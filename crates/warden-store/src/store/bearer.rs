@@ -6,6 +6,7 @@ use rusqlite::types::Value;
 use warden_sqlite::Readers;
 
 use super::audit_sqlite::sqlite_error;
+use super::bearer_cache::Cached;
 use super::rows::{ApiKeyRow, GrantRow, millis};
 use super::{Backend, Store};
 use crate::StoreError;
@@ -22,7 +23,8 @@ pub struct PrincipalRow {
 
 const ACCESS_IDENTITY: &str = "SELECT g.id, g.org_id, g.user_id, g.client_id, g.scopes, \
       g.role, g.resource, g.created_at, g.updated_at, g.revoked_at, g.revoked_reason, \
-      u.email AS holder_email, o.slug AS holder_org_slug, u.disabled_at AS holder_disabled_at \
+      u.email AS holder_email, o.slug AS holder_org_slug, u.disabled_at AS holder_disabled_at, \
+      t.expires_at AS token_expires_at \
      FROM access_tokens t \
      JOIN grants g ON g.id = t.grant_id \
      JOIN oauth_clients c ON c.id = g.client_id \
@@ -48,6 +50,7 @@ struct AccessIdentityRow {
     holder_email: String,
     holder_org_slug: String,
     holder_disabled_at: Option<i64>,
+    token_expires_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -95,6 +98,11 @@ impl Store {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(Grant, PrincipalRow)>, StoreError> {
+        let cache = self.bearer_cache.as_deref();
+        if let Some(Cached::Access { grant, holder, .. }) = cache.and_then(|c| c.get(hash, now)) {
+            return Ok(Some((grant, holder)));
+        }
+        let generation = cache.and_then(|c| c.generation());
         let row = match &self.readers {
             Some(readers) => {
                 let args = vec![Value::Text(hash.to_string()), Value::Integer(millis(now))];
@@ -104,6 +112,7 @@ impl Store {
                         holder_email: r.get(11)?,
                         holder_org_slug: r.get(12)?,
                         holder_disabled_at: r.get(13)?,
+                        token_expires_at: r.get(14)?,
                     })
                 })
                 .await?
@@ -114,15 +123,23 @@ impl Store {
                 .fetch_optional(pool)
                 .await)?,
         };
-        row.map(|r| {
-            let holder = PrincipalRow {
-                email: r.holder_email,
-                org_slug: r.holder_org_slug,
-                user_disabled: r.holder_disabled_at.is_some(),
+        let Some(r) = row else { return Ok(None) };
+        let holder = PrincipalRow {
+            email: r.holder_email,
+            org_slug: r.holder_org_slug,
+            user_disabled: r.holder_disabled_at.is_some(),
+        };
+        let grant = Grant::try_from(r.grant)?;
+        if let (Some(cache), Some(g)) = (cache, generation) {
+            let expires_at = DateTime::from_timestamp_millis(r.token_expires_at).unwrap_or(now);
+            let value = Cached::Access {
+                grant: grant.clone(),
+                holder: holder.clone(),
+                expires_at,
             };
-            Grant::try_from(r.grant).map(|g| (g, holder))
-        })
-        .transpose()
+            cache.put(g, hash, value);
+        }
+        Ok(Some((grant, holder)))
     }
 
     /// An unrevoked API key, its holder, and the holder's live role in the key's organisation
@@ -131,6 +148,12 @@ impl Store {
         &self,
         hash: &str,
     ) -> Result<Option<(ApiKey, PrincipalRow, Option<Role>)>, StoreError> {
+        let cache = self.bearer_cache.as_deref();
+        if let Some(Cached::Key { key, holder, role }) = cache.and_then(|c| c.get(hash, Utc::now()))
+        {
+            return Ok(Some((key, holder, Some(role))));
+        }
+        let generation = cache.and_then(|c| c.generation());
         let row = match &self.readers {
             Some(readers) => {
                 read_one(
@@ -167,6 +190,16 @@ impl Store {
             org_slug: r.holder_org_slug,
             user_disabled: r.holder_disabled_at.is_some(),
         };
-        Ok(Some((ApiKey::try_from(r.key)?, holder, role)))
+        let key = ApiKey::try_from(r.key)?;
+        // A key whose holder is no longer a member is refused, and refusals are not kept.
+        if let (Some(cache), Some(g), Some(role)) = (cache, generation, role) {
+            let value = Cached::Key {
+                key: key.clone(),
+                holder: holder.clone(),
+                role,
+            };
+            cache.put(g, hash, value);
+        }
+        Ok(Some((key, holder, role)))
     }
 }

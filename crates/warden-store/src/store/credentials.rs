@@ -162,6 +162,9 @@ impl Store {
             .execute(pool)
             .await
             .map(|_| ()))?;
+        if let Some(cache) = &self.bearer_cache {
+            cache.touched(&key_id.to_string(), now);
+        }
         Ok(())
     }
 

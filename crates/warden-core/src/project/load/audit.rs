@@ -21,9 +21,22 @@ impl Checker<'_> {
             Some(d) => d.value,
             None => 365,
         };
+        let purge_every = match &a.purge_every_seconds {
+            Some(s) if s.value == 0 => {
+                self.err(
+                    s,
+                    "audit.purge_every_seconds",
+                    "must be at least 1 (the purge runs this often; the default is 86400, daily)",
+                );
+                86_400
+            }
+            Some(s) => s.value,
+            None => 86_400,
+        };
         AuditConfig {
             enabled: a.enabled.is_none_or(|e| e.value),
             retention_days,
+            purge_every: std::time::Duration::from_secs(purge_every),
             signing_key: self.relative(
                 a.signing_key
                     .as_ref()
