@@ -107,7 +107,8 @@ def instance_file(first: Path, n: int) -> Path:
     if n == 0:
         return first
     other = first.with_name(f"warden-{n}.yaml")
-    other.write_text(first.read_text() + f"\naudit:\n  purge_every_seconds: 1\n  signing_key: .warden/audit-{n}.key\n")
+    base = first.read_text().split("\naudit:\n")[0]
+    other.write_text(base + f"\naudit:\n  purge_every_seconds: 1\n  signing_key: .warden/audit-{n}.key\n")
     return other
 
 

@@ -12,6 +12,7 @@ pub mod limiter;
 pub mod password;
 pub mod pkce;
 pub mod principal;
+pub mod rate;
 pub mod registration;
 pub mod server;
 pub mod token;

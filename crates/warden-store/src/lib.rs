@@ -60,6 +60,10 @@
 //! - A failure counter changes only by one `INSERT ... ON CONFLICT DO UPDATE
 //!   ... RETURNING` per statement, so concurrent failures from several
 //!   instances are each counted once and exactly one of them sets the lock.
+//! - A shared token bucket changes only by one such upsert that refills it and
+//!   takes from it together, so concurrent takers never get more than it held.
+//! - At most the capped number of never-used clients is registered, per address
+//!   and in all (counted and inserted in one transaction holding a lock row).
 //! - The audit trail (`audit`, `audit_*` tables): appends lock each chain's
 //!   head row, so a chain's `seq` has no gaps or duplicates across processes.
 //! - Operations of several statements run in one transaction; on SQLite it
@@ -82,4 +86,6 @@ pub use model::{
 pub use store::auth_failures::{FailureCount, FailureRule};
 pub use store::bearer::PrincipalRow;
 pub use store::confirm::Confirmation;
+pub use store::rate_buckets::TakeOutcome;
+pub use store::unused_clients::{ClientCap, Registration};
 pub use store::{AuditSigner, Endorsement, Store, endorsement_message};

@@ -7,7 +7,8 @@
 //!
 //! Organizations, users and memberships are here; OAuth clients, grants,
 //! codes and tokens in `oauth`; API keys, browser sessions and magic links in
-//! `credentials`; sign-in and token failure counters in `auth_failures`.
+//! `credentials`; sign-in and token failure counters in `auth_failures`; shared token
+//! buckets in `rate_buckets`; the cap and purge of never-used clients in `unused_clients`.
 
 use std::future::Future;
 use std::path::Path;
@@ -92,8 +93,10 @@ pub mod confirm;
 mod credentials;
 mod leases;
 mod oauth;
+pub mod rate_buckets;
 mod server_keys;
 mod signers;
+pub mod unused_clients;
 
 pub use signers::{AuditSigner, Endorsement, endorsement_message};
 

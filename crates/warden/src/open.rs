@@ -22,7 +22,9 @@ pub(crate) struct Opened {
     /// `None` with `audit: { enabled: false }`.
     audit: Option<Audit>,
     /// This instance's claims on the jobs only one instance runs at a time.
-    leases: Vec<Arc<Lease>>,
+    leases: std::sync::Mutex<Vec<Arc<Lease>>>,
+    /// Names this instance in job leases and in the records its jobs leave.
+    holder: String,
 }
 
 #[derive(Clone)]
@@ -36,6 +38,16 @@ impl Opened {
         sink_of(self.audit.as_ref())
     }
 
+    /// This instance's claim on job `name`'s lease: whoever holds it runs the job, one
+    /// instance at a time (see `warden_store::jobs`). Given up when the server stops.
+    pub(crate) fn job_lease(&self, name: &'static str) -> Arc<Lease> {
+        let lease = Lease::keep(self.state.clone(), name, self.holder.clone());
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.push(lease.clone());
+        }
+        lease
+    }
+
     /// Closes the pipeline (recording what it still holds) and signs a last checkpoint.
     pub(crate) async fn close(&self) {
         // A reloaded pipeline shares the data pools and the tally with the first, so closing
@@ -47,7 +59,8 @@ impl Opened {
             tracing::error!(error = %e, "could not sign the shutdown checkpoint");
         }
         // Another instance takes the jobs over now rather than when the leases run out.
-        for lease in &self.leases {
+        let leases = self.leases.lock().map(|l| l.clone()).unwrap_or_default();
+        for lease in leases {
             lease.release(&self.state).await;
         }
     }
@@ -130,7 +143,7 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
         .await
         .context("cannot record the project load; refusing to serve without an audit trail")?;
     if let Some(a) = &audit {
-        let lease = Lease::keep(state.clone(), "audit_retention", holder);
+        let lease = Lease::keep(state.clone(), "audit_retention", holder.clone());
         leases.push(lease.clone());
         audit_cmd::start_retention(
             state.clone(),
@@ -145,6 +158,7 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
         pipeline: LivePipeline::new(pipeline),
         state,
         audit,
-        leases,
+        leases: std::sync::Mutex::new(leases),
+        holder,
     })
 }

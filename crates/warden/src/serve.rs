@@ -236,7 +236,8 @@ pub(crate) async fn serve_http(
                 cfg.refresh_ttl,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?
-            .with_code_ttl(cfg.code_ttl);
+            .with_code_ttl(cfg.code_ttl)
+            .with_abuse_limits(pipeline.project().server.abuse_limits);
             let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
             Some(warden_server::web::oauth::AuthState::new(
                 Arc::new(auth),
@@ -245,6 +246,17 @@ pub(crate) async fn serve_http(
         }
     };
     let shutdown = CancellationToken::new();
+    if auth.is_some() {
+        let unused = pipeline.project().server.abuse_limits.unused_clients;
+        tokio::spawn(purge_unused_clients(
+            opened.state.clone(),
+            opened.sink(),
+            opened.job_lease("unused_clients"),
+            unused.expire_after,
+            unused.purge_every,
+            shutdown.clone(),
+        ));
+    }
     let redirect = match (pipeline.project().server.redirect_http, &tls) {
         (Some(raddr), Some(_)) => {
             let r = warden_server::RedirectServer::bind(raddr).await.with_context(|| {
@@ -366,4 +378,35 @@ fn reload_on_hangup(reload: Reload) {
     }
     #[cfg(not(unix))]
     drop(reload);
+}
+
+/// Deletes registered clients never authorized once they are `expire_after` old, every
+/// `every`, until `stop`, on whichever instance holds the `unused_clients` lease.
+async fn purge_unused_clients(
+    store: warden_store::Store,
+    audit: Arc<dyn warden_core::audit::Sink>,
+    lease: Arc<warden_store::jobs::Lease>,
+    expire_after: std::time::Duration,
+    every: std::time::Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !lease.held() {
+            continue;
+        }
+        let now = chrono::Utc::now();
+        match warden_auth::server::purge_unused_clients_once(&store, &*audit, expire_after, now)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged registered clients never authorized"),
+            Err(e) => tracing::warn!(error = %e, "could not purge unused clients"),
+        }
+    }
 }

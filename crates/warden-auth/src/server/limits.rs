@@ -26,7 +26,7 @@ pub(super) enum Limit {
 
 /// When this instance last purged dead counters (unix ms).
 #[derive(Debug, Default)]
-pub(super) struct LastPurge(AtomicI64);
+pub(super) struct LastPurge(pub(super) AtomicI64);
 
 impl AuthServer {
     fn limiter(&self, limit: Limit) -> &Limiter {

@@ -14,14 +14,18 @@
 //! code; `token_endpoint.rs` holds what the token grants share, `exchange.rs` and
 //! `refresh.rs` are the two grants, `revoke.rs` is RFC 7009; `sign_in.rs` is password and
 //! link sign-in and browser sessions; `limits.rs` keeps the limiter's counters in the state
-//! store; `events.rs` builds the audit events they record;
+//! store; `abuse.rs` limits the request rate per address on the endpoints anyone may call,
+//! and `flood.rs` records its refusals boundedly; `events.rs` builds the audit events they
+//! record;
 //! `error.rs` holds their refusals.
 
+mod abuse;
 mod authorize;
 mod bearer;
 mod error;
 mod events;
 mod exchange;
+mod flood;
 mod limits;
 mod refresh;
 mod register;
@@ -34,14 +38,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use warden_core::audit::Sink;
+use warden_core::project::AbuseLimits;
 use warden_store::Store;
 
 use crate::limiter::{Limiter, LimiterConfig};
 use crate::password::PasswordHasher;
+use crate::rate::SharedLimiter;
 
+pub use abuse::{AbuseRefusal, Endpoint, RATE_LIMITED, whole_seconds};
 pub use authorize::{AuthorizeParams, ValidAuthorize};
 pub use bearer::{AUTH_FAILURES, refused};
 pub use error::{AuthnError, AuthorizeError, InternalError, LoginError, TokenError};
+pub use register::{RegisterError, purge_unused_clients_once};
 pub use token_endpoint::TokenResponse;
 
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 60 * 60);
@@ -65,6 +73,12 @@ pub struct AuthServer {
     /// on first use.
     failure_key: tokio::sync::OnceCell<[u8; 32]>,
     last_purge: limits::LastPurge,
+    /// Request rates per address on the endpoints anyone may call, and the cap on unused
+    /// clients.
+    abuse_limits: AbuseLimits,
+    rate: SharedLimiter,
+    floods: Arc<flood::Floods>,
+    last_bucket_purge: limits::LastPurge,
     audit: Arc<dyn Sink>,
     /// The consent seal's key, read from (or created in) the state store on first use.
     consent_key: tokio::sync::OnceCell<[u8; 32]>,
@@ -87,7 +101,7 @@ impl AuthServer {
         let issuer = issuer.trim_end_matches('/').to_string();
         let passwords = PasswordHasher::new(2).map_err(|e| InternalError::Other(e.to_string()))?;
         Ok(Self {
-            store,
+            store: store.clone(),
             resource: format!("{issuer}/mcp"),
             issuer,
             access_ttl,
@@ -102,6 +116,10 @@ impl AuthServer {
             }),
             failure_key: tokio::sync::OnceCell::new(),
             last_purge: limits::LastPurge::default(),
+            abuse_limits: AbuseLimits::default(),
+            rate: SharedLimiter::new(store.clone()),
+            floods: flood::Floods::new(audit.clone()),
+            last_bucket_purge: limits::LastPurge::default(),
             audit,
             consent_key: tokio::sync::OnceCell::new(),
         })
@@ -110,6 +128,12 @@ impl AuthServer {
     /// Authorization codes live 5 minutes unless shortened here (never lengthened).
     pub fn with_code_ttl(mut self, ttl: Duration) -> Self {
         self.code_ttl = ttl.min(Duration::from_secs(5 * 60));
+        self
+    }
+
+    /// The per-address limits and the cap on unused clients (defaults unless set here).
+    pub fn with_abuse_limits(mut self, limits: AbuseLimits) -> Self {
+        self.abuse_limits = limits;
         self
     }
 

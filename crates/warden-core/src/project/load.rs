@@ -11,6 +11,7 @@
 //! Loading reads nothing but the file: whether the SQL runs on the real database is for
 //! `warden check`, which prepares every statement after loading.
 
+mod abuse_limits;
 mod audit;
 mod auth;
 mod data;

@@ -93,6 +93,9 @@ pub struct ServerConfig {
     /// A plain-HTTP listener that only redirects to HTTPS (with `tls`).
     pub redirect_http: Option<SocketAddr>,
     pub limits: ConnectionLimits,
+    /// Per-address limits on the OAuth endpoints and sign-in pages, and the cap on clients
+    /// registered and never used (`server.limits.unauthenticated`, `.unused_clients`).
+    pub abuse_limits: AbuseLimits,
     /// No MCP sessions: every request stands alone, so any instance can serve it
     /// (`server.sessions: stateless`).
     pub stateless: bool,
@@ -131,6 +134,72 @@ impl Default for ConnectionLimits {
             max_connections_per_address: 256,
             header_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+/// A token bucket: `burst` requests at once, refilled at `per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
+/// Limits per client address on the endpoints anyone may call, and on the clients anyone
+/// may register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbuseLimits {
+    pub register: Bucket,
+    /// `GET` and `POST /authorize`.
+    pub authorize: Bucket,
+    /// `/token`: refreshes are routine, so it allows more.
+    pub token: Bucket,
+    pub revoke: Bucket,
+    /// `/login` and `/login/magic` (on top of the failure counting of sign-in).
+    pub sign_in: Bucket,
+    pub unused_clients: UnusedClients,
+}
+
+/// The cap on registered clients no one ever authorized, and their expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnusedClients {
+    pub per_address: u32,
+    pub total: u32,
+    /// Unused clients older than this are deleted...
+    pub expire_after: std::time::Duration,
+    /// ...by a purge this often.
+    pub purge_every: std::time::Duration,
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        Self {
+            register: Bucket {
+                burst: 20,
+                per_minute: 10,
+            },
+            authorize: Bucket {
+                burst: 100,
+                per_minute: 60,
+            },
+            token: Bucket {
+                burst: 100,
+                per_minute: 120,
+            },
+            revoke: Bucket {
+                burst: 50,
+                per_minute: 30,
+            },
+            sign_in: Bucket {
+                burst: 30,
+                per_minute: 10,
+            },
+            unused_clients: UnusedClients {
+                per_address: 20,
+                total: 10_000,
+                expire_after: std::time::Duration::from_secs(24 * 60 * 60),
+                purge_every: std::time::Duration::from_secs(10 * 60),
+            },
         }
     }
 }

@@ -121,6 +121,51 @@ pub struct LimitsSection {
     pub header_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub idle_timeout_ms: Option<Spanned<u64>>,
+    /// Requests per client address to the OAuth endpoints and sign-in pages.
+    #[serde(default)]
+    pub unauthenticated: Option<Spanned<UnauthenticatedSection>>,
+    /// Clients registered through `/register` that never completed an authorization.
+    #[serde(default)]
+    pub unused_clients: Option<Spanned<UnusedClientsSection>>,
+}
+
+/// One bucket per endpoint family, per client address.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UnauthenticatedSection {
+    #[serde(default)]
+    pub register: Option<Spanned<BucketSection>>,
+    #[serde(default)]
+    pub authorize: Option<Spanned<BucketSection>>,
+    #[serde(default)]
+    pub token: Option<Spanned<BucketSection>>,
+    #[serde(default)]
+    pub revoke: Option<Spanned<BucketSection>>,
+    #[serde(default)]
+    pub sign_in: Option<Spanned<BucketSection>>,
+}
+
+/// A token bucket: `burst` requests at once, then `per_minute`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSection {
+    #[serde(default)]
+    pub burst: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub per_minute: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UnusedClientsSection {
+    #[serde(default)]
+    pub per_address: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub total: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub expire_after_seconds: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub purge_every_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@
 //!   `resources/read` and `prompts/get`;
 //! - `warden.policy.denials` (pipeline record stage), by `rule`;
 //! - `warden.auth.failures` (warden-auth, and the bearer gate for `missing`), by `reason`;
+//! - `warden.auth.rate_limited` (warden-auth's abuse limits), by `endpoint` and `limit`;
 //! - `warden.audit.commit.duration`, `.records` and `.failures` (the audit writer);
 //! - `warden.pool.size` and `warden.pool.idle` by `pool` (`state`, `data`), sampled at each
 //!   scrape by the `sample` function the caller gives [`MetricsServer::bind`].
@@ -79,6 +80,10 @@ pub fn install() -> Result<PrometheusHandle, InstallError> {
     describe_counter!(
         warden_auth::server::AUTH_FAILURES,
         "Bearer authentication refusals at /mcp, by reason."
+    );
+    describe_counter!(
+        warden_auth::server::RATE_LIMITED,
+        "Requests to the OAuth endpoints and sign-in pages refused by a per-address limit, by endpoint and limit."
     );
     describe_histogram!(
         COMMIT_DURATION,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::Checker;
-use crate::project::{ConnectionLimits, ServerConfig, TlsConfig, model};
+use crate::project::{AbuseLimits, ConnectionLimits, ServerConfig, TlsConfig, model};
 
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
@@ -192,6 +192,16 @@ impl Checker<'_> {
                 }
             },
         };
+        let abuse_limits = match &s.limits {
+            None => AbuseLimits::default(),
+            Some(l) => match self.abuse_limits(&l.value) {
+                Some(v) => v,
+                None => {
+                    ok = false;
+                    AbuseLimits::default()
+                }
+            },
+        };
         let metrics_bind = match &s.metrics {
             None => None,
             Some(m) => {
@@ -273,6 +283,7 @@ impl Checker<'_> {
             hsts,
             redirect_http,
             limits,
+            abuse_limits,
             metrics_bind,
             stateless,
             trusted_proxies,

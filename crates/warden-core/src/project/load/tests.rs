@@ -377,3 +377,31 @@ fn server_limits_tls_hsts_and_sessions_are_checked() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn abuse_limits_are_read_checked_and_misspellings_named() {
+    let yaml = format!(
+        "{BASE}server:\n  limits:\n    unauthenticated:\n      register: {{ burst: 5, per_minute: 2 }}\n    unused_clients: {{ per_address: 3, expire_after_seconds: 60 }}\n"
+    );
+    let p = load_str(&yaml, Path::new("p.yaml"), |_| None).unwrap();
+    let l = p.server.abuse_limits;
+    assert_eq!((l.register.burst, l.register.per_minute), (5, 2));
+    assert_eq!(l.token, crate::project::AbuseLimits::default().token);
+    assert_eq!(l.unused_clients.per_address, 3);
+    assert_eq!(l.unused_clients.total, 10_000);
+    assert_eq!(l.unused_clients.expire_after.as_secs(), 60);
+
+    let problems = errors(&format!(
+        "{BASE}server:\n  limits:\n    unauthenticated:\n      token: {{ burst: 0 }}\n      registr: {{ burst: 1 }}\n    unused_clients: {{ per_address: 50, total: 10 }}\n"
+    ));
+    for want in [
+        "server.limits.unauthenticated.token.burst",
+        "did you mean `register`?",
+        "server.limits.unused_clients.per_address",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(want)),
+            "{want} in {problems:#?}"
+        );
+    }
+}

@@ -5,9 +5,11 @@
 //! One file per job: `metadata.rs` serves the `/.well-known` documents, `register.rs`
 //! `/register`, `authorize.rs` the authorize and consent pages, `sign_in.rs` sign-in by
 //! password or link and sign-out, `token_endpoints.rs` `/token` and `/revoke`, and
-//! `bearer.rs` the gate in front of `/mcp`. What they share (state, JSON answers, CSRF
+//! `bearer.rs` the gate in front of `/mcp`; `abuse.rs` puts every request to the endpoints
+//! anyone may call to the per-address limits first. What they share (state, JSON answers, CSRF
 //! tokens, the signed-in user) is here.
 
+mod abuse;
 mod authorize;
 mod bearer;
 mod metadata;
@@ -83,6 +85,10 @@ pub(crate) fn routes(state: AuthState) -> Router {
         .route("/logout", post(logout))
         .route("/token", post(token_endpoint))
         .route("/revoke", post(revoke))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            abuse::limit_by_address,
+        ))
         .with_state(state)
 }
 

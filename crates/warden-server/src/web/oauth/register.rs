@@ -1,15 +1,22 @@
 //! `POST /register`: dynamic client registration (RFC 7591). The rules for which metadata is
 //! accepted live in `warden_auth::registration`.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 use warden_auth::registration::ClientMetadata;
+use warden_auth::server::{Endpoint, RegisterError};
 
 use super::{AuthState, SCOPES, json_no_store, oauth_error};
 
-pub(super) async fn register(State(s): State<AuthState>, body: axum::body::Bytes) -> Response {
+pub(super) async fn register(
+    State(s): State<AuthState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
     let meta: ClientMetadata = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => {
@@ -20,7 +27,7 @@ pub(super) async fn register(State(s): State<AuthState>, body: axum::body::Bytes
             );
         }
     };
-    match s.auth.register(&meta).await {
+    match s.auth.register(&meta, &addr.ip().to_string()).await {
         Ok(client) => json_no_store(
             StatusCode::CREATED,
             json!({
@@ -34,6 +41,14 @@ pub(super) async fn register(State(s): State<AuthState>, body: axum::body::Bytes
                 "scope": SCOPES.join(" "),
             }),
         ),
-        Err(e) => oauth_error(StatusCode::BAD_REQUEST, e.code(), e.description()),
+        Err(RegisterError::Invalid(e)) => {
+            oauth_error(StatusCode::BAD_REQUEST, e.code(), e.description())
+        }
+        Err(RegisterError::Refused(r)) => super::abuse::refused(Endpoint::Register, r),
+        Err(e @ RegisterError::Full) => oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            &e.to_string(),
+        ),
     }
 }
