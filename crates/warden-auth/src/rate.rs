@@ -66,10 +66,15 @@ pub enum Admission {
 #[error("the rate limit cannot be checked: {0}")]
 pub struct RateError(#[from] StoreError);
 
-/// Tokens taken from the shared bucket at a time: an eighth of the burst, at most
-/// [`MAX_GRANT`], at least one.
+/// Most tokens leased at once for a fast bucket (a quarter second of its rate).
+pub const MAX_FAST_GRANT: u32 = 256;
+
+/// Tokens taken from the shared bucket at a time: an eighth of the burst, at least one, and
+/// at most [`MAX_GRANT`], or a quarter second of the rate for a fast bucket (up to
+/// [`MAX_FAST_GRANT`]), so that a busy bucket costs one store write per many requests.
 pub fn grant_size(rule: Rule) -> u32 {
-    (rule.burst / 8).clamp(1, MAX_GRANT)
+    let by_rate = (rule.rate_per_sec / 4.0).clamp(0.0, f64::from(MAX_FAST_GRANT)) as u32;
+    (rule.burst / 8).clamp(1, by_rate.max(MAX_GRANT))
 }
 
 /// One key's local state.
@@ -141,6 +146,18 @@ impl SharedLimiter {
         rule: Rule,
         now: DateTime<Utc>,
     ) -> Result<Admission, RateError> {
+        self.admit_leasing(key, rule, grant_size(rule), now).await
+    }
+
+    /// As [`SharedLimiter::admit`], leasing `grant` tokens at a time (1 for a bucket that
+    /// does not refill, such as a daily quota, whose stranded tokens would never come back).
+    pub async fn admit_leasing(
+        &self,
+        key: &str,
+        rule: Rule,
+        grant: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, RateError> {
         let now_ms = now.timestamp_millis();
         let entry = self.entry(key, now_ms);
         if let Some(a) = lock(&entry.local).admit(now_ms) {
@@ -157,7 +174,7 @@ impl SharedLimiter {
                 key,
                 rule.rate_per_sec,
                 f64::from(rule.burst),
-                grant_size(rule),
+                grant.max(1),
                 now_ms,
             )
             .await?;
@@ -170,6 +187,19 @@ impl SharedLimiter {
         local.tokens = got.granted - 1;
         local.lease_until = now_ms.saturating_add(millis(LEASE_TTL));
         Ok(Admission::Allowed)
+    }
+
+    /// Tokens bucket `key` holds in the store now (leases held by instances not counted).
+    pub async fn left(&self, key: &str, rule: Rule, now: DateTime<Utc>) -> Result<f64, RateError> {
+        Ok(self
+            .store
+            .peek_tokens(
+                key,
+                rule.rate_per_sec,
+                f64::from(rule.burst),
+                now.timestamp_millis(),
+            )
+            .await?)
     }
 
     /// Keys held locally now.
@@ -223,3 +253,56 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests;
+
+/// The project's call limits (`warden_core::pipeline::limits`) over shared buckets.
+#[derive(Debug)]
+pub struct CallBuckets(pub Arc<SharedLimiter>);
+
+/// Below this rate a bucket is a quota: it is leased one token at a time.
+const QUOTA_RATE: f64 = 1e-3;
+
+impl warden_core::pipeline::limits::CallLimiter for CallBuckets {
+    fn take(
+        &self,
+        key: String,
+        rate: warden_core::pipeline::limits::Rate,
+        now: DateTime<Utc>,
+    ) -> futures::future::BoxFuture<'static, Result<Option<Duration>, String>> {
+        let limiter = self.0.clone();
+        Box::pin(async move {
+            let rule = Rule {
+                rate_per_sec: rate.per_sec,
+                burst: rate.burst,
+            };
+            let grant = if rate.per_sec < QUOTA_RATE {
+                1
+            } else {
+                grant_size(rule)
+            };
+            match limiter.admit_leasing(&key, rule, grant, now).await {
+                Ok(Admission::Allowed) => Ok(None),
+                Ok(Admission::Limited { retry_after }) => Ok(Some(retry_after)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn left(
+        &self,
+        key: String,
+        rate: warden_core::pipeline::limits::Rate,
+        now: DateTime<Utc>,
+    ) -> futures::future::BoxFuture<'static, Result<f64, String>> {
+        let limiter = self.0.clone();
+        Box::pin(async move {
+            let rule = Rule {
+                rate_per_sec: rate.per_sec,
+                burst: rate.burst,
+            };
+            limiter
+                .left(&key, rule, now)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -135,9 +135,17 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
     let manifest = audit_cmd::manifest_event(&project);
     let retention_days = project.audit.retention_days;
     let purge_every = project.audit.purge_every;
-    let pipeline = Pipeline::open(Arc::new(project), confirmations, sink.clone())
+    let authenticated = project.auth.mode == AuthMode::OAuth;
+    let mut pipeline = Pipeline::open(Arc::new(project), confirmations, sink.clone())
         .await
         .context("cannot open the project's data")?;
+    // The project's `limits`, in buckets every instance shares. Without authentication
+    // there is no caller to limit.
+    if authenticated {
+        let buckets = warden_auth::rate::SharedLimiter::new(state.clone());
+        pipeline =
+            pipeline.with_limiter(Arc::new(warden_auth::rate::CallBuckets(Arc::new(buckets))));
+    }
     // The tool manifest this process serves is on the record before any call is.
     sink.record(manifest)
         .await

@@ -90,6 +90,7 @@ pub(crate) async fn run(
             serde_json::Value::Object(a.clone())
         );
     }
+    print_limits(&project, t, &user, o, m, &store).await;
     store.close().await;
     Ok(if any_allowed {
         ExitCode::SUCCESS
@@ -161,4 +162,75 @@ fn explain(
         "by rule {}; arguments accepted; {policies}{confirm}",
         permit.rule()
     ))
+}
+
+/// The `limits` that apply to this user calling this tool, and how many calls each has left
+/// now (from the buckets every instance shares).
+async fn print_limits(
+    project: &warden_core::project::Project,
+    tool: &warden_core::project::Tool,
+    user: &warden_store::User,
+    org: &warden_store::Organization,
+    m: &warden_store::Membership,
+    store: &warden_store::Store,
+) {
+    use warden_core::pipeline::limits;
+    if project.limits.is_empty() {
+        println!("  limits: none (no `limits` in the project file)");
+        return;
+    }
+    let caller = warden_core::identity::Principal {
+        user_id: user.id.to_string(),
+        email: user.email.clone(),
+        org: org.slug.clone(),
+        role: m.role,
+        scopes: warden_store::Scopes::READ_WRITE,
+        method: "explain",
+        credential: String::new(),
+    };
+    let now = chrono::Utc::now();
+    let applied = limits::applicable(&project.limits, &caller, tool, now);
+    let buckets = warden_auth::rate::SharedLimiter::new(store.clone());
+    println!("  limits:");
+    for a in &applied {
+        let rule = warden_auth::rate::Rule {
+            rate_per_sec: a.rate.per_sec,
+            burst: a.rate.burst,
+        };
+        match buckets.left(&a.key, rule, now).await {
+            Ok(left) => println!(
+                "    {}: {}; {} left now",
+                a.name,
+                a.describe(),
+                left.floor()
+            ),
+            Err(e) => println!(
+                "    {}: {}; cannot read what is left: {e}",
+                a.name,
+                a.describe()
+            ),
+        }
+    }
+    if applied.is_empty() {
+        println!("    none apply to this user and tool");
+    }
+    if project.limits.per_client.is_some() {
+        println!(
+            "    limits.per_client: {} per API key or connected app, counted for whichever one calls",
+            limits::Applied {
+                name: String::new(),
+                key: String::new(),
+                rate: project
+                    .limits
+                    .per_client
+                    .map(Into::into)
+                    .unwrap_or(limits::Rate {
+                        burst: 0,
+                        per_sec: 0.0
+                    }),
+                resets_at: None,
+            }
+            .describe()
+        );
+    }
 }

@@ -37,6 +37,12 @@ pub enum CallError {
     /// The call could not be recorded, so it was refused (for a write: rolled back).
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A rate limit or quota in the project's `limits` is used up.
+    #[error("{0}")]
+    Limited(super::limits::Limited),
+    /// The limits could not be checked, so the call was refused.
+    #[error("the call limits cannot be checked now ({0}); nothing was run; try again shortly")]
+    LimitUnavailable(String),
 }
 
 impl CallError {

@@ -43,6 +43,7 @@ pub(super) fn tool_outcome(result: &Result<ToolResult, CallError>) -> &'static s
             | CallError::Confirmation(_),
         ) => "denied",
         Err(CallError::ConfirmationRequired(_)) => "confirmation_required",
+        Err(CallError::Limited(_) | CallError::LimitUnavailable(_)) => "limited",
         Err(
             CallError::Arguments(_)
             | CallError::Execution(_)

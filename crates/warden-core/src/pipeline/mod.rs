@@ -32,6 +32,7 @@ mod data;
 mod error;
 mod execute;
 mod input_policy;
+pub mod limits;
 mod measure;
 mod output;
 mod prompt;
@@ -76,6 +77,10 @@ pub struct Pipeline {
     /// Requests refused for want of a credential, counted and recorded per address per
     /// minute.
     unauthenticated: Arc<unauthenticated::Tally>,
+    /// The shared buckets behind the project's `limits`; `None` limits nothing.
+    limiter: Option<Arc<dyn limits::CallLimiter>>,
+    /// Calls refused by a limit, tallied so that a flood is recorded once a minute a bucket.
+    limited: Arc<limits::Tally>,
 }
 
 impl Pipeline {
@@ -93,6 +98,8 @@ impl Pipeline {
             confirmations,
             unauthenticated: unauthenticated::Tally::new(audit.clone()),
             audit,
+            limiter: None,
+            limited: Arc::default(),
         }
     }
 
@@ -111,7 +118,35 @@ impl Pipeline {
             confirmations,
             unauthenticated: unauthenticated::Tally::new(audit.clone()),
             audit,
+            limiter: None,
+            limited: Arc::default(),
         })
+    }
+
+    /// Applies the project's `limits` with `limiter`'s buckets (kept across reloads).
+    pub fn with_limiter(mut self, limiter: Arc<dyn limits::CallLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The limits that apply to `caller` calling `tool`, each with how many calls it has left
+    /// now (for `warden why`). Empty when nothing is limited.
+    pub async fn limits_left(
+        &self,
+        caller: &crate::identity::Principal,
+        tool: &Tool,
+    ) -> Vec<(limits::Applied, Result<f64, String>)> {
+        let now = chrono::Utc::now();
+        let applied = limits::applicable(&self.project.limits, caller, tool, now);
+        let mut out = Vec::new();
+        for a in applied {
+            let left = match &self.limiter {
+                Some(l) => l.left(a.key.clone(), a.rate, now).await,
+                None => Err("no limiter is running".into()),
+            };
+            out.push((a, left));
+        }
+        out
     }
 
     pub fn project(&self) -> &Project {

@@ -90,6 +90,8 @@ pub(super) fn finish_tool(e: &mut Event, result: &Result<ToolResult, CallError>,
         CallError::Confirmation(m) => {
             e.deny("confirmation", "confirmation.refused", m.clone());
         }
+        CallError::Limited(l) => e.deny("limit", &l.limit, l.to_string()),
+        CallError::LimitUnavailable(m) => e.deny("limit", "limits.unavailable", m.clone()),
         CallError::ConfirmationRequired(p) => {
             // Never the token: it is a secret.
             e.outcome = Outcome::ConfirmationRequired;

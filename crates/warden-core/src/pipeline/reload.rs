@@ -116,6 +116,8 @@ impl Pipeline {
             confirmations: self.confirmations.clone(),
             audit: self.audit.clone(),
             unauthenticated: self.unauthenticated.clone(),
+            limiter: self.limiter.clone(),
+            limited: self.limited.clone(),
         })
     }
 }

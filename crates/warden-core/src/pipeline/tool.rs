@@ -13,6 +13,7 @@ use super::Pipeline;
 use super::arguments::{Split, bind_caller, split_confirmation};
 use super::error::CallError;
 use super::input_policy::tool_variables;
+use super::limits;
 use super::output::shape;
 use super::record::{self, write_gate};
 use super::request::CallRequest;
@@ -26,9 +27,47 @@ impl Pipeline {
     /// the same request id says so.
     pub async fn call_tool(&self, req: CallRequest<'_>) -> Result<ToolResult, CallError> {
         let started = Instant::now();
-        let result = self.call_tool_recorded(&req, started).await;
+        let result = match self.limit(&req, started).await {
+            Ok(()) => self.call_tool_recorded(&req, started).await,
+            Err(e) => Err(e),
+        };
         record::measure_tool(self.project.tool(req.tool), &req.peer, &result, started);
         result
+    }
+
+    /// The limit stage: the project's `limits` for an authenticated caller. A refusal is
+    /// recorded once a minute per bucket (see `limits.rs`); a limiter that cannot answer
+    /// refuses, on the record.
+    async fn limit(&self, req: &CallRequest<'_>, started: Instant) -> Result<(), CallError> {
+        let (Some(limiter), Some(caller), Some(tool)) =
+            (&self.limiter, req.caller, self.project.tool(req.tool))
+        else {
+            return Ok(());
+        };
+        if self.project.limits.is_empty() {
+            return Ok(());
+        }
+        let now = chrono::Utc::now();
+        let applied = limits::applicable(&self.project.limits, caller, tool, now);
+        let (err, detail) = match limits::take(limiter.as_ref(), &applied, now).await {
+            Ok(()) => return Ok(()),
+            Err(Ok((limited, key))) => match self.limited.refused(&key, now) {
+                Some(before) => {
+                    let d = limits::detail(&limited, before);
+                    (CallError::Limited(limited), Some(d))
+                }
+                None => return Err(CallError::Limited(limited)),
+            },
+            Err(Err(reason)) => (CallError::LimitUnavailable(reason), None),
+        };
+        let mut event =
+            record::call_event("tool_call", req.tool, req.caller, req.source, &req.peer);
+        event.params = audit::sanitize_arguments(tool, req.arguments);
+        let result: Result<ToolResult, CallError> = Err(err);
+        record::finish_tool(&mut event, &result, started);
+        event.detail = detail;
+        self.audit.record(event).await?;
+        result.map(|_| ())
     }
 
     async fn call_tool_recorded(

@@ -14,6 +14,7 @@
 mod abuse_limits;
 mod audit;
 mod auth;
+mod call_limits;
 mod data;
 mod error;
 mod params;
@@ -286,6 +287,7 @@ impl Checker<'_> {
             auth: auth?,
             policies: project_policies,
             audit: self.audit(raw.audit),
+            limits: self.call_limits(raw.limits, &tools),
             show_write_tools: raw
                 .authorization
                 .as_ref()

@@ -39,6 +39,8 @@ pub struct Project {
     /// The project-wide policy rules; they also govern resources and prompts.
     pub policies: crate::policy::PolicySet,
     pub audit: AuditConfig,
+    /// `limits`: rate limits and quotas on tool calls.
+    pub limits: CallLimits,
     pub tools: Vec<Tool>,
     pub resources: Vec<Resource>,
     pub prompts: Vec<Prompt>,
@@ -135,6 +137,28 @@ impl Default for ConnectionLimits {
             header_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(120),
         }
+    }
+}
+
+/// The `limits` section: token buckets on tool calls (none by default), shared by every
+/// instance through the state store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallLimits {
+    pub per_user: Option<Bucket>,
+    pub writes_per_user: Option<Bucket>,
+    pub per_client: Option<Bucket>,
+    pub per_org: Option<Bucket>,
+    /// Replaces `per_user` for these roles.
+    pub roles: Vec<(crate::identity::Role, Bucket)>,
+    /// Per user and tool.
+    pub tools: Vec<(String, Bucket)>,
+    pub calls_per_user_per_day: Option<u64>,
+    pub calls_per_org_per_day: Option<u64>,
+}
+
+impl CallLimits {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
     }
 }
 

@@ -42,6 +42,9 @@ pub struct ProjectFile {
     /// The audit trail: retention and the checkpoint signing key.
     #[serde(default)]
     pub audit: Option<Spanned<AuditSection>>,
+    /// Rate limits and daily quotas on tool calls.
+    #[serde(default)]
+    pub limits: Option<Spanned<CallLimitsSection>>,
     #[serde(default)]
     pub tools: Vec<Spanned<ToolSpec>>,
     #[serde(default)]
@@ -145,8 +148,44 @@ pub struct UnauthenticatedSection {
     pub sign_in: Option<Spanned<BucketSection>>,
 }
 
-/// A token bucket: `burst` requests at once, then `per_minute`.
+/// The top-level `limits` section: token buckets on tool calls, shared by every instance.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CallLimitsSection {
+    /// Per user (in their organisation), every tool.
+    #[serde(default)]
+    pub per_user: Option<Spanned<BucketSection>>,
+    /// Per user, write tools only (on top of `per_user`).
+    #[serde(default)]
+    pub writes_per_user: Option<Spanned<BucketSection>>,
+    /// Per OAuth client or API key.
+    #[serde(default)]
+    pub per_client: Option<Spanned<BucketSection>>,
+    /// Per organisation, all its users together.
+    #[serde(default)]
+    pub per_org: Option<Spanned<BucketSection>>,
+    /// `per_user` for a role instead of the default, by role name.
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, Spanned<BucketSection>>,
+    /// Per user and tool, by tool name.
+    #[serde(default)]
+    pub tools: std::collections::BTreeMap<String, Spanned<BucketSection>>,
+    /// Calls a day, reset at 00:00 UTC.
+    #[serde(default)]
+    pub daily: Option<Spanned<DailyQuotaSection>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DailyQuotaSection {
+    #[serde(default)]
+    pub calls_per_user: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub calls_per_org: Option<Spanned<u64>>,
+}
+
+/// A token bucket: `burst` requests at once, then `per_minute`.
+#[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct BucketSection {
     #[serde(default)]

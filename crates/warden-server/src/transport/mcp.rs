@@ -196,10 +196,25 @@ fn block(c: Content) -> ContentBlock {
     }
 }
 
+/// The JSON-RPC error code of a call refused by a rate limit or quota.
+pub const LIMITED: i32 = -32029;
+
 /// The one place a pipeline failure becomes MCP. An unknown tool is a protocol error
 /// (-32602); everything else is a tool result with `isError`, so the model sees the message
 /// and can correct itself.
 fn call_error(e: CallError) -> Result<CallToolResponse, ErrorData> {
+    if let CallError::Limited(l) = &e {
+        // A JSON-RPC error, not a tool result: the client, not only the model, must see it
+        // and wait. -32029: "429", in the range JSON-RPC leaves to servers.
+        return Err(ErrorData::new(
+            ErrorCode(LIMITED),
+            e.to_string(),
+            Some(json!({ "limit": l.limit, "retry_after_seconds": l.retry_after_secs() })),
+        ));
+    }
+    if let CallError::LimitUnavailable(_) = &e {
+        return Err(ErrorData::internal_error(e.to_string(), None));
+    }
     if e.is_tool_error() {
         Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into())
     } else {

@@ -63,9 +63,12 @@ const TAKE: &str = concat!(
      RETURNING tokens, last_take"
 );
 
-// Bounded, like every purge here; how many went is read from RETURNING.
+// Bounded, like every purge here; how many went is read from RETURNING. A daily quota's
+// bucket (`quota:DAY:...`) never refills, so it goes once its day is well past instead.
 const PURGE: &str = "DELETE FROM rate_buckets WHERE bucket_key IN (\
-     SELECT bucket_key FROM rate_buckets WHERE full_at <= $1 LIMIT $2) RETURNING bucket_key";
+     SELECT bucket_key FROM rate_buckets WHERE full_at <= $1 \
+      OR (bucket_key LIKE 'quota:%' AND updated_at < $1 - 172800000) LIMIT $2) \
+     RETURNING bucket_key";
 
 /// The slowest refill accepted: one token in about 11.6 days.
 pub const MIN_RATE_PER_SEC: f64 = 1e-6;
@@ -163,6 +166,28 @@ impl Store {
             granted,
             left,
             retry_after,
+        })
+    }
+
+    /// Tokens bucket `key` holds at `now_ms`, without taking any (a missing bucket is full).
+    pub async fn peek_tokens(
+        &self,
+        key: &str,
+        rate_per_sec: f64,
+        burst: f64,
+        now_ms: i64,
+    ) -> Result<f64, StoreError> {
+        const PEEK: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE bucket_key = $1";
+        let row: Option<(f64, i64)> = on_pool!(self, pool => sqlx::query_as(PEEK)
+            .bind(key)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(match row {
+            None => burst,
+            Some((tokens, updated_at)) => {
+                let elapsed = (now_ms - updated_at).max(0) as f64;
+                (tokens + elapsed * rate_per_sec / 1000.0).min(burst)
+            }
         })
     }
 

@@ -30,8 +30,24 @@ impl Checker<'_> {
         default: Bucket,
         ok: &mut bool,
     ) -> Bucket {
+        self.bucket_at(
+            b,
+            &format!("server.limits.unauthenticated.{name}"),
+            default,
+            ok,
+        )
+    }
+
+    /// A bucket written at `path` (for errors), with `default` for what is left out.
+    pub(super) fn bucket_at(
+        &mut self,
+        b: &Option<Spanned<model::BucketSection>>,
+        path: &str,
+        default: Bucket,
+        ok: &mut bool,
+    ) -> Bucket {
         let Some(b) = b else { return default };
-        let field = |f: &str| format!("server.limits.unauthenticated.{name}.{f}");
+        let field = |f: &str| format!("{path}.{f}");
         let mut get = |c: &mut Self, v: &Option<Spanned<u64>>, f: &str, d: u32| {
             if v.is_none() {
                 return d;
