@@ -26,6 +26,10 @@ import httpx2
 from warden_fixtures import EMAIL, PASSWORD, WARDEN, warden
 
 
+# `upcoming_obligations` may be called this many times a minute per user (a burst of as many).
+LIMIT = 12
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -173,7 +177,9 @@ def cluster(admin_url: str, n: int = 3):
                 f"  bind: 127.0.0.1:8080\n  public_url: http://127.0.0.1:{port}\n  sessions: stateless\n"
                 "  trusted_proxies: [127.0.0.1]\n"
                 "  limits:\n    max_connections_per_address: 1024\n  metrics:\n    bind: ${METRICS_BIND}")
-            file.write_text(yaml + f"\nstate:\n  postgres: {db_url}\n")
+            # One tool limited per user, for the test of limits shared across instances.
+            file.write_text(yaml + f"\nstate:\n  postgres: {db_url}\n"
+                            f"\nlimits:\n  tools:\n    upcoming_obligations: {{ burst: {LIMIT}, per_minute: {LIMIT} }}\n")
             f = str(file)
             warden("org", "add", "acme", "--name", "Acme", "-p", f)
             warden("user", "add", EMAIL, "--org", "acme", "--role", "admin", "--password-stdin", "-p", f, stdin=PASSWORD)

@@ -217,6 +217,42 @@ def test_kill_9_during_a_write_load_loses_nothing_acknowledged(lb):
           f"({sorted(set(map(str, failures)))}); every acknowledged one recorded; verify OK; restarted instance serving")
 
 
+def test_a_limit_holds_whichever_instances_serve_the_calls(lb):
+    """`limits.tools.upcoming_obligations` allows LIMIT calls a minute per user (all at once):
+    60 calls through the balancer, spread over the three instances, let through at most
+    LIMIT plus what the bucket refilled meanwhile (the stated bound: buckets are shared and
+    debited before use, so never more; with a grant of one token nothing is stranded, so
+    never fewer), and every refusal names the limit and when to retry."""
+    if lb is None:
+        return
+    import math
+    import time
+
+    from cluster import LIMIT
+
+    key = lb.cli("key", "add", "--org", "acme", "--user", EMAIL, "--name", "limited", "--scope", "mcp:read")
+    before = [i.operations() for i in lb.instances]
+    allowed, refused = 0, []
+    started = time.monotonic()
+    with httpx2.Client(timeout=20) as http:
+        for _ in range(60):
+            status, r = _call(http, lb.url, key, "upcoming_obligations", {"within_days": 30})
+            assert status == 200, status
+            if "error" in r:
+                refused.append(r["error"])
+            else:
+                allowed += 1
+    elapsed = time.monotonic() - started
+    served = [i.operations() - b for i, b in zip(lb.instances, before)]
+    assert sum(1 for n in served if n > 0) >= 2, f"the calls all landed on one instance: {served}"
+    bound = LIMIT + math.ceil(LIMIT * elapsed / 60)
+    assert LIMIT <= allowed <= bound, f"{allowed} calls let through in {elapsed:.1f} s; the limit allows {LIMIT} to {bound}"
+    for e in refused:
+        assert e["code"] == -32029 and e["data"]["limit"] == "limits.tools.upcoming_obligations", e
+        assert e["data"]["retry_after_seconds"] >= 1, e
+    print(f"limit {LIMIT}/min: {allowed} of 60 let through in {elapsed:.1f} s over instances {served}")
+
+
 def _records(lb, event):
     out = subprocess.run([WARDEN, "log", "-p", str(lb.file), "--json", "--event", event, "--limit", "1000000"],
                          capture_output=True, text=True, env={**os.environ, "WARDEN_LOG": "warn"})

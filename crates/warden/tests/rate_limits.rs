@@ -159,10 +159,7 @@ async fn a_user_over_the_limit_is_refused_with_retry_after_and_another_user_is_n
             .await
             .unwrap();
         // Three refusals in one minute: one record, the rest counted.
-        let denied = audit_log(
-            &file,
-            &["--status", "denied", "--tool", "portfolio_report"],
-        );
+        let denied = audit_log(&file, &["--status", "denied", "--tool", "portfolio_report"]);
         let limited: Vec<&Value> = denied.iter().filter(|r| r["stage"] == "limit").collect();
         assert_eq!(limited.len(), 1, "{denied:?}");
         assert_eq!(limited[0]["rule"], "limits.per_user");
