@@ -287,6 +287,28 @@ impl warden_core::pipeline::limits::CallLimiter for CallBuckets {
         })
     }
 
+    fn debit(
+        &self,
+        key: String,
+        rate: warden_core::pipeline::limits::Rate,
+        n: u64,
+        now: DateTime<Utc>,
+    ) -> futures::future::BoxFuture<'static, Result<(), String>> {
+        let store = self.0.store.clone();
+        Box::pin(async move {
+            store
+                .debit_tokens(
+                    &key,
+                    rate.per_sec,
+                    f64::from(rate.burst),
+                    n,
+                    now.timestamp_millis(),
+                )
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn left(
         &self,
         key: String,

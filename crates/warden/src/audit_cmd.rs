@@ -62,6 +62,10 @@ pub struct LogArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Instead of records: today's use of the daily quotas in the project's `limits`, per
+    /// organisation and per member (narrowed by --org and --user).
+    #[arg(long)]
+    usage: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +148,9 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> anyhow::Result<String> {
 }
 
 pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
+    if args.usage {
+        return usage(&args).await;
+    }
     let now = Utc::now();
     let filter = Filter {
         since: args
@@ -1022,4 +1029,80 @@ pub(crate) fn random_token() -> String {
     let mut b = [0u8; 8];
     rand::Rng::fill(&mut rand::rng(), &mut b[..]);
     hex::encode(b)
+}
+
+/// `warden log --usage`: each daily quota's use today, per organisation and per member.
+async fn usage(args: &LogArgs) -> anyhow::Result<ExitCode> {
+    use warden_core::pipeline::limits::daily_quotas;
+    let p = load(&args.project)?;
+    let store = crate::admin::open_state_at(&p.auth.state).await?;
+    let now = Utc::now();
+    let buckets = warden_auth::rate::SharedLimiter::new(store.clone());
+    let mut rows: Vec<(String, String, String, u64, u32, String)> = Vec::new();
+    let orgs = store.list_orgs().await?;
+    for org in orgs
+        .iter()
+        .filter(|o| args.org.as_deref().is_none_or(|s| s == o.slug))
+    {
+        let mut whose: Vec<(String, Option<String>)> = Vec::new();
+        if args.user.is_none() {
+            whose.push(("(organisation)".into(), None));
+        }
+        for (u, _) in store.list_members(org.id).await? {
+            if args
+                .user
+                .as_deref()
+                .is_none_or(|w| w.eq_ignore_ascii_case(&u.email) || w == u.id.to_string())
+            {
+                whose.push((u.email.clone(), Some(u.id.to_string())));
+            }
+        }
+        for (label, user) in whose {
+            for q in daily_quotas(&p.limits, &org.slug, user.as_deref(), now) {
+                let rule = warden_auth::rate::Rule {
+                    rate_per_sec: q.rate.per_sec,
+                    burst: q.rate.burst,
+                };
+                let left = buckets.left(&q.key, rule, now).await?;
+                let used = (f64::from(q.rate.burst) - left).max(0.0).round() as u64;
+                let resets = q
+                    .resets_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default();
+                rows.push((
+                    org.slug.clone(),
+                    label.clone(),
+                    q.name,
+                    used,
+                    q.rate.burst,
+                    resets,
+                ));
+            }
+        }
+    }
+    store.close().await;
+    if rows.is_empty() {
+        println!(
+            "No daily quotas apply: add `limits.daily` to {} (see docs/project-file.md#limits).",
+            args.project.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.json {
+        for (org, who, limit, used, quota, resets) in rows {
+            println!(
+                "{}",
+                serde_json::json!({"org": org, "who": who, "limit": limit, "used": used, "quota": quota, "resets_at": resets})
+            );
+        }
+    } else {
+        println!(
+            "{:<16} {:<28} {:<36} {:>10} {:>10}  RESETS",
+            "ORG", "WHO", "QUOTA", "USED", "OF"
+        );
+        for (org, who, limit, used, quota, resets) in rows {
+            println!("{org:<16} {who:<28} {limit:<36} {used:>10} {quota:>10}  {resets}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

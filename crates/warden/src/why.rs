@@ -189,7 +189,8 @@ async fn print_limits(
         credential: String::new(),
     };
     let now = chrono::Utc::now();
-    let applied = limits::applicable(&project.limits, &caller, tool, now);
+    let mut applied = limits::applicable(&project.limits, &caller, tool, now);
+    applied.extend(limits::row_quotas(&project.limits, &caller, tool, now));
     let buckets = warden_auth::rate::SharedLimiter::new(store.clone());
     println!("  limits:");
     for a in &applied {

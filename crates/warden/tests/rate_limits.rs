@@ -217,6 +217,73 @@ async fn limits_per_tool_per_client_and_per_organisation_each_hold() {
     .await;
 }
 
+#[tokio::test]
+async fn a_daily_row_quota_stops_calls_once_used_and_log_shows_the_usage() {
+    let limits = "  daily:\n    rows_returned_per_user: 5\n";
+    on_each_backend("rows", limits, |file, [ana, _, bob]| async move {
+        let server = Server::start(&file);
+        let mut returned = 0;
+        let mut refused = None;
+        for _ in 0..10 {
+            match call(
+                &server,
+                &ana,
+                "search_vendors",
+                json!({"query": "a", "limit": 2}),
+            )
+            .await
+            {
+                Ok(r) => {
+                    let body: Value = serde_json::from_str(&common::text(&r)).unwrap();
+                    returned += body["row_count"].as_u64().unwrap();
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = refused.expect("the quota never refused");
+        assert_eq!(limited_by(&e), "limits.daily.rows_returned_per_user");
+        // A call may start while one row is left, so the day can end over by one call's rows.
+        assert!((5..=6).contains(&returned), "{returned} rows returned");
+        // Another user's quota is their own.
+        call(
+            &server,
+            &bob,
+            "search_vendors",
+            json!({"query": "a", "limit": 1}),
+        )
+        .await
+        .unwrap();
+        let out = common::run(&["log", "--usage", "--json", "-p", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let usage: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let ana_use = usage
+            .iter()
+            .find(|u| u["who"] == "ana@acme.example")
+            .unwrap();
+        assert_eq!(ana_use["limit"], "limits.daily.rows_returned_per_user");
+        // Counted up to the quota (a bucket holds no debt).
+        assert_eq!(ana_use["used"], returned.min(5));
+        assert_eq!(ana_use["quota"], 5);
+        let bob_use = usage
+            .iter()
+            .find(|u| u["who"] == "bob@acme.example")
+            .unwrap();
+        assert_eq!(bob_use["used"], 1);
+    })
+    .await;
+}
+
 /// A day's quota over the shared buckets, with the clock in the test's hands.
 async fn quota_resets_at_midnight(store: warden_store::Store) {
     let buckets = warden_auth::rate::CallBuckets(Arc::new(warden_auth::rate::SharedLimiter::new(

@@ -57,6 +57,15 @@ pub trait CallLimiter: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> BoxFuture<'static, Result<Option<Duration>, String>>;
 
+    /// Takes `n` from bucket `key` however many it holds (usage known after the call: rows).
+    fn debit(
+        &self,
+        key: String,
+        rate: Rate,
+        n: u64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'static, Result<(), String>>;
+
     /// Calls bucket `key` holds now, without taking any (for `warden why`).
     fn left(
         &self,
@@ -131,6 +140,63 @@ fn next_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
         .map_or(now + chrono::Duration::days(1), |t| t.and_utc())
 }
 
+/// The bucket of a daily quota: `kind` (`calls`, `rows_returned`, `rows_written`) for the
+/// day of `now`, per user when `user` is given, else per organisation.
+fn quota_key(now: DateTime<Utc>, kind: &str, org: &str, user: Option<&str>) -> String {
+    let day = format!("{:04}{:02}{:02}", now.year(), now.month(), now.day());
+    match user {
+        Some(u) => format!("quota:{day}:{kind}:user:{org}:{u}"),
+        None => format!("quota:{day}:{kind}:org:{org}"),
+    }
+}
+
+/// Every daily quota in `limits` for `org` (with `user`: that user's), for the day of `now`:
+/// what `warden log --usage` shows.
+pub fn daily_quotas(
+    limits: &CallLimits,
+    org: &str,
+    user: Option<&str>,
+    now: DateTime<Utc>,
+) -> Vec<Applied> {
+    let who = if user.is_some() { "user" } else { "org" };
+    let pick = |per_user: Option<u64>, per_org: Option<u64>| {
+        if user.is_some() { per_user } else { per_org }
+    };
+    [
+        (
+            "calls",
+            pick(limits.calls_per_user_per_day, limits.calls_per_org_per_day),
+        ),
+        (
+            "rows_returned",
+            pick(
+                limits.rows_returned_per_user_per_day,
+                limits.rows_returned_per_org_per_day,
+            ),
+        ),
+        (
+            "rows_written",
+            pick(
+                limits.rows_written_per_user_per_day,
+                limits.rows_written_per_org_per_day,
+            ),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(kind, n)| {
+        n.map(|n| Applied {
+            name: format!("limits.daily.{kind}_per_{who}"),
+            key: quota_key(now, kind, org, user),
+            rate: Rate {
+                burst: u32::try_from(n).unwrap_or(u32::MAX),
+                per_sec: QUOTA_RATE_PER_SEC,
+            },
+            resets_at: Some(next_midnight(now)),
+        })
+    })
+    .collect()
+}
+
 /// Every limit that applies to `caller` calling `tool` at `now`, most specific first.
 pub fn applicable(
     limits: &CallLimits,
@@ -194,7 +260,6 @@ pub fn applicable(
     if let Some(b) = limits.per_org {
         rate("limits.per_org".into(), format!("call:org:{org}"), b);
     }
-    let day = format!("{:04}{:02}{:02}", now.year(), now.month(), now.day());
     let resets_at = Some(next_midnight(now));
     let mut quota = |name: &str, key: String, n: u64| {
         out.push(Applied {
@@ -210,18 +275,109 @@ pub fn applicable(
     if let Some(n) = limits.calls_per_user_per_day {
         quota(
             "limits.daily.calls_per_user",
-            format!("quota:{day}:user:{org}:{user}"),
+            quota_key(now, "calls", org, Some(user)),
             n,
         );
     }
     if let Some(n) = limits.calls_per_org_per_day {
         quota(
             "limits.daily.calls_per_org",
-            format!("quota:{day}:org:{org}"),
+            quota_key(now, "calls", org, None),
             n,
         );
     }
     out
+}
+
+/// The daily row quotas that apply to `caller` calling `tool` at `now`: rows returned for a
+/// read tool, rows written for a write tool. A call may start while each has a row left; the
+/// rows it returned or changed are taken after it ran (see [`debit`]).
+pub fn row_quotas(
+    limits: &CallLimits,
+    caller: &Principal,
+    tool: &Tool,
+    now: DateTime<Utc>,
+) -> Vec<Applied> {
+    let org = &caller.org;
+    let user = &caller.user_id;
+    let (kind, per_user, per_org) = match tool.access {
+        Access::Read => (
+            "rows_returned",
+            limits.rows_returned_per_user_per_day,
+            limits.rows_returned_per_org_per_day,
+        ),
+        Access::Write => (
+            "rows_written",
+            limits.rows_written_per_user_per_day,
+            limits.rows_written_per_org_per_day,
+        ),
+    };
+    let mut out = Vec::new();
+    for (who, key, n) in [
+        ("user", quota_key(now, kind, org, Some(user)), per_user),
+        ("org", quota_key(now, kind, org, None), per_org),
+    ] {
+        if let Some(n) = n {
+            out.push(Applied {
+                name: format!("limits.daily.{kind}_per_{who}"),
+                key,
+                rate: Rate {
+                    burst: u32::try_from(n).unwrap_or(u32::MAX),
+                    per_sec: QUOTA_RATE_PER_SEC,
+                },
+                resets_at: Some(next_midnight(now)),
+            });
+        }
+    }
+    out
+}
+
+/// Whether each row quota in `quotas` has a row left; the first that has none refuses.
+pub async fn check_rows(
+    limiter: &dyn CallLimiter,
+    quotas: &[Applied],
+    now: DateTime<Utc>,
+) -> Result<(), Result<(Limited, String), String>> {
+    for q in quotas {
+        let left = limiter
+            .left(q.key.clone(), q.rate, now)
+            .await
+            .map_err(Err)?;
+        if left < 1.0 {
+            let retry_after = q
+                .resets_at
+                .and_then(|at| (at - now).to_std().ok())
+                .unwrap_or(Duration::from_secs(1));
+            metrics::counter!(CALLS_LIMITED, "limit" => q.name.clone()).increment(1);
+            return Err(Ok((
+                Limited {
+                    limit: q.name.clone(),
+                    describe: format!(
+                        "{} rows a day, reset at {}",
+                        q.rate.burst,
+                        q.resets_at.map_or_else(String::new, |t| t
+                            .format("%Y-%m-%d %H:%M UTC")
+                            .to_string())
+                    ),
+                    retry_after,
+                },
+                q.key.clone(),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Takes the `rows` a call returned or changed from each row quota.
+pub async fn debit(limiter: &dyn CallLimiter, quotas: &[Applied], rows: u64, now: DateTime<Utc>) {
+    if rows == 0 {
+        return;
+    }
+    for q in quotas {
+        if let Err(e) = limiter.debit(q.key.clone(), q.rate, rows, now).await {
+            tracing::error!(limit = %q.name, error = %e, "could not count a call's rows against its quota");
+        }
+    }
 }
 
 /// Takes one call from every bucket in `applied`, in order, stopping at the first that is

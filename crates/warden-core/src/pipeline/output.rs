@@ -17,6 +17,10 @@ pub(super) fn shape(
     out: QueryOutput,
     vars: &mut Map<String, Value>,
 ) -> Result<ToolResult, CallError> {
+    let counted = match tool.access {
+        Access::Write => out.rows_affected,
+        Access::Read => out.rows.len() as u64,
+    };
     let mut value = match (tool.returns, tool.access) {
         (Returns::Row, _) => match out.rows.into_iter().next() {
             Some(row) => Value::Object(row),
@@ -69,6 +73,7 @@ pub(super) fn shape(
         };
         let mut r = content_result(tool, rows)?;
         r.policy = report;
+        r.rows = counted;
         return Ok(r);
     }
     let text = serde_json::to_string(&value).unwrap_or_default();
@@ -76,6 +81,7 @@ pub(super) fn shape(
         content: vec![Content::Text(text)],
         structured: tool.output_schema.is_some().then_some(value),
         policy: report,
+        rows: counted,
     })
 }
 
@@ -119,6 +125,7 @@ fn content_result(tool: &Tool, rows: Vec<Map<String, Value>>) -> Result<ToolResu
         content,
         structured: None,
         policy: Default::default(),
+        rows: 0,
     })
 }
 

@@ -31,6 +31,8 @@ pub struct ToolResult {
     pub structured: Option<Value>,
     /// What the output policy did: rules fired, fields filtered or masked, policy version.
     pub policy: crate::policy::PolicyReport,
+    /// Rows the statement returned (a read) or changed (a write), for the daily quotas.
+    pub rows: u64,
 }
 
 /// What a previewed write would do.

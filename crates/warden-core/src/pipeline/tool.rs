@@ -28,7 +28,15 @@ impl Pipeline {
     pub async fn call_tool(&self, req: CallRequest<'_>) -> Result<ToolResult, CallError> {
         let started = Instant::now();
         let result = match self.limit(&req, started).await {
-            Ok(()) => self.call_tool_recorded(&req, started).await,
+            Ok(row_quotas) => {
+                let result = self.call_tool_recorded(&req, started).await;
+                if let (Ok(r), Some(limiter)) = (&result, &self.limiter)
+                    && !row_quotas.is_empty()
+                {
+                    limits::debit(limiter.as_ref(), &row_quotas, r.rows, chrono::Utc::now()).await;
+                }
+                result
+            }
             Err(e) => Err(e),
         };
         record::measure_tool(self.project.tool(req.tool), &req.peer, &result, started);
@@ -38,19 +46,29 @@ impl Pipeline {
     /// The limit stage: the project's `limits` for an authenticated caller. A refusal is
     /// recorded once a minute per bucket (see `limits.rs`); a limiter that cannot answer
     /// refuses, on the record.
-    async fn limit(&self, req: &CallRequest<'_>, started: Instant) -> Result<(), CallError> {
+    /// Returns the day's row quotas the call is to be counted against once it ran.
+    async fn limit(
+        &self,
+        req: &CallRequest<'_>,
+        started: Instant,
+    ) -> Result<Vec<limits::Applied>, CallError> {
         let (Some(limiter), Some(caller), Some(tool)) =
             (&self.limiter, req.caller, self.project.tool(req.tool))
         else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         if self.project.limits.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let now = chrono::Utc::now();
         let applied = limits::applicable(&self.project.limits, caller, tool, now);
-        let (err, detail) = match limits::take(limiter.as_ref(), &applied, now).await {
-            Ok(()) => return Ok(()),
+        let row_quotas = limits::row_quotas(&self.project.limits, caller, tool, now);
+        let checked = match limits::check_rows(limiter.as_ref(), &row_quotas, now).await {
+            Ok(()) => limits::take(limiter.as_ref(), &applied, now).await,
+            Err(e) => Err(e),
+        };
+        let (err, detail) = match checked {
+            Ok(()) => return Ok(row_quotas),
             Err(Ok((limited, key))) => match self.limited.refused(&key, now) {
                 Some(before) => {
                     let d = limits::detail(&limited, before);
@@ -67,7 +85,7 @@ impl Pipeline {
         record::finish_tool(&mut event, &result, started);
         event.detail = detail;
         self.audit.record(event).await?;
-        result.map(|_| ())
+        result.map(|_| Vec::new())
     }
 
     async fn call_tool_recorded(

@@ -154,6 +154,10 @@ pub struct CallLimits {
     pub tools: Vec<(String, Bucket)>,
     pub calls_per_user_per_day: Option<u64>,
     pub calls_per_org_per_day: Option<u64>,
+    pub rows_returned_per_user_per_day: Option<u64>,
+    pub rows_returned_per_org_per_day: Option<u64>,
+    pub rows_written_per_user_per_day: Option<u64>,
+    pub rows_written_per_org_per_day: Option<u64>,
 }
 
 impl CallLimits {

@@ -182,6 +182,16 @@ pub struct DailyQuotaSection {
     pub calls_per_user: Option<Spanned<u64>>,
     #[serde(default)]
     pub calls_per_org: Option<Spanned<u64>>,
+    /// Rows read tools return, a day.
+    #[serde(default)]
+    pub rows_returned_per_user: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub rows_returned_per_org: Option<Spanned<u64>>,
+    /// Rows write tools change, a day.
+    #[serde(default)]
+    pub rows_written_per_user: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub rows_written_per_org: Option<Spanned<u64>>,
 }
 
 /// A token bucket: `burst` requests at once, then `per_minute`.

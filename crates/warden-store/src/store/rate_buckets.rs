@@ -63,6 +63,23 @@ const TAKE: &str = concat!(
      RETURNING tokens, last_take"
 );
 
+/// Takes `$4` tokens whatever is there, leaving at least none: for usage known only after
+/// the fact (rows a call returned). `$6` is what a new (full) bucket keeps.
+const DEBIT: &str = concat!(
+    "INSERT INTO rate_buckets (bucket_key, tokens, updated_at, full_at, last_take) \
+     VALUES ($1, $6, $5, $5 + CAST(($3 - $6) / $2 AS BIGINT) + 1, $4) \
+     ON CONFLICT (bucket_key) DO UPDATE SET \
+     tokens = CASE WHEN ",
+    refilled!(),
+    " - $4 > 0 THEN ",
+    refilled!(),
+    " - $4 ELSE 0 END, last_take = $4, \
+     updated_at = CASE WHEN $5 > rate_buckets.updated_at THEN $5 \
+         ELSE rate_buckets.updated_at END, \
+     full_at = (CASE WHEN $5 > rate_buckets.updated_at THEN $5 \
+         ELSE rate_buckets.updated_at END) + CAST($3 / $2 AS BIGINT) + 1"
+);
+
 // Bounded, like every purge here; how many went is read from RETURNING. A daily quota's
 // bucket (`quota:DAY:...`) never refills, so it goes once its day is well past instead.
 const PURGE: &str = "DELETE FROM rate_buckets WHERE bucket_key IN (\
@@ -167,6 +184,32 @@ impl Store {
             left,
             retry_after,
         })
+    }
+
+    /// Takes `n` tokens from bucket `key` however many it holds (it keeps at least none):
+    /// usage counted after the fact, such as the rows a call returned.
+    pub async fn debit_tokens(
+        &self,
+        key: &str,
+        rate_per_sec: f64,
+        burst: f64,
+        n: u64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        check(rate_per_sec, burst, 1)?;
+        let rate_ms = rate_per_sec / 1000.0;
+        let n = n as f64;
+        on_pool!(self, pool => sqlx::query(DEBIT)
+            .bind(key)
+            .bind(rate_ms)
+            .bind(burst)
+            .bind(n)
+            .bind(now_ms)
+            .bind((burst - n).max(0.0))
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// Tokens bucket `key` holds at `now_ms`, without taking any (a missing bucket is full).

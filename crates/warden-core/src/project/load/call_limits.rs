@@ -72,6 +72,20 @@ impl Checker<'_> {
             out.calls_per_user_per_day =
                 self.quota(&d.calls_per_user, "limits.daily.calls_per_user");
             out.calls_per_org_per_day = self.quota(&d.calls_per_org, "limits.daily.calls_per_org");
+            out.rows_returned_per_user_per_day = self.quota(
+                &d.rows_returned_per_user,
+                "limits.daily.rows_returned_per_user",
+            );
+            out.rows_returned_per_org_per_day = self.quota(
+                &d.rows_returned_per_org,
+                "limits.daily.rows_returned_per_org",
+            );
+            out.rows_written_per_user_per_day = self.quota(
+                &d.rows_written_per_user,
+                "limits.daily.rows_written_per_user",
+            );
+            out.rows_written_per_org_per_day =
+                self.quota(&d.rows_written_per_org, "limits.daily.rows_written_per_org");
         }
         out
     }
@@ -81,7 +95,7 @@ impl Checker<'_> {
         if (1..=MAX).contains(&n.value) {
             Some(n.value)
         } else {
-            self.err(n, field, format!("must be between 1 and {MAX} calls a day"));
+            self.err(n, field, format!("must be between 1 and {MAX} a day"));
             None
         }
     }
