@@ -14,49 +14,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, Server, add_member, audit_log, init_project};
+use common::{PASSWORD, PgDatabase, Server, add_member, audit_log, init_project};
 use reqwest::header::{COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const VERIFIER: &str = "a-verifier-that-is-long-enough-for-rfc7636-and-then-some";
 const FLOOD: usize = 10_000;
-
-/// A fresh PostgreSQL database, dropped (by name) at the end of the test.
-async fn postgres(test: &str) -> Option<(String, String, String)> {
-    let Some(admin) = std::env::var("WARDEN_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("PostgreSQL half NOT run: set WARDEN_TEST_POSTGRES_URL");
-        return None;
-    };
-    let name = format!("warden_abuse_{test}_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
-    Some((admin, name, url))
-}
-
-async fn drop_database(admin: &str, name: &str) {
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-}
 
 /// Runs `test` on a SQLite project, then on a PostgreSQL one when the URL is set.
 async fn on_each_backend<F, Fut>(test_name: &str, limits: &str, test: F)
@@ -67,11 +31,11 @@ where
     let (_d, file) = project(limits, None);
     eprintln!("--- sqlite");
     test(file).await;
-    if let Some((admin, name, url)) = postgres(test_name).await {
+    if let Some(db) = PgDatabase::create(&format!("abuse_{test_name}")).await {
+        let url = db.url.clone();
         let (_d, file) = project(limits, Some(&url));
         eprintln!("--- postgres");
         test(file).await;
-        drop_database(&admin, &name).await;
     }
 }
 

@@ -13,44 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use common::{Server, add_member, audit_log, init_project};
+use common::{PgDatabase, Server, add_member, audit_log, init_project};
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection};
 use warden_core::pipeline::limits::{self, CallLimiter};
-
-/// A fresh PostgreSQL database's URL (and its name, to drop), when one is configured.
-async fn postgres(test: &str) -> Option<(String, String, String)> {
-    let Some(admin) = std::env::var("WARDEN_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("PostgreSQL half NOT run: set WARDEN_TEST_POSTGRES_URL");
-        return None;
-    };
-    let name = format!("warden_limits_{test}_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    Some((admin.clone(), name.clone(), format!("{base}/{name}")))
-}
-
-async fn drop_database(admin: &str, name: &str) {
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-}
 
 /// The example project with `limits` (YAML under the top-level `limits:`), its state on
 /// PostgreSQL when `postgres` is given; two members' keys (ana's two, bob's one).
@@ -103,11 +68,11 @@ where
     let (_d, file, keys) = project(limits, None);
     eprintln!("--- sqlite");
     test(file, keys).await;
-    if let Some((admin, name, url)) = postgres(test_name).await {
+    if let Some(db) = PgDatabase::create(&format!("limits_{test_name}")).await {
+        let url = db.url.clone();
         let (_d, file, keys) = project(limits, Some(&url));
         eprintln!("--- postgres");
         test(file, keys).await;
-        drop_database(&admin, &name).await;
     }
 }
 
@@ -345,12 +310,12 @@ async fn a_daily_quota_resets_at_the_stated_time() {
     eprintln!("--- sqlite");
     quota_resets_at_midnight(store.clone()).await;
     store.close().await;
-    if let Some((admin, name, url)) = postgres("quota").await {
+    if let Some(db) = PgDatabase::create("limits_quota").await {
+        let url = db.url.clone();
         let store = warden_store::Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         eprintln!("--- postgres");
         quota_resets_at_midnight(store.clone()).await;
         store.close().await;
-        drop_database(&admin, &name).await;
     }
 }

@@ -10,8 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, Server, add_member, audit_log, run};
-use sqlx::{AssertSqlSafe, Connection};
+use common::{PASSWORD, PgDatabase, Server, add_member, audit_log, run};
+use sqlx::Connection;
 
 const EMAIL: &str = "ana@acme.example";
 const CSRF: &str = "test-csrf-token-for-the-double-submit-check";
@@ -34,65 +34,6 @@ fn project(postgres: Option<&str>) -> (tempfile::TempDir, PathBuf) {
     }
     add_member(&file, EMAIL, "admin", "mcp:read", true);
     (dir, file)
-}
-
-/// A fresh PostgreSQL database for one test, dropped when the value is.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    /// `None` (and a note on stderr) without `WARDEN_TEST_POSTGRES_URL`.
-    async fn create(test: &str) -> Option<Database> {
-        let Some(admin) = std::env::var("WARDEN_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            eprintln!("PostgreSQL half NOT run: set WARDEN_TEST_POSTGRES_URL");
-            return None;
-        };
-        let name = format!("warden_{test}_{}", std::process::id());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        let url = match admin.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("WARDEN_TEST_POSTGRES_URL has no database: {admin}"),
-        };
-        Some(Database { admin, name, url })
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Dropped outside the test's runtime, which may be shutting down.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 /// One password sign-in on `server`: its status, body, and how long it took.
@@ -165,7 +106,7 @@ async fn twenty_wrong_passwords_lock_the_account(servers: &[Server], file: &Path
 
 #[tokio::test]
 async fn three_instances_on_postgres_lock_an_account_as_one_does() {
-    let Some(db) = Database::create("limits").await else {
+    let Some(db) = PgDatabase::create("limits").await else {
         return;
     };
     let (_d, file) = project(Some(&db.url));
@@ -211,7 +152,7 @@ async fn sign_in_fails_closed_when_failures_cannot_be_counted() {
     })
     .await;
 
-    let Some(pg) = Database::create("limits_closed").await else {
+    let Some(pg) = PgDatabase::create("limits_closed").await else {
         return;
     };
     let (_d, file) = project(Some(&pg.url));

@@ -62,7 +62,11 @@ impl AuthServer {
                 let expires = oldest
                     + chrono::Duration::from_std(unused.expire_after)
                         .unwrap_or(chrono::Duration::MAX);
-                let retry_after = (expires - now).to_std().unwrap_or(Duration::from_secs(1));
+                // A concurrent registration may have stamped `oldest` after this one's `now`.
+                let retry_after = (expires - now)
+                    .to_std()
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(unused.expire_after);
                 Err(RegisterError::Refused(AbuseRefusal::TooMany {
                     retry_after,
                 }))

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Connection};
 
 pub fn warden() -> Command {
     Command::new(env!("CARGO_BIN_EXE_warden"))
@@ -363,4 +364,63 @@ pub fn text(result: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// A fresh PostgreSQL database for one test, dropped when the value is.
+pub struct PgDatabase {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// `None` (and a note on stderr) without `WARDEN_TEST_POSTGRES_URL`.
+    pub async fn create(test: &str) -> Option<PgDatabase> {
+        let Some(admin) = std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("PostgreSQL half NOT run: set WARDEN_TEST_POSTGRES_URL");
+            return None;
+        };
+        let name = format!("warden_{test}_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("WARDEN_TEST_POSTGRES_URL has no database: {admin}"),
+        };
+        Some(PgDatabase { admin, name, url })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Dropped outside the test's runtime, which may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
 }
