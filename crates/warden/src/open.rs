@@ -136,6 +136,11 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
     let retention_days = project.audit.retention_days;
     let purge_every = project.audit.purge_every;
     let authenticated = project.auth.mode == AuthMode::OAuth;
+    if !authenticated && !project.limits.is_empty() {
+        tracing::warn!(
+            "`limits` does nothing under `auth: none`: limits are counted per user, client and organisation, and there are none"
+        );
+    }
     let mut pipeline = Pipeline::open(Arc::new(project), confirmations, sink.clone())
         .await
         .context("cannot open the project's data")?;
