@@ -101,9 +101,21 @@ pub(super) fn parse(text: &str, file: &Path) -> (Option<ProjectFile>, Vec<Projec
 pub(super) fn parse_message(s: &str) -> String {
     let line = first_line(s);
     let rest = line.strip_prefix("error: ").unwrap_or(&line);
-    match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+    let msg = match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
         Some((loc, msg)) if loc.contains(" column ") => msg.to_string(),
         _ => rest.to_string(),
+    };
+    // The parser's own words suggest a parser option; say what to do with the file instead.
+    match msg
+        .strip_prefix("duplicate mapping key: ")
+        .and_then(|k| k.split(',').next())
+    {
+        Some(key) => format!(
+            "`{}` is written twice in the same mapping; write it once, with everything under one `{}:`",
+            key.trim(),
+            key.trim()
+        ),
+        None => msg,
     }
 }
 

@@ -405,3 +405,34 @@ fn abuse_limits_are_read_checked_and_misspellings_named() {
         );
     }
 }
+
+#[test]
+fn a_section_written_twice_is_named_with_what_to_do() {
+    let errs = errors(
+        "version: 1\nname: x\ndata:\n  sqlite: x.db\naudit:\n  retention_days: 3\naudit:\n  retention_days: 4\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("`audit` is written twice") && !errs[0].contains("DuplicateKeyPolicy"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn call_limits_are_read_and_bad_names_are_named() {
+    let base = "version: 1\nname: x\ndata:\n  sqlite: x.db\ntools:\n  - name: t\n    description: d\n    access: read\n    sql: SELECT 1\n";
+    let errs = errors(&format!(
+        "{base}limits:\n  per_user: {{ burst: 0, per_minute: 10 }}\n  per_org: {{ burst: 5 }}\n  roles:\n    gest: {{ per_minute: 5 }}\n  tools:\n    tt: {{ per_minute: 5 }}\n"
+    ));
+    let all = errs.join("\n");
+    assert!(all.contains("limits.per_user.burst"), "{all}");
+    assert!(
+        all.contains("limits.per_org.per_minute") && all.contains("is required"),
+        "{all}"
+    );
+    assert!(all.contains("did you mean `guest`"), "{all}");
+    assert!(
+        all.contains("no tool is named `tt`") && all.contains("did you mean `t`"),
+        "{all}"
+    );
+}
