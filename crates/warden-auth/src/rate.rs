@@ -67,7 +67,7 @@ pub enum Admission {
 pub struct RateError(#[from] StoreError);
 
 /// Most tokens leased at once for a fast bucket (a quarter second of its rate).
-pub const MAX_FAST_GRANT: u32 = 256;
+pub const MAX_FAST_GRANT: u32 = 4096;
 
 /// Tokens taken from the shared bucket at a time: an eighth of the burst, at least one, and
 /// at most [`MAX_GRANT`], or a quarter second of the rate for a fast bucket (up to
