@@ -7,6 +7,10 @@
 //! capacity). While a key is refused, it is refused locally until the bucket will have a
 //! token again (nothing else can add one sooner).
 //!
+//! A key is leased several tokens only while it is busy (its last lease was used up before
+//! it expired); otherwise one at a time, so a caller slower than the lease's life is counted
+//! exactly.
+//!
 //! Error bound: tokens leave the shared bucket before they are used here, so the shared
 //! limit (`burst` plus `rate` × time, whichever instances serve the requests) is never
 //! exceeded. The error is under-admission only: each instance holds at most one lease per
@@ -168,6 +172,11 @@ impl SharedLimiter {
         if let Some(a) = lock(&entry.local).admit(now_ms) {
             return Ok(a);
         }
+        // Lease several only for a key whose last lease was used up before it expired: a key
+        // seen less often than that takes one token per request, so that leased tokens
+        // expiring unused do not count against a slow caller.
+        let busy = now_ms < lock(&entry.local).lease_until;
+        let grant = if busy { grant } else { 1 };
         let got = self
             .store
             .take_tokens(

@@ -88,9 +88,11 @@ async fn a_lease_expires_so_an_idle_instance_gives_its_tokens_up() {
         rate_per_sec: 1.0 / 86_400.0,
         burst: 16,
     };
-    // `a` leases 2 and uses 1; the other stays with `a` for at most LEASE_TTL.
+    // `a` takes 1; asked again within the lease's life it is busy, so it leases 2 and uses
+    // 1; the other stays with `a` for at most LEASE_TTL.
     assert_eq!(a.admit("k", rule, at(0)).await.unwrap(), Admission::Allowed);
-    for _ in 0..14 {
+    assert_eq!(a.admit("k", rule, at(1)).await.unwrap(), Admission::Allowed);
+    for _ in 0..13 {
         assert_eq!(
             b.admit("k", rule, at(10)).await.unwrap(),
             Admission::Allowed
@@ -133,4 +135,26 @@ async fn the_local_map_is_bounded() {
         limiter.admit(&format!("k{i}"), rule, at(i)).await.unwrap();
         assert!(limiter.len() <= 10, "{}", limiter.len());
     }
+}
+
+#[tokio::test]
+async fn a_caller_slower_than_a_lease_is_counted_one_token_a_request() {
+    let (_dir, store) = store().await;
+    let a = SharedLimiter::new(store.clone());
+    let rule = Rule {
+        rate_per_sec: 1.0 / 86_400.0,
+        burst: 16,
+    };
+    // One request every two seconds: no lease outlives its use, so all 16 are admitted.
+    for n in 0..16 {
+        assert_eq!(
+            a.admit("k", rule, at(n * 2_000)).await.unwrap(),
+            Admission::Allowed,
+            "request {n}"
+        );
+    }
+    assert!(matches!(
+        a.admit("k", rule, at(40_000)).await.unwrap(),
+        Admission::Limited { .. }
+    ));
 }
