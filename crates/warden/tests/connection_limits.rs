@@ -236,3 +236,68 @@ async fn a_silent_connection_is_closed_after_the_header_timeout() {
     );
     assert!(after < Duration::from_secs(3), "closed late: {after:?}");
 }
+
+/// Sends `head` (headers naming a 100-byte body) and then one body byte every 200 ms: the
+/// connection is never idle, but the body never arrives whole. Returns the response's first
+/// line and how long it took.
+async fn trickle(addr: &str, head: &str) -> (String, Duration) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        tokio::select! {
+            n = s.read(&mut buf) => {
+                let n = n.unwrap();
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                return (text.lines().next().unwrap_or("").to_string(), started.elapsed());
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                assert!(started.elapsed() < Duration::from_secs(10), "no answer after 10 s");
+                let _ = s.write_all(b" ").await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_refused_at_the_body_timeout() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        yaml.replace(
+            "  bind: 127.0.0.1:8080",
+            "  bind: 127.0.0.1:8080\n  limits:\n    body_timeout_ms: 1000\n    idle_timeout_ms: 60000",
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&file);
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let mcp = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    let (status, took) = trickle(&addr, &mcp).await;
+    assert!(status.contains(" 408 "), "{status}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    // The OAuth endpoints' form bodies too.
+    let token = format!(
+        "POST /token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type="
+    );
+    let (status, took) = trickle(&addr, &token).await;
+    assert!(status.contains(" 408 "), "{status}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // A whole body is served as before.
+    let mut s = Server::attach(server.url.clone())
+        .with_bearer(&key)
+        .session()
+        .await;
+    s.call("portfolio_report", json!({})).await;
+}

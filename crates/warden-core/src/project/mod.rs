@@ -127,6 +127,8 @@ pub struct ConnectionLimits {
     pub header_timeout: std::time::Duration,
     /// A connection with no bytes either way for this long is closed.
     pub idle_timeout: std::time::Duration,
+    /// Longest wait for a request's whole body once its headers arrived (408 after it).
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -136,6 +138,7 @@ impl Default for ConnectionLimits {
             max_connections_per_address: 256,
             header_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(120),
+            body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

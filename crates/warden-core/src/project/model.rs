@@ -120,6 +120,9 @@ pub struct LimitsSection {
     pub max_connections: Option<Spanned<u64>>,
     #[serde(default)]
     pub max_connections_per_address: Option<Spanned<u64>>,
+    /// Longest wait for a request body, in milliseconds. Default 30000.
+    #[serde(default)]
+    pub body_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub header_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]

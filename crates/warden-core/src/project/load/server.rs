@@ -379,6 +379,14 @@ impl Checker<'_> {
             600_000,
             d.header_timeout.as_millis() as u64,
         );
+        let body = within(
+            self,
+            &l.body_timeout_ms,
+            "body_timeout_ms",
+            100,
+            600_000,
+            d.body_timeout.as_millis() as u64,
+        );
         let idle = within(
             self,
             &l.idle_timeout_ms,
@@ -402,6 +410,7 @@ impl Checker<'_> {
             max_connections_per_address: per as usize,
             header_timeout: Duration::from_millis(header),
             idle_timeout: Duration::from_millis(idle),
+            body_timeout: Duration::from_millis(body),
         })
     }
 }

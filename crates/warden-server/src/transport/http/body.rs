@@ -1,6 +1,7 @@
 //! The body of a POST: within `server.max_body_bytes` (413) and one JSON-RPC 2.0 message
 //! (400 with -32700 or -32600), so bad input gets a precise error rather than a
-//! transport-level one. A `tools/call` is noted for the step-up.
+//! transport-level one, and within `server.limits.body_timeout_ms` (408). A `tools/call` is
+//! noted for the step-up.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -41,7 +42,27 @@ pub(super) async fn check_body(
     if declared.is_some_and(|n| n > edge.max_body_bytes as u64) {
         return too_large();
     }
-    let bytes: Bytes = match Limited::new(body, edge.max_body_bytes).collect().await {
+    // A body that trickles in holds a connection and a task: it must arrive in time.
+    let read = tokio::time::timeout(
+        edge.body_timeout,
+        Limited::new(body, edge.max_body_bytes).collect(),
+    );
+    let Ok(read) = read.await else {
+        let mut res = jsonrpc_error(
+            StatusCode::REQUEST_TIMEOUT,
+            -32600,
+            format!(
+                "the request body did not arrive within {} ms (server.limits.body_timeout_ms); send it whole, at once",
+                edge.body_timeout.as_millis()
+            ),
+        );
+        res.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return res;
+    };
+    let bytes: Bytes = match read {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => {
@@ -132,6 +153,52 @@ pub fn check_jsonrpc(bytes: &[u8]) -> Result<Option<ToolCallPeek>, String> {
             tool: tool.to_string(),
         });
     Ok(call)
+}
+
+/// Form bodies (the OAuth endpoints and sign-in pages) at most this large.
+const FORM_BODY_LIMIT: usize = 64 * 1024;
+
+/// For the endpoints outside `/mcp`: the whole body must arrive within `deadline` (408
+/// otherwise, and the connection is closed) and be at most 64 KiB (413), before any handler
+/// sees it. A per-frame timeout would not do: a body trickled a byte at a time never pauses.
+pub(crate) async fn read_in_time(
+    State(deadline): State<std::time::Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(deadline, Limited::new(body, FORM_BODY_LIMIT).collect());
+    let bytes = match read.await {
+        Err(_) => {
+            let mut res = Response::new(Body::from(format!(
+                "The request body did not arrive within {} ms (server.limits.body_timeout_ms); send it whole, at once.\n",
+                deadline.as_millis()
+            )));
+            *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            res.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return res;
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            let mut res = Response::new(Body::from(format!(
+                "The request body is larger than {FORM_BODY_LIMIT} bytes.\n"
+            )));
+            *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return res;
+        }
+        Ok(Err(e)) => {
+            let mut res = Response::new(Body::from(format!(
+                "Could not read the request body: {e}\n"
+            )));
+            *res.status_mut() = StatusCode::BAD_REQUEST;
+            return res;
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ use crate::web::oauth::{AuthState, require_bearer};
 pub(super) struct EdgeConfig {
     allowed_origins: Arc<[String]>,
     max_body_bytes: usize,
+    body_timeout: std::time::Duration,
 }
 
 /// The whole HTTP surface. With `auth`, every `/mcp` request needs a bearer and the OAuth
@@ -62,6 +63,7 @@ pub fn router(
     let edge = EdgeConfig {
         allowed_origins: server.allowed_origins.clone().into(),
         max_body_bytes: server.max_body_bytes,
+        body_timeout: server.limits.body_timeout,
     };
     let sessions = Arc::new(LocalSessionManager::default());
     let owners = SessionOwners::new(sessions.clone(), shutdown.clone());
@@ -99,7 +101,12 @@ pub fn router(
     let mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge, origin::check_origin));
     let mut app = crate::observe::probes(pipeline).nest_service("/mcp", mcp_routes);
     if let Some(auth) = auth {
-        app = app.merge(crate::web::oauth::routes(auth));
+        // Form bodies must arrive in time too (`/mcp` says so itself, in `body.rs`).
+        let oauth = crate::web::oauth::routes(auth).layer(middleware::from_fn_with_state(
+            server.limits.body_timeout,
+            body::read_in_time,
+        ));
+        app = app.merge(oauth);
     }
     let app = app
         .layer(middleware::from_fn(headers::security_headers))
