@@ -169,3 +169,50 @@ async fn sign_in_fails_closed_when_failures_cannot_be_counted() {
     drop(server);
     drop(pg);
 }
+
+/// Thirty wrong passwords sent at once, spread over `servers`: one attempt per account is
+/// checked at a time, so no more failures are counted (and checked) than the lockout allows,
+/// the rest are turned away (429), and the right password is then refused.
+async fn a_parallel_burst_of_guesses_is_checked_one_at_a_time(servers: &[Server]) {
+    let attempts = (0..30).map(|i| sign_in(&servers[i % servers.len()], "wrong password!"));
+    let results = futures::future::join_all(attempts).await;
+    let checked = results.iter().filter(|(s, _, _)| *s == 401).count();
+    let turned_away = results.iter().filter(|(s, _, _)| *s == 429).count();
+    assert_eq!(
+        checked + turned_away,
+        30,
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(
+        (1..=10).contains(&checked),
+        "{checked} guesses were checked"
+    );
+    // Keep guessing, one at a time, until the account locks: never more than 10 checked.
+    let mut more = 0;
+    loop {
+        let (status, _, _) = sign_in(&servers[0], "wrong password!").await;
+        if status == 429 {
+            break;
+        }
+        assert_eq!(status, 401);
+        more += 1;
+        assert!(checked + more <= 10, "more than 10 guesses were checked");
+    }
+    let (status, _, _) = sign_in(&servers[0], PASSWORD).await;
+    assert_eq!(status, 429, "the locked account let the right password in");
+}
+
+#[tokio::test]
+async fn a_parallel_burst_of_guesses_cannot_outrun_the_lockout() {
+    let (_d, file) = project(None);
+    let server = Server::start(&file);
+    a_parallel_burst_of_guesses_is_checked_one_at_a_time(std::slice::from_ref(&server)).await;
+    if let Some(db) = PgDatabase::create("limits_burst").await {
+        let (_d, file) = project(Some(&db.url));
+        let servers: Vec<Server> = (0..3).map(|_| Server::start(&file)).collect();
+        a_parallel_burst_of_guesses_is_checked_one_at_a_time(&servers).await;
+        drop(servers);
+        drop(db);
+    }
+}

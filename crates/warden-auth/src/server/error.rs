@@ -133,6 +133,9 @@ pub enum LoginError {
     Locked { retry_after: Duration },
     #[error("This sign-in link is invalid, used or expired; ask for a new one.")]
     BadLink,
+    /// Another password attempt for this account is being checked right now.
+    #[error("Another sign-in to this account is being checked; try again in a moment.")]
+    Busy,
     /// The sign-in limits cannot be checked or counted (the state store is unreachable), so
     /// no attempt is let through.
     #[error("Sign-in is temporarily unavailable; try again in a minute.")]

@@ -37,7 +37,7 @@ impl AuthServer {
     }
 
     /// The keys as the store keeps them (see [`limiter::stored_key`]).
-    async fn stored_keys(&self, keys: &[String]) -> Result<Vec<String>, InternalError> {
+    pub(super) async fn stored_keys(&self, keys: &[String]) -> Result<Vec<String>, InternalError> {
         let secret = self
             .failure_key
             .get_or_try_init(|| self.store.server_key(limiter::KEY_NAME))

@@ -9,6 +9,10 @@ use super::{AuthServer, InternalError, LoginError, MAGIC_LINK_TTL, SESSION_TTL, 
 use crate::limiter::Verdict;
 use crate::token::{self, RawToken, TokenKind};
 
+/// Longest a sign-in gate stays shut when its holder died mid-attempt (the longest delay and
+/// a password check fit well within it).
+const GATE_FOR: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl AuthServer {
     fn login_keys(email: &str, addr: &str) -> [String; 2] {
         [
@@ -54,6 +58,32 @@ impl AuthServer {
         Ok(())
     }
 
+    /// Takes the account's sign-in gate: one password attempt per account is checked at a
+    /// time, whichever instance it reaches, so a burst of parallel guesses cannot all pass
+    /// the limit check before any of them is counted. `Err(Busy)` while another is checked;
+    /// a gate whose holder died opens by itself after [`GATE_FOR`].
+    async fn take_gate(&self, account: &str) -> Result<(String, String), LoginError> {
+        let stored = self
+            .stored_keys(&[account.to_string()])
+            .await
+            .map_err(unavailable)?;
+        let name = format!("sign_in:{}", stored.concat());
+        let holder = token::random_id("g").map_err(InternalError::from)?;
+        let now = Utc::now().timestamp_millis();
+        let until = now + GATE_FOR.as_millis() as i64;
+        match self.store.take_lease(&name, &holder, now, until).await {
+            Ok(true) => Ok((name, holder)),
+            Ok(false) => Err(LoginError::Busy),
+            Err(e) => Err(unavailable(e.into())),
+        }
+    }
+
+    async fn open_gate(&self, (name, holder): (String, String)) {
+        if let Err(e) = self.store.drop_lease(&name, &holder).await {
+            tracing::warn!(error = %e, "could not open a sign-in gate; it opens by itself shortly");
+        }
+    }
+
     /// Password sign-in; on success, a new browser session.
     pub async fn login_password(
         &self,
@@ -62,7 +92,22 @@ impl AuthServer {
         addr: &str,
     ) -> Result<(User, RawToken), LoginError> {
         let keys = Self::login_keys(email, addr);
-        self.wait_turn(&keys).await?;
+        let gate = self.take_gate(&keys[0]).await?;
+        let result = self
+            .login_password_gated(&keys, email, password, addr)
+            .await;
+        self.open_gate(gate).await;
+        result
+    }
+
+    async fn login_password_gated(
+        &self,
+        keys: &[String; 2],
+        email: &str,
+        password: &str,
+        addr: &str,
+    ) -> Result<(User, RawToken), LoginError> {
+        self.wait_turn(keys).await?;
         let user = self.store.user_by_email(email).await?;
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let ok = self.passwords.verify(password, hash).await;
@@ -70,7 +115,7 @@ impl AuthServer {
             Some(u) if ok && u.disabled_at.is_none() => {
                 // Clears the account's counter, not the address's: one good password must
                 // not wash out a spray of guesses from the same address.
-                let [account, _] = &keys;
+                let [account, _] = keys;
                 self.limit_clear(account).await;
                 tracing::info!(target: "warden::security", user = %u.id, "sign-in succeeded");
                 let session = self.new_session(u.id).await?;
@@ -81,7 +126,7 @@ impl AuthServer {
             }
             known => {
                 // Recorded even when the failure could not be counted; refused either way.
-                let counted = self.login_failed(&keys, addr).await;
+                let counted = self.login_failed(keys, addr).await;
                 tracing::info!(target: "warden::security", "sign-in failed");
                 // The typed email is kept only when it names an account: an unknown one may
                 // be a password typed into the wrong field.

@@ -11,6 +11,7 @@ const TAKE: &str = "INSERT INTO job_leases (name, holder, until) VALUES ($1, $2,
      WHERE job_leases.until <= $4 OR job_leases.holder = excluded.holder \
      RETURNING holder";
 const RELEASE: &str = "UPDATE job_leases SET until = 0 WHERE name = $1 AND holder = $2";
+const DROP: &str = "DELETE FROM job_leases WHERE name = $1 AND holder = $2";
 
 impl Store {
     /// Takes (or renews) the lease on job `name` for `holder` until `until_ms`, if no other
@@ -35,6 +36,18 @@ impl Store {
     /// Gives the lease back early (only if `holder` has it).
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         on_pool!(self, pool => sqlx::query(RELEASE)
+            .bind(name)
+            .bind(holder)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Gives a short-lived lease up and deletes its row (only if `holder` has it), for
+    /// leases named after something unbounded (an account), so that rows do not pile up.
+    pub async fn drop_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query(DROP)
             .bind(name)
             .bind(holder)
             .execute(pool)

@@ -114,7 +114,7 @@ pub(super) async fn login(
         }
         Err(e) => {
             let status = match e {
-                LoginError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+                LoginError::Locked { .. } | LoginError::Busy => StatusCode::TOO_MANY_REQUESTS,
                 LoginError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNAUTHORIZED,
             };
