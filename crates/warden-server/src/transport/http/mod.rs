@@ -99,7 +99,9 @@ pub fn router(
     let mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge, origin::check_origin));
     let mut app = crate::observe::probes(pipeline).nest_service("/mcp", mcp_routes);
     if let Some(auth) = auth {
-        app = app.merge(crate::web::oauth::routes(auth));
+        app = app
+            .merge(crate::web::console::routes(auth.clone()))
+            .merge(crate::web::oauth::routes(auth));
     }
     let app = app
         .layer(middleware::from_fn(headers::security_headers))
