@@ -8,6 +8,7 @@
 
 pub mod confirm;
 pub mod consent;
+pub mod console;
 pub mod limiter;
 pub mod password;
 pub mod pkce;

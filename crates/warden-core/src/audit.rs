@@ -34,6 +34,9 @@ pub enum Source {
     Dashboard,
     /// The `warden` command line.
     Cli,
+    /// The web console (`/console`): a signed-in person managing their keys and apps, or an
+    /// Admin their organisation.
+    Console,
     /// Warden itself (startup, retention).
     System,
 }
@@ -45,6 +48,7 @@ impl Source {
             Self::Stdio => "mcp_stdio",
             Self::Dashboard => "dashboard",
             Self::Cli => "cli",
+            Self::Console => "console",
             Self::System => "system",
         }
     }

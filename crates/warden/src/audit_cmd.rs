@@ -52,7 +52,8 @@ pub struct LogArgs {
     /// An event kind: tool_call, resource_read, prompt_get, login_succeeded, login_failed,
     /// lockout, token_issued, token_refreshed, token_revoked, token_reuse_detected,
     /// token_misuse_detected,
-    /// key_created, key_revoked, app_revoked, role_changed, member_removed, project_loaded,
+    /// key_created, key_revoked, key_regenerated, app_revoked, role_changed, member_removed,
+    /// console_refused, project_loaded,
     /// project_reloaded, project_reload_failed, retention_purge, ...
     #[arg(long)]
     event: Option<String>,

@@ -152,4 +152,9 @@ impl AuthServer {
     pub fn passwords(&self) -> &PasswordHasher {
         &self.passwords
     }
+
+    /// The web console's operations, on this server's state store and audit trail.
+    pub fn console(&self) -> crate::console::Console {
+        crate::console::Console::new(self.store.clone(), self.audit.clone())
+    }
 }

@@ -78,6 +78,7 @@ fn variables_where(
                     Source::Stdio => "stdio",
                     Source::Dashboard => "dashboard",
                     Source::Cli => "cli",
+                    Source::Console => "console",
                     Source::System => "system",
                 },
                 "client": caller.map(|c| c.credential.clone()).unwrap_or_default(),

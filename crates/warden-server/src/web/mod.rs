@@ -1,4 +1,5 @@
-//! Web pages (sign-in, consent) and the OAuth endpoints that serve them.
+//! Web pages (sign-in, consent, the console at `/console`) and the OAuth endpoints that
+//! serve them.
 //!
 //! Server-rendered HTML with no JavaScript. Forms carry a CSRF token that must equal the
 //! value of an HttpOnly, SameSite=Lax cookie (double submit), compared in constant time.
@@ -6,6 +7,7 @@
 //! over plain HTTP (local development) browsers refuse `__Host-` cookies, so the names drop
 //! the prefix there.
 
+pub mod console;
 pub mod mailer;
 pub mod oauth;
 
@@ -25,6 +27,15 @@ fn templates() -> &'static Environment<'static> {
             ("login.html", include_str!("templates/login.html")),
             ("consent.html", include_str!("templates/consent.html")),
             ("message.html", include_str!("templates/message.html")),
+            ("console.html", include_str!("templates/console.html")),
+            (
+                "console_key.html",
+                include_str!("templates/console_key.html"),
+            ),
+            (
+                "console_members.html",
+                include_str!("templates/console_members.html"),
+            ),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "built-in template does not compile");

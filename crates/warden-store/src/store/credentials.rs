@@ -7,7 +7,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::rows::{ApiKeyListRow, ApiKeyRow, SessionRow, magic_link_user_id, millis};
-use super::{Backend, ORG_EXISTS, Parent, Store, USER_EXISTS, token_hash_conflict};
+use super::{Backend, BeginWrite, ORG_EXISTS, Parent, Store, USER_EXISTS, token_hash_conflict};
 use crate::StoreError;
 use crate::model::{
     ApiKey, ApiKeyId, BrowserSession, OrgId, Scopes, User, UserId, validate_display_prefix,
@@ -50,6 +50,13 @@ const LIST_API_KEYS: &str = "SELECT \
 
 const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $3 \
      WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING id";
+
+// A member's own key: the organisation and the owner are part of the match, so a key id of
+// someone else changes nothing.
+const REVOKE_MEMBER_API_KEY: &str = "UPDATE api_keys SET revoked_at = $4 \
+     WHERE org_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL \
+     RETURNING id, display_prefix, org_id, user_id, name, scopes, \
+      created_at, last_used_at, revoked_at";
 
 const INSERT_SESSION: &str = "INSERT INTO browser_sessions \
      (token_hash, user_id, created_at, expires_at, revoked_at) \
@@ -195,6 +202,76 @@ impl Store {
             .fetch_optional(pool)
             .await)?;
         Ok(revoked.is_some())
+    }
+
+    /// Revokes `user_id`'s own unrevoked key `key_id` in `org_id`, returning it as it was
+    /// before; `None` (and nothing changed) for a key of another user or organisation, an
+    /// unknown id or a key already revoked.
+    pub async fn revoke_member_api_key(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        key_id: &ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, ApiKeyRow>(REVOKE_MEMBER_API_KEY)
+            .bind(org_id.to_string())
+            .bind(user_id.to_string())
+            .bind(key_id.to_string())
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await)?;
+        row.map(ApiKey::try_from).transpose()
+    }
+
+    /// Replaces `user_id`'s own unrevoked key `key_id` in `org_id` with a new one stored by
+    /// `hash`, with the same name and scopes, in one transaction: the old key is revoked
+    /// exactly when the new one exists. Returns `(old, new)`, or `None` with nothing changed
+    /// when no such key is theirs (as [`Store::revoke_member_api_key`]).
+    pub async fn replace_member_api_key(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        key_id: &ApiKeyId,
+        hash: &str,
+        display_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ApiKey, ApiKey)>, StoreError> {
+        validate_token_hash(hash)?;
+        validate_display_prefix(display_prefix)?;
+        let (org, user) = (org_id.to_string(), user_id.to_string());
+        let new_id = ApiKeyId::new_random().to_string();
+        let rows = on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            let old = sqlx::query_as::<_, ApiKeyRow>(REVOKE_MEMBER_API_KEY)
+                .bind(&org)
+                .bind(&user)
+                .bind(key_id.to_string())
+                .bind(millis(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(old) = old else {
+                tx.rollback().await?;
+                return Ok::<_, StoreError>(None);
+            };
+            let old = ApiKey::try_from(old)?;
+            let new = sqlx::query_as::<_, ApiKeyRow>(INSERT_API_KEY)
+                .bind(&new_id)
+                .bind(hash)
+                .bind(display_prefix)
+                .bind(&org)
+                .bind(&user)
+                .bind(&old.name)
+                .bind(old.scopes.to_string())
+                .bind(millis(now))
+                .fetch_one(&mut *tx)
+                .await?;
+            let new = ApiKey::try_from(new)?;
+            tx.commit().await?;
+            Ok(Some((old, new)))
+        }
+        .await)?;
+        Ok(rows)
     }
 
     /// Stores a browser session by the hash of its cookie secret. Fails with

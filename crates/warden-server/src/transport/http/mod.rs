@@ -102,11 +102,13 @@ pub fn router(
     let mut app = crate::observe::probes(pipeline).nest_service("/mcp", mcp_routes);
     if let Some(auth) = auth {
         // Form bodies must arrive in time too (`/mcp` says so itself, in `body.rs`).
-        let oauth = crate::web::oauth::routes(auth).layer(middleware::from_fn_with_state(
-            server.limits.body_timeout,
-            body::read_in_time,
-        ));
-        app = app.merge(oauth);
+        let pages = crate::web::console::routes(auth.clone())
+            .merge(crate::web::oauth::routes(auth))
+            .layer(middleware::from_fn_with_state(
+                server.limits.body_timeout,
+                body::read_in_time,
+            ));
+        app = app.merge(pages);
     }
     let app = app
         .layer(middleware::from_fn(headers::security_headers))

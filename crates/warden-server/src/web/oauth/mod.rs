@@ -36,7 +36,7 @@ pub(crate) use bearer::{OAuthGrant, require_bearer};
 use authorize::{authorize_page, consent};
 use metadata::{authorization_server, protected_resource};
 use register::register;
-use sign_in::{login, logout, magic_redeem, magic_request};
+use sign_in::{login, login_page, logout, magic_redeem, magic_request};
 use token_endpoints::{revoke, token_endpoint};
 
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ pub(crate) fn routes(state: AuthState) -> Router {
         )
         .route("/register", post(register))
         .route("/authorize", get(authorize_page).post(consent))
-        .route("/login", post(login))
+        .route("/login", get(login_page).post(login))
         .route("/login/magic", post(magic_request).get(magic_redeem))
         .route("/logout", post(logout))
         .route("/token", post(token_endpoint))
@@ -111,7 +111,7 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
 }
 
 /// A new CSRF token, and the cookie that carries it.
-fn new_csrf(s: &AuthState) -> Option<(String, HeaderMap)> {
+pub(crate) fn new_csrf(s: &AuthState) -> Option<(String, HeaderMap)> {
     let t = token::generate(TokenKind::Csrf).ok()?;
     let mut h = HeaderMap::new();
     h.append(
@@ -121,7 +121,7 @@ fn new_csrf(s: &AuthState) -> Option<(String, HeaderMap)> {
     Some((t.expose().to_string(), h))
 }
 
-fn csrf_unavailable() -> Response {
+pub(crate) fn csrf_unavailable() -> Response {
     message(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
@@ -130,7 +130,7 @@ fn csrf_unavailable() -> Response {
     )
 }
 
-fn csrf_ok(s: &AuthState, headers: &HeaderMap, form_token: Option<&str>) -> bool {
+pub(crate) fn csrf_ok(s: &AuthState, headers: &HeaderMap, form_token: Option<&str>) -> bool {
     match (Cookies::get(headers, s.cookies.csrf_name()), form_token) {
         (Some(cookie), Some(form)) => {
             !form.is_empty() && secrets_equal(cookie.as_bytes(), form.as_bytes())
@@ -139,7 +139,7 @@ fn csrf_ok(s: &AuthState, headers: &HeaderMap, form_token: Option<&str>) -> bool
     }
 }
 
-fn csrf_failed() -> Response {
+pub(crate) fn csrf_failed() -> Response {
     message(
         StatusCode::FORBIDDEN,
         "Request refused",
@@ -148,7 +148,10 @@ fn csrf_failed() -> Response {
     )
 }
 
-async fn signed_in_user(s: &AuthState, headers: &HeaderMap) -> Option<warden_store::User> {
+pub(crate) async fn signed_in_user(
+    s: &AuthState,
+    headers: &HeaderMap,
+) -> Option<warden_store::User> {
     let raw = Cookies::get(headers, s.cookies.session_name())?;
     s.auth.session_user(&raw).await.ok().flatten()
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use warden_auth::server::LoginError;
 
-use super::{AuthState, csrf_failed, csrf_ok, csrf_unavailable, new_csrf};
+use super::{AuthState, csrf_failed, csrf_ok, csrf_unavailable, new_csrf, signed_in_user};
 use crate::web::{Cookies, message, page};
 
 #[derive(Debug, Deserialize)]
@@ -22,14 +22,43 @@ pub(super) struct LoginForm {
     continue_to: Option<String>,
 }
 
-/// Only same-site paths under /authorize may be continued to (no open redirect).
+/// Only same-site paths under /authorize and /console may be continued to (no open
+/// redirect), written in visible ASCII (a header value); anything else goes to the console.
 fn safe_continue(c: Option<&str>) -> String {
     match c {
-        Some(c) if c.starts_with("/authorize?") && !c.contains("//") && !c.contains('\\') => {
+        Some(c)
+            if (c.starts_with("/authorize?")
+                || c == "/console"
+                || c.starts_with("/console/")
+                || c.starts_with("/console?"))
+                && !c.contains("//")
+                && !c.contains('\\')
+                && c.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             c.to_string()
         }
-        _ => "/".to_string(),
+        _ => "/console".to_string(),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginQuery {
+    #[serde(rename = "continue")]
+    continue_to: Option<String>,
+}
+
+/// GET /login: the sign-in page, continuing to `continue` (checked as above) once signed
+/// in; someone already signed in goes straight on.
+pub(super) async fn login_page(
+    State(s): State<AuthState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let continue_to = safe_continue(q.continue_to.as_deref());
+    if signed_in_user(&s, &headers).await.is_some() {
+        return Redirect::to(&continue_to).into_response();
+    }
+    login_again(&s, &continue_to, "", None, None, StatusCode::OK).await
 }
 
 /// The name of the client an `/authorize?...` continuation belongs to, to show on the page.

@@ -1,0 +1,156 @@
+//! The Admin's member list (`GET /console/admin/members`): every member with their role,
+//! and the actions to change a role or remove a member. Reached by anyone else, it answers
+//! 403 and the refusal is recorded (`Console::admin`).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use warden_store::Role;
+
+use super::account::{PageQuery, form_member, notice};
+use super::{console_error, console_url, member, see_other, shown};
+use crate::web::oauth::{AuthState, csrf_unavailable, new_csrf};
+use crate::web::page;
+
+const PAGE: &str = "/console/admin/members";
+
+pub(super) async fn list(
+    State(s): State<AuthState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let back_to = match &q.org {
+        Some(o) => console_url(PAGE, o, None),
+        None => PAGE.to_string(),
+    };
+    let m = match member(&s, &headers, addr, q.org.as_deref(), &back_to).await {
+        Ok(m) => m,
+        Err(page) => return page,
+    };
+    let console = s.auth.console();
+    let admin = match console.admin(&m, PAGE).await {
+        Ok(a) => a,
+        Err(e) => return console_error(e),
+    };
+    let members = match console.members(&admin).await {
+        Ok(list) => list,
+        Err(e) => return console_error(e),
+    };
+    let Some((csrf, cookie)) = new_csrf(&s) else {
+        return csrf_unavailable();
+    };
+    let members: Vec<minijinja::Value> = members
+        .iter()
+        .map(|x| {
+            minijinja::context! {
+                id => x.user.to_string(),
+                email => x.email.as_str(),
+                name => x.name.as_str(),
+                role => x.role.title(),
+                role_value => x.role.as_str(),
+                since => shown(x.since),
+                is_you => x.user == m.user().id,
+            }
+        })
+        .collect();
+    let roles: Vec<minijinja::Value> = Role::ALL
+        .iter()
+        .map(|r| minijinja::context! { value => r.as_str(), title => r.title() })
+        .collect();
+    page(
+        StatusCode::OK,
+        "console_members.html",
+        minijinja::context! {
+            csrf_token => csrf,
+            email => m.user().email.as_str(),
+            org => m.org().slug.as_str(),
+            org_name => m.org().name.as_str(),
+            members,
+            roles,
+            notice => notice(q.done.as_deref()),
+        },
+        cookie,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MemberForm {
+    csrf_token: Option<String>,
+    org: Option<String>,
+    user: Option<String>,
+    role: Option<String>,
+}
+
+pub(super) async fn set_role(
+    State(s): State<AuthState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<MemberForm>,
+) -> Response {
+    let m = match form_member(
+        &s,
+        &headers,
+        addr,
+        f.csrf_token.as_deref(),
+        f.org.as_deref(),
+    )
+    .await
+    {
+        Ok(m) => m,
+        Err(page) => return page,
+    };
+    let console = s.auth.console();
+    let result = match console.admin(&m, "/console/admin/members/role").await {
+        Ok(admin) => {
+            console
+                .set_role(
+                    &admin,
+                    f.user.as_deref().unwrap_or_default(),
+                    f.role.as_deref().unwrap_or_default(),
+                )
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => see_other(&console_url(PAGE, &m.org().slug, Some("role_changed"))),
+        Err(e) => console_error(e),
+    }
+}
+
+pub(super) async fn remove(
+    State(s): State<AuthState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<MemberForm>,
+) -> Response {
+    let m = match form_member(
+        &s,
+        &headers,
+        addr,
+        f.csrf_token.as_deref(),
+        f.org.as_deref(),
+    )
+    .await
+    {
+        Ok(m) => m,
+        Err(page) => return page,
+    };
+    let console = s.auth.console();
+    let result = match console.admin(&m, "/console/admin/members/remove").await {
+        Ok(admin) => {
+            console
+                .remove_member(&admin, f.user.as_deref().unwrap_or_default())
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => see_other(&console_url(PAGE, &m.org().slug, Some("member_removed"))),
+        Err(e) => console_error(e),
+    }
+}

@@ -1,0 +1,159 @@
+//! The web console at `/console`: a signed-in person's connected apps and API keys, and for
+//! an Admin the organisation's members. The rules live in `warden_auth::console`; this module
+//! only speaks HTTP: it finds the browser session (the one `/login` sets), checks the form's
+//! CSRF token, asks `Console` for a `Member` permit and the operation, and renders the answer.
+//!
+//! Every POST checks the double-submit CSRF token before anything else; pages are rendered by
+//! `web::page` (no script at all, no framing, `no-store`), and every redirect is `no-store`
+//! too. The organisation is never read from anything but the person's own memberships: a
+//! `org` field or `?org=` only picks among them. `account.rs` is the person's own page and
+//! actions, `members.rs` the Admin's member list; `ConsoleError` becomes a page in
+//! `console_error`, here, and nowhere else.
+
+mod account;
+mod members;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use warden_auth::console::{ConsoleError, Member, Origin};
+
+use super::message;
+use super::oauth::{AuthState, signed_in_user};
+
+pub(crate) fn routes(state: AuthState) -> Router {
+    Router::new()
+        .route("/console", get(account::overview))
+        .route("/console/apps/revoke", post(account::revoke_app))
+        .route("/console/keys", post(account::create_key))
+        .route("/console/keys/revoke", post(account::revoke_key))
+        .route("/console/keys/regenerate", post(account::regenerate_key))
+        .route("/console/admin/members", get(members::list))
+        .route("/console/admin/members/role", post(members::set_role))
+        .route("/console/admin/members/remove", post(members::remove))
+        .with_state(state)
+}
+
+/// The signed-in person acting in the organisation `org` picks among their own, or the page
+/// to answer with instead: the sign-in page (continuing to `back_to`) when nobody is signed
+/// in, or the refusal.
+async fn member(
+    s: &AuthState,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    org: Option<&str>,
+    back_to: &str,
+) -> Result<Member, Response> {
+    let Some(user) = signed_in_user(s, headers).await else {
+        let query = serde_urlencoded::to_string([("continue", back_to)]).unwrap_or_default();
+        return Err(see_other(&format!("/login?{query}")));
+    };
+    let origin = Origin {
+        remote_addr: Some(addr.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    };
+    s.auth
+        .console()
+        .member(user, org, origin)
+        .await
+        .map_err(console_error)
+}
+
+/// Where a console page for `org` lives, with a fixed notice `done` (never text from the
+/// request).
+fn console_url(path: &str, org: &str, done: Option<&str>) -> String {
+    let mut q = vec![("org", org)];
+    if let Some(d) = done {
+        q.push(("done", d));
+    }
+    format!(
+        "{path}?{}",
+        serde_urlencoded::to_string(q).unwrap_or_default()
+    )
+}
+
+/// A 303 that no cache keeps.
+fn see_other(to: &str) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The one place a console refusal or failure becomes a page.
+fn console_error(e: ConsoleError) -> Response {
+    let back = Some("Go back to your access page at /console, reload it and try again.");
+    match e {
+        ConsoleError::NoMembership => message(
+            StatusCode::FORBIDDEN,
+            "No organisation yet",
+            &e.to_string(),
+            Some(
+                "An Admin can add you with `warden member add` on the server, or from their console.",
+            ),
+        ),
+        ConsoleError::NotYourOrg(_) => message(
+            StatusCode::NOT_FOUND,
+            "Organisation not found",
+            &e.to_string(),
+            Some("Open /console and pick one of your organisations."),
+        ),
+        ConsoleError::NotAdmin(_) => message(
+            StatusCode::FORBIDDEN,
+            "Admins only",
+            &e.to_string(),
+            Some(
+                "This was refused and recorded. If you need it, ask an Admin of your organisation.",
+            ),
+        ),
+        ConsoleError::NotFound(ref m) => message(StatusCode::NOT_FOUND, "Not found", m, back),
+        ConsoleError::Invalid(ref m) => message(StatusCode::BAD_REQUEST, "Check the form", m, back),
+        ConsoleError::Audit(ref a) => {
+            tracing::error!(error = %a, "a console refusal could not be recorded");
+            message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Refused",
+                &e.to_string(),
+                Some("Try again in a moment."),
+            )
+        }
+        ConsoleError::Unrecorded(ref a) => {
+            tracing::error!(error = %a, "a console change was made but could not be recorded");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Changed, but not recorded",
+                &e.to_string(),
+                back,
+            )
+        }
+        ConsoleError::Store(ref err) => {
+            tracing::error!(error = %err, "console request failed");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Warden could not read or change its records.",
+                Some("Try again; if it keeps failing, tell your Warden operator."),
+            )
+        }
+        ConsoleError::Randomness(ref err) => {
+            tracing::error!(error = %err, "console request failed");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Warden could not create a secret.",
+                Some("Try again."),
+            )
+        }
+    }
+}
+
+/// A time as the pages show it.
+fn shown(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
