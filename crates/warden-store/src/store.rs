@@ -348,6 +348,16 @@ impl Store {
         }
     }
 
+    /// Empties this instance's bearer cache after a change it made itself, so that its own
+    /// next request sees the change without waiting for the notification (other instances
+    /// get that). Called by every store method that revokes or changes a credential, a
+    /// grant, a membership or a user.
+    pub fn auth_changed(&self) {
+        if let Some(cache) = &self.bearer_cache {
+            cache.flush_now();
+        }
+    }
+
     /// Whether bearer lookups are being answered from the cache now (PostgreSQL, listening).
     pub fn bearer_cache_live(&self) -> bool {
         self.bearer_cache.as_ref().is_some_and(|c| c.is_live())
@@ -532,6 +542,19 @@ impl Store {
         user_id: UserId,
         role: Role,
     ) -> Result<Option<Membership>, StoreError> {
+        let result = self.change_role_unflushed(org_id, user_id, role).await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn change_role_unflushed(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: Role,
+    ) -> Result<Option<Membership>, StoreError> {
         let row = on_pool!(self, pool => sqlx::query_as::<_, MembershipRow>(CHANGE_ROLE)
             .bind(org_id.to_string())
             .bind(user_id.to_string())
@@ -630,6 +653,18 @@ impl Store {
         org_id: OrgId,
         user_id: UserId,
     ) -> Result<bool, StoreError> {
+        let result = self.remove_membership_unflushed(org_id, user_id).await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn remove_membership_unflushed(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+    ) -> Result<bool, StoreError> {
         let removed = on_pool!(self, pool => sqlx::query(DELETE_MEMBERSHIP)
             .bind(org_id.to_string())
             .bind(user_id.to_string())
@@ -678,6 +713,18 @@ impl Store {
     /// sign in, and none of their tokens, keys or sessions authenticates. Fails with
     /// [`StoreError::NotFound`] for an unknown user.
     pub async fn set_user_disabled(
+        &self,
+        user_id: UserId,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), StoreError> {
+        let result = self.set_user_disabled_unflushed(user_id, at).await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn set_user_disabled_unflushed(
         &self,
         user_id: UserId,
         at: Option<chrono::DateTime<chrono::Utc>>,

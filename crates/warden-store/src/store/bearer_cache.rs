@@ -163,6 +163,11 @@ impl BearerCache {
         }
     }
 
+    /// Empties the cache after a change this instance made (see `Store::auth_changed`).
+    pub(super) fn flush_now(&self) {
+        self.flush();
+    }
+
     /// Empties the cache; lookups in flight are not kept.
     fn flush(&self) {
         if let Ok(mut entries) = self.entries.write() {

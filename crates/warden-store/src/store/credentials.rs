@@ -194,6 +194,19 @@ impl Store {
         key_id: &ApiKeyId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let result = self.revoke_api_key_unflushed(org_id, key_id, now).await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn revoke_api_key_unflushed(
+        &self,
+        org_id: OrgId,
+        key_id: &ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         // RETURNING, not the affected-row count (see `oauth::REVOKE_ACCESS_TOKEN`).
         let revoked: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(REVOKE_API_KEY)
             .bind(org_id.to_string())
@@ -208,6 +221,22 @@ impl Store {
     /// before; `None` (and nothing changed) for a key of another user or organisation, an
     /// unknown id or a key already revoked.
     pub async fn revoke_member_api_key(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        key_id: &ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let result = self
+            .revoke_member_api_key_unflushed(org_id, user_id, key_id, now)
+            .await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn revoke_member_api_key_unflushed(
         &self,
         org_id: OrgId,
         user_id: UserId,
@@ -229,6 +258,24 @@ impl Store {
     /// exactly when the new one exists. Returns `(old, new)`, or `None` with nothing changed
     /// when no such key is theirs (as [`Store::revoke_member_api_key`]).
     pub async fn replace_member_api_key(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        key_id: &ApiKeyId,
+        hash: &str,
+        display_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ApiKey, ApiKey)>, StoreError> {
+        let result = self
+            .replace_member_api_key_unflushed(org_id, user_id, key_id, hash, display_prefix, now)
+            .await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn replace_member_api_key_unflushed(
         &self,
         org_id: OrgId,
         user_id: UserId,

@@ -281,6 +281,18 @@ impl Store {
         client_id: &ClientId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let result = self.revoke_client_unflushed(client_id, now).await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn revoke_client_unflushed(
+        &self,
+        client_id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let client = client_id.to_string();
         let now = millis(now);
         on_pool!(self, pool => async {
@@ -488,6 +500,19 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let result = self.revoke_grant_unflushed(grant_id, reason, now).await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn revoke_grant_unflushed(
+        &self,
+        grant_id: &GrantId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let grant = grant_id.to_string();
         let now = millis(now);
         on_pool!(self, pool => async {
@@ -522,6 +547,21 @@ impl Store {
         client_id: &ClientId,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
+        let result = self
+            .revoke_client_in_org_unflushed(org_id, client_id, now)
+            .await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn revoke_client_in_org_unflushed(
+        &self,
+        org_id: OrgId,
+        client_id: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         self.revoke_grants_where(
             REVOKE_GRANTS_OF_CLIENT_IN_ORG,
             org_id.to_string(),
@@ -536,6 +576,22 @@ impl Store {
     /// their tokens, in one transaction: for removing a member. Returns how
     /// many grants were revoked.
     pub async fn revoke_grants_of_member(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let result = self
+            .revoke_grants_of_member_unflushed(org_id, user_id, reason, now)
+            .await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn revoke_grants_of_member_unflushed(
         &self,
         org_id: OrgId,
         user_id: UserId,
@@ -715,6 +771,18 @@ impl Store {
 
     /// Revokes one access token. Returns whether it existed unrevoked.
     pub async fn revoke_access_token(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self.revoke_access_token_unflushed(hash, now).await;
+        if result.is_ok() {
+            self.auth_changed();
+        }
+        result
+    }
+
+    async fn revoke_access_token_unflushed(
         &self,
         hash: &str,
         now: DateTime<Utc>,
