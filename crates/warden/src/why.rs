@@ -215,23 +215,10 @@ async fn print_limits(
     if applied.is_empty() {
         println!("    none apply to this user and tool");
     }
-    if project.limits.per_client.is_some() {
+    if let Some(b) = project.limits.per_client {
         println!(
             "    limits.per_client: {} per API key or connected app, counted for whichever one calls",
-            limits::Applied {
-                name: String::new(),
-                key: String::new(),
-                rate: project
-                    .limits
-                    .per_client
-                    .map(Into::into)
-                    .unwrap_or(limits::Rate {
-                        burst: 0,
-                        per_sec: 0.0
-                    }),
-                resets_at: None,
-            }
-            .describe()
+            limits::Rate::from(b).describe()
         );
     }
 }

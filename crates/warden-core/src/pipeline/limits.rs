@@ -96,12 +96,19 @@ impl Applied {
                 self.rate.burst,
                 at.format("%Y-%m-%d %H:%M UTC")
             ),
-            None => format!(
-                "{} calls a minute, {} at once",
-                (self.rate.per_sec * 60.0).round(),
-                self.rate.burst
-            ),
+            None => self.rate.describe(),
         }
+    }
+}
+
+impl Rate {
+    /// `120 calls a minute, 60 at once`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} calls a minute, {} at once",
+            (self.per_sec * 60.0).round(),
+            self.burst
+        )
     }
 }
 

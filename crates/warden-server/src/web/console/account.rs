@@ -130,28 +130,26 @@ pub(super) async fn revoke_app(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<AppForm>,
-) -> Response {
-    let m = match form_member(
+) -> Result<Response, Response> {
+    let m = form_member(
         &s,
         &headers,
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    match s
-        .auth
-        .console()
-        .revoke_app(&m, f.grant.as_deref().unwrap_or_default())
-        .await
-    {
-        Ok(_) => see_other(&console_url("/console", &m.org().slug, Some("app_revoked"))),
-        Err(e) => console_error(e),
-    }
+    .await?;
+    Ok(
+        match s
+            .auth
+            .console()
+            .revoke_app(&m, f.grant.as_deref().unwrap_or_default())
+            .await
+        {
+            Ok(_) => see_other(&console_url("/console", &m.org().slug, Some("app_revoked"))),
+            Err(e) => console_error(e),
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,32 +182,30 @@ pub(super) async fn create_key(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<CreateKeyForm>,
-) -> Response {
-    let m = match form_member(
+) -> Result<Response, Response> {
+    let m = form_member(
         &s,
         &headers,
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    match s
-        .auth
-        .console()
-        .create_key(
-            &m,
-            f.name.as_deref().unwrap_or_default(),
-            f.scopes.as_deref().unwrap_or("mcp:read"),
-        )
-        .await
-    {
-        Ok(created) => secret_page(&m, &created, None),
-        Err(e) => console_error(e),
-    }
+    .await?;
+    Ok(
+        match s
+            .auth
+            .console()
+            .create_key(
+                &m,
+                f.name.as_deref().unwrap_or_default(),
+                f.scopes.as_deref().unwrap_or("mcp:read"),
+            )
+            .await
+        {
+            Ok(created) => secret_page(&m, &created, None),
+            Err(e) => console_error(e),
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,28 +220,26 @@ pub(super) async fn revoke_key(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<KeyForm>,
-) -> Response {
-    let m = match form_member(
+) -> Result<Response, Response> {
+    let m = form_member(
         &s,
         &headers,
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    match s
-        .auth
-        .console()
-        .revoke_key(&m, f.key.as_deref().unwrap_or_default())
-        .await
-    {
-        Ok(_) => see_other(&console_url("/console", &m.org().slug, Some("key_revoked"))),
-        Err(e) => console_error(e),
-    }
+    .await?;
+    Ok(
+        match s
+            .auth
+            .console()
+            .revoke_key(&m, f.key.as_deref().unwrap_or_default())
+            .await
+        {
+            Ok(_) => see_other(&console_url("/console", &m.org().slug, Some("key_revoked"))),
+            Err(e) => console_error(e),
+        },
+    )
 }
 
 pub(super) async fn regenerate_key(
@@ -253,26 +247,24 @@ pub(super) async fn regenerate_key(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<KeyForm>,
-) -> Response {
-    let m = match form_member(
+) -> Result<Response, Response> {
+    let m = form_member(
         &s,
         &headers,
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    match s
-        .auth
-        .console()
-        .regenerate_key(&m, f.key.as_deref().unwrap_or_default())
-        .await
-    {
-        Ok(r) => secret_page(&m, &r.new, Some(&r.old.display_prefix)),
-        Err(e) => console_error(e),
-    }
+    .await?;
+    Ok(
+        match s
+            .auth
+            .console()
+            .regenerate_key(&m, f.key.as_deref().unwrap_or_default())
+            .await
+        {
+            Ok(r) => secret_page(&m, &r.new, Some(&r.old.display_prefix)),
+            Err(e) => console_error(e),
+        },
+    )
 }

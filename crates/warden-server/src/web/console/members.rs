@@ -90,36 +90,31 @@ pub(super) async fn set_role(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<MemberForm>,
-) -> Response {
-    let m = match form_member(
+) -> Result<Response, Response> {
+    let m = form_member(
         &s,
         &headers,
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    .await?;
     let console = s.auth.console();
-    let result = match console.admin(&m, "/console/admin/members/role").await {
-        Ok(admin) => {
-            console
-                .set_role(
-                    &admin,
-                    f.user.as_deref().unwrap_or_default(),
-                    f.role.as_deref().unwrap_or_default(),
-                )
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match result {
+    let admin = console
+        .admin(&m, "/console/admin/members/role")
+        .await
+        .map_err(console_error)?;
+    let result = console
+        .set_role(
+            &admin,
+            f.user.as_deref().unwrap_or_default(),
+            f.role.as_deref().unwrap_or_default(),
+        )
+        .await;
+    Ok(match result {
         Ok(_) => see_other(&console_url(PAGE, &m.org().slug, Some("role_changed"))),
         Err(e) => console_error(e),
-    }
+    })
 }
 
 pub(super) async fn remove(
@@ -127,30 +122,25 @@ pub(super) async fn remove(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<MemberForm>,
-) -> Response {
-    let m = match form_member(
+) -> Result<Response, Response> {
+    let m = form_member(
         &s,
         &headers,
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    .await?;
     let console = s.auth.console();
-    let result = match console.admin(&m, "/console/admin/members/remove").await {
-        Ok(admin) => {
-            console
-                .remove_member(&admin, f.user.as_deref().unwrap_or_default())
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match result {
+    let admin = console
+        .admin(&m, "/console/admin/members/remove")
+        .await
+        .map_err(console_error)?;
+    let result = console
+        .remove_member(&admin, f.user.as_deref().unwrap_or_default())
+        .await;
+    Ok(match result {
         Ok(_) => see_other(&console_url(PAGE, &m.org().slug, Some("member_removed"))),
         Err(e) => console_error(e),
-    }
+    })
 }
