@@ -11,11 +11,14 @@
 //! in the store's own statement or before acting, so an id of someone else's changes nothing.
 //!
 //! One file per job: `apps.rs` (connected apps), `keys.rs` (API keys), `members.rs` (the
-//! Admin's member list); this file holds the permits, the errors and the events.
+//! Admin's member list), `trail.rs` (the member's own activity, and the Admin's audit
+//! pages: records, verification, signed export); this file holds the permits, the errors
+//! and the events.
 
 mod apps;
 mod keys;
 mod members;
+mod trail;
 
 use std::sync::Arc;
 
@@ -27,6 +30,7 @@ use crate::token::RandomnessError;
 pub use apps::ConnectedApp;
 pub use keys::{CreatedKey, RegeneratedKey};
 pub use members::OrgMember;
+pub use trail::{ChainStatus, ExportFile, PAGE_SIZE, TrailKeys, TrailPage, TrailQuery};
 
 /// Why a console request was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -123,11 +127,23 @@ impl Admin {
 pub struct Console {
     store: Store,
     audit: Arc<dyn Sink>,
+    /// For the trail pages' verification and export; `None` when audit is disabled.
+    trail: Option<TrailKeys>,
 }
 
 impl Console {
     pub fn new(store: Store, audit: Arc<dyn Sink>) -> Self {
-        Self { store, audit }
+        Self {
+            store,
+            audit,
+            trail: None,
+        }
+    }
+
+    /// With the audit key the trail pages verify from and sign exports with.
+    pub fn with_trail(mut self, trail: Option<TrailKeys>) -> Self {
+        self.trail = trail;
+        self
     }
 
     /// The signed-in `user` acting in the organisation `wanted` names (by slug), or in their
