@@ -7,11 +7,13 @@
 //! `web::page` (no script at all, no framing, `no-store`), and every redirect is `no-store`
 //! too. The organisation is never read from anything but the person's own memberships: a
 //! `org` field or `?org=` only picks among them. `account.rs` is the person's own page and
-//! actions, `members.rs` the Admin's member list; `ConsoleError` becomes a page in
-//! `console_error`, here, and nowhere else.
+//! actions, `members.rs` the Admin's member list, `trail.rs` the member's own activity and
+//! the Admin's audit pages (records, verification, signed export); `ConsoleError` becomes a
+//! page in `console_error`, here, and nowhere else.
 
 mod account;
 mod members;
+mod trail;
 
 use std::net::SocketAddr;
 
@@ -34,6 +36,10 @@ pub(crate) fn routes(state: AuthState) -> Router {
         .route("/console/admin/members", get(members::list))
         .route("/console/admin/members/role", post(members::set_role))
         .route("/console/admin/members/remove", post(members::remove))
+        .route("/console/activity", get(trail::activity))
+        .route("/console/admin/audit", get(trail::audit))
+        .route("/console/admin/audit/record", get(trail::record))
+        .route("/console/admin/audit/export", post(trail::export))
         .with_state(state)
 }
 
