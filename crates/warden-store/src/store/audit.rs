@@ -286,6 +286,17 @@ macro_rules! push_filters {
     }};
 }
 
+/// The console's page query after its SELECT: one chain, the filters, newest first by seq.
+macro_rules! page_query {
+    ($qb:expr, $chain:expr, $filter:expr) => {{
+        let (qb, filter) = (&mut $qb, $filter);
+        qb.push(" WHERE chain = ").push_bind($chain.to_string());
+        push_filters!(&mut *qb, filter);
+        qb.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::try_from(filter.limit).unwrap_or(i64::MAX));
+    }};
+}
+
 impl Store {
     /// Appends `events` to their chains in one durable transaction, in order, and signs a
     /// checkpoint at the new head of each chain in `checkpoint`. Returns where each landed.
@@ -453,26 +464,44 @@ impl Store {
         chain: &str,
         filter: &Filter,
     ) -> Result<Vec<Record>, StoreError> {
-        macro_rules! build {
-            ($qb:expr) => {{
-                let qb = &mut $qb;
-                qb.push(" WHERE chain = ").push_bind(chain.to_string());
-                push_filters!(&mut *qb, filter);
-                qb.push(" ORDER BY seq DESC LIMIT ")
-                    .push_bind(i64::try_from(filter.limit).unwrap_or(i64::MAX));
-            }};
-        }
         let head = format!("SELECT {RECORD_COLUMNS} FROM audit_records");
         Ok(match &self.backend {
             Backend::Sqlite(pool) => {
                 let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(head);
-                build!(qb);
+                page_query!(qb, chain, filter);
                 qb.build_query_as().fetch_all(pool).await?
             }
             Backend::Postgres(pool) => {
                 let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(head);
-                build!(qb);
+                page_query!(qb, chain, filter);
                 qb.build_query_as().fetch_all(pool).await?
+            }
+        })
+    }
+
+    /// The plan the database makes for [`Store::audit_page`] with these arguments (SQLite's
+    /// `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN` lines): the same statement, to
+    /// show which index a page uses (`warden-trail-bench` prints it).
+    pub async fn audit_page_plan(
+        &self,
+        chain: &str,
+        filter: &Filter,
+    ) -> Result<Vec<String>, StoreError> {
+        let head = format!("SELECT {RECORD_COLUMNS} FROM audit_records");
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => {
+                let mut qb =
+                    sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("EXPLAIN QUERY PLAN {head}"));
+                page_query!(qb, chain, filter);
+                let rows: Vec<(i64, i64, i64, String)> =
+                    qb.build_query_as().fetch_all(pool).await?;
+                rows.into_iter().map(|r| r.3).collect()
+            }
+            Backend::Postgres(pool) => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!("EXPLAIN {head}"));
+                page_query!(qb, chain, filter);
+                let rows: Vec<(String,)> = qb.build_query_as().fetch_all(pool).await?;
+                rows.into_iter().map(|r| r.0).collect()
             }
         })
     }
