@@ -474,7 +474,14 @@ impl Store {
             Backend::Postgres(pool) => {
                 let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(head);
                 page_query!(qb, chain, filter);
-                qb.build_query_as().fetch_all(pool).await?
+                // Not a kept prepared statement: after five runs PostgreSQL may switch a kept
+                // one to a generic plan, which cannot see which user or tool is asked for
+                // and walked the whole chain (300 ms on a million records); an unnamed one
+                // is planned for its values every time.
+                qb.build_query_as()
+                    .persistent(false)
+                    .fetch_all(pool)
+                    .await?
             }
         })
     }
