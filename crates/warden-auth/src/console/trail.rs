@@ -306,3 +306,7 @@ impl Console {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "trail_tests.rs"]
+mod tests;
