@@ -239,10 +239,10 @@ pub(crate) async fn serve_http(
             .with_code_ttl(cfg.code_ttl)
             .with_abuse_limits(pipeline.project().server.abuse_limits);
             let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
-            Some(warden_server::web::oauth::AuthState::new(
-                Arc::new(auth),
-                mailer,
-            ))
+            Some(
+                warden_server::web::oauth::AuthState::new(Arc::new(auth), mailer)
+                    .with_pipeline(opened.pipeline.clone()),
+            )
         }
     };
     let shutdown = CancellationToken::new();

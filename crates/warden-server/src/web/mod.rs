@@ -36,6 +36,26 @@ fn templates() -> &'static Environment<'static> {
                 "console_members.html",
                 include_str!("templates/console_members.html"),
             ),
+            (
+                "console_access.html",
+                include_str!("templates/console_access.html"),
+            ),
+            (
+                "console_tools.html",
+                include_str!("templates/console_tools.html"),
+            ),
+            (
+                "console_confirm.html",
+                include_str!("templates/console_confirm.html"),
+            ),
+            (
+                "console_confirmed.html",
+                include_str!("templates/console_confirmed.html"),
+            ),
+            (
+                "console_invited.html",
+                include_str!("templates/console_invited.html"),
+            ),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "built-in template does not compile");
