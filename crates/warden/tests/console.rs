@@ -733,10 +733,31 @@ async fn an_admin_changes_a_role_and_removes_a_member_as_the_cli_does() {
             )
             .await;
         assert_eq!(r.status, 303, "{}", r.body);
+        // Removal first says exactly what it will do, and does nothing yet.
         let r = ana
             .post(
                 "/console/admin/members/remove",
                 &[("csrf_token", &csrf), ("org", "acme"), ("user", &mo_id)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.body.contains("Remove mo@acme.example from Acme?"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("revoked at once"));
+        assert_eq!(ana.mcp_status(&mo_token).await, 200, "not removed yet");
+        let csrf = field(&r.body, "csrf_token", None).unwrap();
+        let r = ana
+            .post(
+                "/console/admin/members/remove",
+                &[
+                    ("csrf_token", &csrf),
+                    ("org", "acme"),
+                    ("user", &mo_id),
+                    ("confirmed", "yes"),
+                ],
             )
             .await;
         assert_eq!(r.status, 303, "{}", r.body);
@@ -848,7 +869,11 @@ async fn a_stale_sign_in_must_confirm_the_password_before_a_destructive_action()
             ),
             (
                 "/console/admin/members/remove",
-                vec![("org", "acme"), ("user", mo_id.as_str())],
+                vec![
+                    ("org", "acme"),
+                    ("user", mo_id.as_str()),
+                    ("confirmed", "yes"),
+                ],
             ),
         ] {
             let r = ana.act(path, &form).await;
@@ -991,7 +1016,16 @@ async fn an_admin_adds_and_invites_members_and_revokes_any_key_or_app() {
         assert!(!globex_page.contains("<td>tests</td>"));
 
         // Add: an existing account, then a newcomer who gets an invitation link.
-        cli(&file, &["user", "add", "zoe@elsewhere.example"]);
+        cli(
+            &file,
+            &[
+                "user",
+                "add",
+                "zoe@elsewhere.example",
+                "--name",
+                "<script>alert(1)</script>Zoe",
+            ],
+        );
         let page = ana.get("/console/admin/members?org=acme").await;
         let csrf = field(&page.body, "csrf_token", None).unwrap();
         let r = ana
@@ -1065,6 +1099,14 @@ async fn an_admin_adds_and_invites_members_and_revokes_any_key_or_app() {
                 .any(|l| l.starts_with("zoe@elsewhere.example") && l.contains("guest")),
             "{members}"
         );
+        // A user's name with script in it is shown as text.
+        let page = ana.get("/console/admin/members?org=acme").await;
+        assert!(
+            page.body.contains("&lt;script&gt;alert(1)&lt;"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("<script>alert"));
         for kind in [
             "member_added",
             "member_invited",

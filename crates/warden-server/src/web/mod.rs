@@ -53,6 +53,10 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("templates/console_confirmed.html"),
             ),
             (
+                "console_remove.html",
+                include_str!("templates/console_remove.html"),
+            ),
+            (
                 "console_invited.html",
                 include_str!("templates/console_invited.html"),
             ),

@@ -26,7 +26,16 @@ const ACTIONS: &[(&str, &str)] = &[
 ];
 
 /// The form fields carried through a confirmation.
-const FIELDS: &[&str] = &["org", "key", "user", "role", "name", "scopes", "email"];
+const FIELDS: &[&str] = &[
+    "org",
+    "key",
+    "user",
+    "role",
+    "name",
+    "scopes",
+    "email",
+    "confirmed",
+];
 
 fn label(action: &str) -> Option<&'static str> {
     ACTIONS.iter().find(|(a, _)| *a == action).map(|(_, l)| *l)

@@ -84,6 +84,8 @@ pub(super) struct MemberForm {
     org: Option<String>,
     user: Option<String>,
     role: Option<String>,
+    /// `yes` once the person saw what removal does.
+    confirmed: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +220,30 @@ pub(super) async fn remove(
         .admin(&m, "/console/admin/members/remove")
         .await
         .map_err(console_error)?;
+    if f.confirmed.as_deref() != Some("yes") {
+        let wanted = f.user.as_deref().unwrap_or_default();
+        let members = console.members(&admin).await.map_err(console_error)?;
+        // Someone who is not a member falls through to `remove_member`, which refuses it on
+        // the record.
+        if let Some(x) = members.iter().find(|x| x.user.to_string() == wanted) {
+            let Some((csrf, cookie)) = new_csrf(&s) else {
+                return Err(csrf_unavailable());
+            };
+            return Ok(console_page(
+                StatusCode::OK,
+                "console_remove.html",
+                minijinja::context! {
+                    csrf_token => csrf,
+                    org => m.org().slug.as_str(),
+                    org_name => m.org().name.as_str(),
+                    user => wanted,
+                    member_email => x.email.as_str(),
+                    member_role => x.role.title(),
+                },
+                cookie,
+            ));
+        }
+    }
     let result = console
         .remove_member(&admin, f.user.as_deref().unwrap_or_default())
         .await;
@@ -227,7 +253,11 @@ pub(super) async fn remove(
             &s,
             &m,
             "/console/admin/members/remove",
-            &[("org", f.org.as_deref()), ("user", f.user.as_deref())],
+            &[
+                ("org", f.org.as_deref()),
+                ("user", f.user.as_deref()),
+                ("confirmed", f.confirmed.as_deref()),
+            ],
             e,
         ),
     })
