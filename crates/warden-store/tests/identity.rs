@@ -1186,6 +1186,55 @@ async fn every_session_of_a_user_ends_at_once() {
 }
 
 #[tokio::test]
+async fn an_idle_session_is_over_and_a_confirmation_is_remembered() {
+    on_each_backend(|store| async move {
+        let acme = fixture(&store, "acme").await;
+        let s = hash();
+        store
+            .create_session(&s, acme.user.id, t(0), t(36_000))
+            .await
+            .unwrap();
+        let fresh = store.session(&s, t(1)).await.unwrap().unwrap();
+        assert_eq!((fresh.last_seen_at, fresh.authenticated_at), (t(0), t(0)));
+        // A request at 50 that allows idleness back to -10: last seen at 0, so it is live.
+        let used = store
+            .touch_session(&s, t(50), t(-10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(used.last_seen_at, t(50));
+        assert_eq!(used.authenticated_at, t(0));
+        // Idle since before the limit: over, and a later request cannot revive it.
+        assert_eq!(store.touch_session(&s, t(200), t(140)).await.unwrap(), None);
+        assert_eq!(
+            store
+                .session(&s, t(201))
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen_at,
+            t(50),
+            "a refused touch changes nothing"
+        );
+        assert!(store.reauthenticate_session(&s, t(60)).await.unwrap());
+        assert_eq!(
+            store
+                .session(&s, t(61))
+                .await
+                .unwrap()
+                .unwrap()
+                .authenticated_at,
+            t(60)
+        );
+        assert!(store.revoke_session(&s, t(70)).await.unwrap());
+        assert!(!store.reauthenticate_session(&s, t(71)).await.unwrap());
+        assert_eq!(store.touch_session(&s, t(72), t(0)).await.unwrap(), None);
+        assert!(!store.reauthenticate_session(&hash(), t(1)).await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn sessions_expire_and_can_be_revoked() {
     on_each_backend(|store| async move {
         let acme = fixture(&store, "acme").await;

@@ -240,10 +240,10 @@ pub(crate) async fn serve_http(
             .with_abuse_limits(pipeline.project().server.abuse_limits)
             .with_audit_signer(opened.signer());
             let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
-            Some(warden_server::web::oauth::AuthState::new(
-                Arc::new(auth),
-                mailer,
-            ))
+            Some(
+                warden_server::web::oauth::AuthState::new(Arc::new(auth), mailer)
+                    .with_pipeline(opened.pipeline.clone()),
+            )
         }
     };
     let shutdown = CancellationToken::new();

@@ -76,7 +76,7 @@ pub(crate) async fn run(
             method: "explain",
             credential: String::new(),
         };
-        match explain(t, &caller, args.as_ref()) {
+        match warden_core::pipeline::explain(t, &caller, args.as_ref()) {
             Ok(verdict) => {
                 any_allowed = true;
                 println!("  with {scopes}: ALLOWED {verdict}");
@@ -97,71 +97,6 @@ pub(crate) async fn run(
     } else {
         ExitCode::from(2)
     })
-}
-
-/// The pipeline's stages before execution, in its order, for one caller: `Ok` names the rules
-/// that let the call through, `Err` the stage and rule that stop it.
-fn explain(
-    tool: &project::Tool,
-    caller: &warden_core::identity::Principal,
-    args: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> Result<String, String> {
-    let permit = warden_core::authz::decide(caller, tool.access).map_err(|d| {
-        format!(
-            "at the {} stage by rule {}: {}",
-            d.stage.as_str(),
-            d.rule,
-            d.reason
-        )
-    })?;
-    let rules: Vec<&str> = tool
-        .policies
-        .input
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect();
-    let confirm = if tool.access == project::Access::Write {
-        "; the write is then previewed and runs only when confirmed"
-    } else {
-        ""
-    };
-    let Some(args) = args else {
-        let policies = match rules.len() {
-            0 => "no input policy applies".to_string(),
-            n => format!(
-                "{n} input polic{} then check each call ({}); give --args JSON to check one",
-                if n == 1 { "y" } else { "ies" },
-                rules.join(", ")
-            ),
-        };
-        return Ok(format!("by rule {}; {policies}{confirm}", permit.rule()));
-    };
-    tool.bind_arguments(Some(args))
-        .map_err(|e| format!("at the arguments stage: {e}"))?;
-    let vars = warden_core::pipeline::policy_variables(
-        tool,
-        Some(args),
-        Some(caller),
-        warden_core::pipeline::Source::Http,
-    );
-    tool.policies.check_input(&vars).map_err(|d| match &d.error {
-        Some(e) => format!(
-            "at the input policy stage: rule '{}' failed to evaluate ({e}), and a policy error denies",
-            d.rule
-        ),
-        None => format!(
-            "at the input policy stage by rule '{}': {}",
-            d.rule, d.reason
-        ),
-    })?;
-    let policies = match rules.len() {
-        0 => "no input policy applies".to_string(),
-        n => format!("no input policy denies ({n} checked: {})", rules.join(", ")),
-    };
-    Ok(format!(
-        "by rule {}; arguments accepted; {policies}{confirm}",
-        permit.rule()
-    ))
 }
 
 /// The `limits` that apply to this user calling this tool, and how many calls each has left

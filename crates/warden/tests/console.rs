@@ -82,6 +82,13 @@ fn cli(file: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A CLI command's output, whatever its exit status (`warden why` exits 2 for a denial).
+fn cli_status(file: &Path, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["-p", file.to_str().unwrap()]);
+    String::from_utf8(run(&all).stdout).unwrap()
+}
+
 /// The console's records in the trail, of `kind`.
 fn console_records(file: &Path, kind: &str) -> Vec<Value> {
     audit_log(file, &["--event", kind])
@@ -373,7 +380,16 @@ async fn signing_in_leads_to_the_console_and_its_pages_are_not_framed_or_kept() 
         let csp = page.headers["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("default-src 'none'"), "{csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-        assert!(!csp.contains("script-src"), "no script may run: {csp}");
+        assert!(
+            csp.contains("script-src 'self';"),
+            "only the console's own script file may run: {csp}"
+        );
+        let script_src: Vec<&str> = csp
+            .split(';')
+            .map(str::trim)
+            .filter(|d| d.starts_with("script-src"))
+            .collect();
+        assert_eq!(script_src, ["script-src 'self'"], "no inline script: {csp}");
         assert_eq!(page.headers["x-frame-options"], "DENY");
         assert_eq!(page.headers["cache-control"], "no-store");
         assert!(!page.body.contains("<script"), "{}", page.body);
@@ -592,6 +608,14 @@ async fn console_attacks_are_refused_and_change_nothing() {
             .await;
         assert_eq!(r.status, 403, "a token without its cookie");
         assert!(mo.console(None).await.contains("<td>active</td>"));
+        // Each forged form is on the record, naming the signed-in person.
+        let forged: Vec<_> = console_records(&file, "console_refused")
+            .into_iter()
+            .filter(|r| r["rule"] == "console.csrf")
+            .collect();
+        assert_eq!(forged.len(), 7, "{forged:?}");
+        assert!(forged.iter().all(|r| r["user_email"] == "mo@acme.example"));
+        let before = before + 7;
 
         // Another member's key or app: not found, nothing changed.
         for (path, form) in [
@@ -625,7 +649,10 @@ async fn console_attacks_are_refused_and_change_nothing() {
         assert_eq!(r.status, 404);
         // Each reach for another's object is on the record, and nothing else is.
         assert_eq!(audit_log(&file, &[]).len(), before + 4);
-        let refused = console_records(&file, "console_refused");
+        let refused: Vec<_> = console_records(&file, "console_refused")
+            .into_iter()
+            .filter(|r| r["rule"] != "console.csrf")
+            .collect();
         assert_eq!(refused.len(), 4, "{refused:?}");
         for r in &refused {
             assert_eq!(r["decision"], "denied");
@@ -706,10 +733,31 @@ async fn an_admin_changes_a_role_and_removes_a_member_as_the_cli_does() {
             )
             .await;
         assert_eq!(r.status, 303, "{}", r.body);
+        // Removal first says exactly what it will do, and does nothing yet.
         let r = ana
             .post(
                 "/console/admin/members/remove",
                 &[("csrf_token", &csrf), ("org", "acme"), ("user", &mo_id)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.body.contains("Remove mo@acme.example from Acme?"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("revoked at once"));
+        assert_eq!(ana.mcp_status(&mo_token).await, 200, "not removed yet");
+        let csrf = field(&r.body, "csrf_token", None).unwrap();
+        let r = ana
+            .post(
+                "/console/admin/members/remove",
+                &[
+                    ("csrf_token", &csrf),
+                    ("org", "acme"),
+                    ("user", &mo_id),
+                    ("confirmed", "yes"),
+                ],
             )
             .await;
         assert_eq!(r.status, 303, "{}", r.body);
@@ -752,6 +800,440 @@ async fn an_admin_changes_a_role_and_removes_a_member_as_the_cli_does() {
         let removed = console_records(&file, "member_removed");
         assert_eq!(removed.len(), 1, "{removed:?}");
         assert_eq!(detail(&removed[0])["grants_revoked"], 1);
+    })
+    .await;
+}
+
+/// Moves the last proof of the password of `b`'s session an hour back, as if the person
+/// had signed in long ago.
+async fn age_sign_in(file: &Path, b: &Browser) {
+    let project = warden_core::project::load_file_offline(file).unwrap();
+    let store = match &project.auth.state {
+        warden_core::project::DataLocation::Sqlite(path) => {
+            warden_store::Store::open_sqlite(path).await.unwrap()
+        }
+        warden_core::project::DataLocation::Postgres(url) => {
+            warden_store::Store::connect(url).await.unwrap()
+        }
+    };
+    let raw = b
+        .jar
+        .iter()
+        .find(|(k, _)| k.contains("session"))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let hash = warden_auth::token::RawToken::from_client(&raw).hash();
+    let then = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert!(
+        store
+            .reauthenticate_session(hash.as_str(), then)
+            .await
+            .unwrap()
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_stale_sign_in_must_confirm_the_password_before_a_destructive_action() {
+    on_each_backend("stale", |file| async move {
+        let server = Server::start(&file);
+        let mut ana = Browser::sign_in(&server, "ana@acme.example").await;
+        let page = ana.console(None).await;
+        let key = key_id(&page, "tests");
+        let created = ana
+            .act(
+                "/console/keys",
+                &[("org", "acme"), ("name", "old"), ("scopes", "mcp:read")],
+            )
+            .await;
+        let old_secret = secret(&created.body);
+        let old_key = key_id(&ana.console(None).await, "old");
+        age_sign_in(&file, &ana).await;
+
+        // Regenerate, create a key, remove a member: each asks for the password, and does
+        // nothing yet.
+        let mo_id = {
+            let p = ana.get("/console/admin/members?org=acme").await;
+            assert_eq!(p.status, 200);
+            let at = p.body.find("mo@acme.example").unwrap();
+            field(&p.body[at..], "user", None).unwrap()
+        };
+        for (path, form) in [
+            (
+                "/console/keys/regenerate",
+                vec![("org", "acme"), ("key", old_key.as_str())],
+            ),
+            (
+                "/console/keys",
+                vec![("org", "acme"), ("name", "new"), ("scopes", "mcp:read")],
+            ),
+            (
+                "/console/admin/members/remove",
+                vec![
+                    ("org", "acme"),
+                    ("user", mo_id.as_str()),
+                    ("confirmed", "yes"),
+                ],
+            ),
+        ] {
+            let r = ana.act(path, &form).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+            assert!(r.body.contains("Confirm it is you"), "{path}: {}", r.body);
+            assert!(r.body.contains("Nothing has been changed yet"));
+        }
+        assert_eq!(ana.mcp_status(&old_secret).await, 200, "not regenerated");
+        assert!(!ana.console(None).await.contains("<td>new</td>"));
+        let members = cli(&file, &["member", "list", "--org", "acme"]);
+        assert!(members.contains("mo@acme.example"), "{members}");
+        let refused: Vec<Value> = console_records(&file, "console_refused")
+            .into_iter()
+            .filter(|r| r["rule"] == "console.reauth_required")
+            .collect();
+        assert_eq!(refused.len(), 3, "{refused:?}");
+
+        // Revoking never asks.
+        let r = ana
+            .act("/console/keys/revoke", &[("org", "acme"), ("key", &key)])
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+
+        // A wrong password: refused and recorded; the right one, then the action again.
+        let ask = ana
+            .act(
+                "/console/keys/regenerate",
+                &[("org", "acme"), ("key", old_key.as_str())],
+            )
+            .await;
+        let csrf = field(&ask.body, "csrf_token", None).unwrap();
+        let form = |password: &'static str| {
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("then", "/console/keys/regenerate".to_string()),
+                ("org", "acme".to_string()),
+                ("key", old_key.clone()),
+                ("password", password.to_string()),
+            ]
+        };
+        let wrong = form("not the password");
+        let wrong: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = ana.post("/console/confirm", &wrong).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(r.body.contains("That password is not right"));
+        assert_eq!(
+            console_records(&file, "reauth_failed").len(),
+            0,
+            "not a console record"
+        );
+        let failed = audit_log(&file, &["--event", "reauth_failed"]);
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        // The refusal page carries a new CSRF token (and cookie); the old one is spent.
+        let csrf = field(&r.body, "csrf_token", None).unwrap();
+        let right = form(PASSWORD)
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "csrf_token" {
+                    (k, csrf.clone())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect::<Vec<_>>();
+        let right: Vec<(&str, &str)> = right.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = ana.post("/console/confirm", &right).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains("Regenerate the key"), "{}", r.body);
+        assert_eq!(
+            ana.mcp_status(&old_secret).await,
+            200,
+            "still not regenerated"
+        );
+        let csrf = field(&r.body, "csrf_token", None).unwrap();
+        let r = ana
+            .post(
+                "/console/keys/regenerate",
+                &[("csrf_token", &csrf), ("org", "acme"), ("key", &old_key)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let new_secret = secret(&r.body);
+        assert_eq!(ana.mcp_status(&old_secret).await, 401);
+        assert_eq!(ana.mcp_status(&new_secret).await, 200);
+        assert_eq!(audit_log(&file, &["--event", "reauthenticated"]).len(), 1);
+
+        // A confirmation cannot be aimed at anything but a console action.
+        let r = ana
+            .act(
+                "/console/confirm",
+                &[("then", "/logout"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_admin_adds_and_invites_members_and_revokes_any_key_or_app() {
+    on_each_backend("admin", |file| async move {
+        let server = Server::start(&file);
+        let mut mo = Browser::sign_in(&server, "mo@acme.example").await;
+        let mo_token = mo.connect_app("Mo's <b>App</b>").await;
+        let mo_key_id = key_id(&mo.console(None).await, "tests");
+        let mut ana = Browser::sign_in(&server, "ana@acme.example").await;
+
+        // Every key and app of the organisation, with its owner; script shown inert.
+        let page = ana.get("/console/admin/access?org=acme").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("Mo&#x27;s &lt;b&gt;App&lt;&#x2f;b&gt;")
+                || page.body.contains("Mo&#x27;s &lt;b&gt;App&lt;/b&gt;"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("<b>App</b>"));
+        assert!(page.body.contains("mo@acme.example"));
+        let csrf = field(&page.body, "csrf_token", None).unwrap();
+        let at = page.body.find("/console/admin/apps/revoke").unwrap();
+        let grant = field(&page.body[at..], "grant", None).unwrap();
+        let r = ana
+            .post(
+                "/console/admin/apps/revoke",
+                &[("csrf_token", &csrf), ("org", "acme"), ("grant", &grant)],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(mo.mcp_status(&mo_token).await, 401, "the app's token stops");
+        let r = ana
+            .post(
+                "/console/admin/keys/revoke",
+                &[("csrf_token", &csrf), ("org", "acme"), ("key", &mo_key_id)],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert!(mo.console(None).await.contains("revoked"));
+        // Ana's key in globex is not reachable from acme's page.
+        let globex_page = ana.console(Some("globex")).await;
+        assert!(!globex_page.contains("<td>tests</td>"));
+
+        // Add: an existing account, then a newcomer who gets an invitation link.
+        cli(
+            &file,
+            &[
+                "user",
+                "add",
+                "zoe@elsewhere.example",
+                "--name",
+                "<script>alert(1)</script>Zoe",
+            ],
+        );
+        let page = ana.get("/console/admin/members?org=acme").await;
+        let csrf = field(&page.body, "csrf_token", None).unwrap();
+        let r = ana
+            .post(
+                "/console/admin/members/add",
+                &[
+                    ("csrf_token", &csrf),
+                    ("org", "acme"),
+                    ("email", "zoe@elsewhere.example"),
+                    ("role", "guest"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let r = ana
+            .post(
+                "/console/admin/members/add",
+                &[
+                    ("csrf_token", &csrf),
+                    ("org", "acme"),
+                    ("email", "new@acme.example"),
+                    ("role", "member"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains("is invited to Acme"), "{}", r.body);
+        let link = r
+            .body
+            .split("id=\"invitation\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .replace("&#x2f;", "/")
+            .replace("&#x3d;", "=")
+            .replace("&amp;", "&");
+        let path = &link[link.find("/login/magic").unwrap()..];
+        let mut newcomer = Browser::new(&server);
+        let r = newcomer.get(path).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let page = newcomer.console(None).await;
+        assert!(page.contains("Your access to Acme"), "{page}");
+        assert!(page.contains("<strong>Member</strong>"), "{page}");
+        // The link works once.
+        assert_ne!(Browser::new(&server).get(path).await.status, 303);
+        // Twice is refused, nothing changed.
+        let r = ana
+            .post(
+                "/console/admin/members/add",
+                &[
+                    ("csrf_token", &csrf),
+                    ("org", "acme"),
+                    ("email", "new@acme.example"),
+                    ("role", "admin"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        let members = cli(&file, &["member", "list", "--org", "acme"]);
+        assert!(
+            members
+                .lines()
+                .any(|l| l.starts_with("new@acme.example") && l.contains("member")),
+            "{members}"
+        );
+        assert!(
+            members
+                .lines()
+                .any(|l| l.starts_with("zoe@elsewhere.example") && l.contains("guest")),
+            "{members}"
+        );
+        // A user's name with script in it is shown as text.
+        let page = ana.get("/console/admin/members?org=acme").await;
+        assert!(
+            page.body.contains("&lt;script&gt;alert(1)&lt;"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("<script>alert"));
+        for kind in [
+            "member_added",
+            "member_invited",
+            "app_revoked",
+            "key_revoked",
+        ] {
+            let recs = console_records(&file, kind);
+            assert!(!recs.is_empty(), "{kind}");
+            assert!(
+                recs.iter().all(|r| r["source"] == "console"),
+                "{kind}: {recs:?}"
+            );
+        }
+
+        // A Member posting each Admin action, or opening an Admin page: 403, recorded.
+        let mut mo = Browser::sign_in(&server, "mo@acme.example").await;
+        let before = console_records(&file, "console_refused").len();
+        for (path, form) in [
+            (
+                "/console/admin/members/add",
+                vec![
+                    ("org", "acme"),
+                    ("email", "x@acme.example"),
+                    ("role", "admin"),
+                ],
+            ),
+            (
+                "/console/admin/keys/revoke",
+                vec![("org", "acme"), ("key", mo_key_id.as_str())],
+            ),
+            (
+                "/console/admin/apps/revoke",
+                vec![("org", "acme"), ("grant", grant.as_str())],
+            ),
+        ] {
+            assert_eq!(mo.act(path, &form).await.status, 403, "{path}");
+        }
+        for path in ["/console/admin/access", "/console/admin/tools"] {
+            assert_eq!(mo.get(path).await.status, 403, "{path}");
+        }
+        assert_eq!(console_records(&file, "console_refused").len(), before + 5);
+        assert!(
+            cli(&file, &["user", "list"])
+                .lines()
+                .all(|l| !l.starts_with("x@acme.example"))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_tools_page_shows_each_roles_access_and_answers_why() {
+    on_each_backend("tools", |file| async move {
+        let server = Server::start(&file);
+        let mut ana = Browser::sign_in(&server, "ana@acme.example").await;
+        let page = ana.get("/console/admin/tools?org=acme").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("<th>Guest</th>"), "{}", page.body);
+        assert!(page.body.contains("calls"));
+        // The same answer as `warden why`.
+        let project = warden_core::project::load_file_offline(&file).unwrap();
+        let write = project
+            .tools
+            .iter()
+            .find(|t| t.access == warden_core::project::Access::Write)
+            .unwrap()
+            .name
+            .clone();
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("org", "acme"),
+                ("who", "gus@acme.example"),
+                ("tool", &write),
+            ])
+            .finish();
+        let page = ana.get(&format!("/console/admin/tools?{q}")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("DENIED"), "{}", page.body);
+        assert!(!page.body.contains("ALLOWED"), "{}", page.body);
+        let cli_answer = cli_status(
+            &file,
+            &[
+                "why",
+                "--user",
+                "gus@acme.example",
+                "--tool",
+                &write,
+                "--org",
+                "acme",
+            ],
+        );
+        let denial = cli_answer
+            .lines()
+            .find(|l| l.contains("DENIED"))
+            .unwrap()
+            .split("DENIED ")
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let shown = denial.replace('\'', "&#x27;").replace('"', "&quot;");
+        assert!(page.body.contains(&shown), "{shown} not in {}", page.body);
+        // Someone outside the organisation, or bad arguments: a clear error.
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("org", "acme"),
+                ("who", "nobody@else.example"),
+                ("tool", &write),
+            ])
+            .finish();
+        let page = ana.get(&format!("/console/admin/tools?{q}")).await;
+        assert_eq!(page.status, 400);
+        assert!(
+            page.body.contains("is not a member of Acme"),
+            "{}",
+            page.body
+        );
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("org", "acme"),
+                ("who", "mo@acme.example"),
+                ("tool", &write),
+                ("args", "[1]"),
+            ])
+            .finish();
+        let page = ana.get(&format!("/console/admin/tools?{q}")).await;
+        assert_eq!(page.status, 400);
+        assert!(page.body.contains("must be a JSON object"), "{}", page.body);
     })
     .await;
 }

@@ -87,6 +87,18 @@ async fn demo_prints_how_to_connect_and_serves_tools() {
         .collect();
     assert_eq!(names.len(), 5, "{names:?}");
     assert!(!names.contains(&"update_finding_status"), "{names:?}");
+    // A list made for this key: no shared cache may keep it (MCP 2026-07-28 caching hints).
+    assert_eq!(tools["result"]["cacheScope"], "private", "{tools}");
+    assert_eq!(tools["result"]["ttlMs"], 60_000, "{tools}");
+    for method in ["resources/list", "resources/templates/list", "prompts/list"] {
+        let list = s.request(method, json!({})).await;
+        assert_eq!(list["result"]["cacheScope"], "private", "{method}: {list}");
+    }
+    let read = s
+        .request("resources/read", json!({"uri": "vendor://V-001"}))
+        .await;
+    assert_eq!(read["result"]["cacheScope"], "private", "{read}");
+    assert_eq!(read["result"]["ttlMs"], 0, "{read}");
     let r = s
         .call("search_vendors", json!({"query": "Cloud", "limit": 5}))
         .await;

@@ -41,12 +41,25 @@ fn table(page: &str, heading: &str) -> Vec<Vec<String>> {
 }
 
 /// Whether `file` (relative to the repository) has a test function called `name`: a Rust
-/// `#[test]` or `#[tokio::test]`, or a pytest `def test_...`.
+/// `#[test]` or `#[tokio::test]`, a pytest `def test_...`, or a `node:test` `test('...'`
+/// whose name is given with its spaces as `_` (the page cannot hold quotes in a reference).
 fn test_exists(root: &Path, file: &str, name: &str) -> bool {
     let Ok(text) = std::fs::read_to_string(root.join(file)) else {
         return false;
     };
     let lines: Vec<&str> = text.lines().collect();
+    if file.ends_with(".mjs") {
+        return lines.iter().any(|l| {
+            let l = l.trim_start();
+            ['\'', '"', '`'].iter().any(|&quote| {
+                l.strip_prefix(&format!("test({quote}"))
+                    .is_some_and(|rest| {
+                        let title: String = rest.chars().take_while(|&c| c != quote).collect();
+                        title.replace(' ', "_") == name
+                    })
+            })
+        });
+    }
     if file.ends_with(".py") {
         // A pytest test: a top-level `def test_...(` function.
         return name.starts_with("test_")

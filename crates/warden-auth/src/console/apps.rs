@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use warden_store::{GrantId, Role, Scopes};
 
-use super::{Console, ConsoleError, Member};
+use super::{Admin, Console, ConsoleError, Member};
 
 /// One app the person connected, as the console lists it.
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub struct ConnectedApp {
     /// The role bound to its tokens (at consent, or at the last refresh).
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// Whose it is (the Admin's organisation-wide list).
+    pub user_email: String,
 }
 
 impl Console {
@@ -33,6 +35,25 @@ impl Console {
                 scopes: g.scopes,
                 role: g.role,
                 created_at: g.created_at,
+                user_email: m.user.email.clone(),
+            })
+            .collect())
+    }
+
+    /// Every active grant in the Admin's organisation, whoever it belongs to.
+    pub async fn org_apps(&self, admin: &Admin) -> Result<Vec<ConnectedApp>, ConsoleError> {
+        Ok(self
+            .store
+            .list_grants(admin.0.org.id)
+            .await?
+            .into_iter()
+            .map(|(g, c, u)| ConnectedApp {
+                grant: g.id,
+                client_name: c.name,
+                scopes: g.scopes,
+                role: g.role,
+                created_at: g.created_at,
+                user_email: u.email,
             })
             .collect())
     }
@@ -40,10 +61,29 @@ impl Console {
     /// Revokes the member's own grant `grant` (named by the form, so checked here against
     /// the organisation and the owner): its tokens stop working on their next request.
     pub async fn revoke_app(&self, m: &Member, grant: &str) -> Result<String, ConsoleError> {
+        self.revoke_grant(m, grant, true).await
+    }
+
+    /// Revokes any active grant `grant` of the Admin's organisation.
+    pub async fn revoke_org_app(&self, admin: &Admin, grant: &str) -> Result<String, ConsoleError> {
+        self.revoke_grant(&admin.0, grant, false).await
+    }
+
+    /// Revokes `grant` if it belongs to `m`'s organisation and, when `own_only`, to `m`.
+    async fn revoke_grant(
+        &self,
+        m: &Member,
+        grant: &str,
+        own_only: bool,
+    ) -> Result<String, ConsoleError> {
         let not_found = || {
             ConsoleError::NotFound(
-                "That app is not connected to your account here (it may already be revoked)."
-                    .into(),
+                if own_only {
+                    "That app is not connected to your account here (it may already be revoked)."
+                } else {
+                    "That app is not connected in this organisation (it may already be revoked)."
+                }
+                .into(),
             )
         };
         let g = match grant.parse::<GrantId>() {
@@ -51,9 +91,9 @@ impl Console {
             Err(_) => None,
         };
         // A grant's organisation and owner never change, so checking before acting is sound.
-        let Some(g) =
-            g.filter(|g| g.org_id == m.org.id && g.user_id == m.user.id && g.revoked_at.is_none())
-        else {
+        let Some(g) = g.filter(|g| {
+            g.org_id == m.org.id && (!own_only || g.user_id == m.user.id) && g.revoked_at.is_none()
+        }) else {
             return Err(self.refuse(m, "app_revoke", grant, not_found()).await);
         };
         let id = g.id;
@@ -77,6 +117,7 @@ impl Console {
             "client": g.client_id.to_string(),
             "client_name": client,
             "connections_revoked": 1,
+            "owner": g.user_id.to_string(),
         }));
         self.record(e).await?;
         Ok(client)

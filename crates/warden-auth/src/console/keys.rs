@@ -5,7 +5,7 @@
 use chrono::Utc;
 use warden_store::{ApiKey, ApiKeyId, Scopes};
 
-use super::{Console, ConsoleError, Member};
+use super::{Admin, Console, ConsoleError, Member};
 use crate::token::{self, RawToken, TokenKind};
 
 /// Longest key name the console accepts.
@@ -68,6 +68,7 @@ impl Console {
         name: &str,
         scopes: &str,
     ) -> Result<CreatedKey, ConsoleError> {
+        self.recent(m, "key_create").await?;
         let name = name.trim();
         if name.is_empty()
             || name.chars().count() > MAX_NAME_CHARS
@@ -125,6 +126,7 @@ impl Console {
         m: &Member,
         key: &str,
     ) -> Result<RegeneratedKey, ConsoleError> {
+        self.recent(m, "key_regenerate").await?;
         let secret = token::generate(TokenKind::ApiKey)?;
         let replaced = match key.parse::<ApiKeyId>() {
             Ok(id) => {
@@ -155,5 +157,40 @@ impl Console {
             old,
             new: CreatedKey { key: new, secret },
         })
+    }
+
+    /// Every key in the Admin's organisation, with its owner's email, newest first.
+    pub async fn org_keys(&self, admin: &Admin) -> Result<Vec<(ApiKey, String)>, ConsoleError> {
+        let mut keys: Vec<(ApiKey, String)> = self
+            .store
+            .list_api_keys(admin.0.org.id)
+            .await?
+            .into_iter()
+            .map(|(k, u)| (k, u.email))
+            .collect();
+        keys.reverse();
+        Ok(keys)
+    }
+
+    /// Revokes any active key `key` of the Admin's organisation (a key of another
+    /// organisation, or an unknown id, changes nothing and is refused on the record).
+    pub async fn revoke_org_key(&self, admin: &Admin, key: &str) -> Result<(), ConsoleError> {
+        let m = &admin.0;
+        let not_found = || {
+            ConsoleError::NotFound(
+                "That API key is not an active key of this organisation (it may already be revoked)."
+                    .into(),
+            )
+        };
+        let revoked = match key.parse::<ApiKeyId>() {
+            Ok(id) => self.store.revoke_api_key(m.org.id, &id, Utc::now()).await?,
+            Err(_) => false,
+        };
+        if !revoked {
+            return Err(self.refuse(m, "key_revoke", key, not_found()).await);
+        }
+        let mut e = m.event("key_revoked", key.to_string());
+        e.detail = Some(serde_json::json!({"key": key, "by_admin": true}));
+        self.record(e).await
     }
 }

@@ -10,14 +10,20 @@
 //! a member) matches it against the permit's organisation, and the owner where it has one,
 //! in the store's own statement or before acting, so an id of someone else's changes nothing.
 //!
+//! Actions that mint a credential, grant power or remove someone (create or regenerate a
+//! key, change a role, add or remove a member) also need a recent proof of the password
+//! ([`crate::server::REAUTH_WINDOW`]); each such operation asks [`Console::recent`] first,
+//! which records the refusal when the proof is stale. Revocations never need one.
+//!
 //! One file per job: `apps.rs` (connected apps), `keys.rs` (API keys), `members.rs` (the
-//! Admin's member list), `trail.rs` (the member's own activity, and the Admin's audit
-//! pages: records, verification, signed export); this file holds the permits, the errors
-//! and the events.
+//! Admin's member list and invitations), `tools.rs` (what each role may use, and why),
+//! `trail.rs` (the member's own activity, and the Admin's audit pages: records,
+//! verification, signed export); this file holds the permits, the errors and the events.
 
 mod apps;
 mod keys;
 mod members;
+mod tools;
 mod trail;
 
 use std::sync::Arc;
@@ -25,11 +31,13 @@ use std::sync::Arc;
 use warden_core::audit::{AuditError, Event, Sink, Source};
 use warden_store::{Organization, Role, Store, StoreError, User};
 
+use crate::server::SignedIn;
 use crate::token::RandomnessError;
 
 pub use apps::ConnectedApp;
 pub use keys::{CreatedKey, RegeneratedKey};
-pub use members::OrgMember;
+pub use members::{Added, OrgMember};
+pub use tools::{RoleAccess, ToolAccess, WhyAnswer};
 pub use trail::{ChainStatus, ExportFile, PAGE_SIZE, TrailKeys, TrailPage, TrailQuery};
 
 /// Why a console request was refused or failed.
@@ -47,6 +55,11 @@ pub enum ConsoleError {
     /// The key, app or member named is not there (or not the person's own).
     #[error("{0}")]
     NotFound(String),
+    /// The action needs a recent proof of the password, and the last one is too old.
+    #[error(
+        "this needs your password again: your last sign-in or confirmation was more than 5 minutes ago"
+    )]
+    Reauthenticate,
     /// The form's input is not valid; the message says how to fix it.
     #[error("{0}")]
     Invalid(String),
@@ -81,6 +94,8 @@ pub struct Member {
     /// Every organisation the person is a member of, with their role, for the selector.
     orgs: Vec<(Organization, Role)>,
     origin: Origin,
+    /// When the person last proved their password in this session.
+    authenticated_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Member {
@@ -151,10 +166,14 @@ impl Console {
     /// memberships, read now; nothing else can choose it.
     pub async fn member(
         &self,
-        user: User,
+        signed_in: SignedIn,
         wanted: Option<&str>,
         origin: Origin,
     ) -> Result<Member, ConsoleError> {
+        let SignedIn {
+            user,
+            authenticated_at,
+        } = signed_in;
         let orgs: Vec<(Organization, Role)> = self
             .store
             .orgs_of_user(user.id)
@@ -176,7 +195,30 @@ impl Console {
             role,
             orgs,
             origin,
+            authenticated_at,
         })
+    }
+
+    /// Leave for an action that needs a recent proof of the password, or the refusal,
+    /// recorded: the form is not acted on, and the page asks for the password.
+    pub async fn recent(&self, m: &Member, action: &str) -> Result<(), ConsoleError> {
+        let signed_in = SignedIn {
+            user: m.user.clone(),
+            authenticated_at: m.authenticated_at,
+        };
+        if signed_in.recently_authenticated(chrono::Utc::now()) {
+            return Ok(());
+        }
+        let e = m.event("console_refused", action).denied(
+            "authenticate",
+            "console.reauth_required",
+            format!(
+                "{action} needs the password again; it was last proved at {}",
+                m.authenticated_at.to_rfc3339()
+            ),
+        );
+        self.audit.record(e).await?;
+        Err(ConsoleError::Reauthenticate)
     }
 
     /// An [`Admin`] permit for `member`, or the refusal, recorded.
@@ -196,6 +238,17 @@ impl Console {
         );
         self.audit.record(e).await?;
         Err(refusal)
+    }
+
+    /// Records that a console form from `m` for `action` came without the page's CSRF token
+    /// (a cross-site post, or a stale page); nothing was done.
+    pub async fn refuse_forged(&self, m: &Member, action: &str) -> Result<(), ConsoleError> {
+        let e = m.event("console_refused", action).denied(
+            "csrf",
+            "console.csrf",
+            "the form's CSRF token was missing or did not match; nothing was done",
+        );
+        Ok(self.audit.record(e).await?)
     }
 
     /// Records that `m` named `target` for `action` and it is not theirs to act on (another

@@ -7,6 +7,14 @@ use warden_store::{Role, Store};
 
 use super::*;
 use crate::console::Origin;
+use crate::server::SignedIn;
+
+fn signed_in(user: warden_store::User) -> SignedIn {
+    SignedIn {
+        user,
+        authenticated_at: chrono::Utc::now(),
+    }
+}
 
 #[test]
 fn times_are_read_in_the_forms_the_page_offers() {
@@ -111,7 +119,7 @@ async fn activity_is_the_members_own_in_their_organisation_whatever_the_query_sa
         .unwrap()
         .unwrap();
     let m = console
-        .member(mo.clone(), Some("acme"), Origin::default())
+        .member(signed_in(mo.clone()), Some("acme"), Origin::default())
         .await
         .unwrap();
     let q = TrailQuery {
@@ -133,7 +141,7 @@ async fn activity_is_the_members_own_in_their_organisation_whatever_the_query_sa
 
     // In globex mo has 30 records: a page of 50 holds them all; paged below seq 11, ten.
     let g = console
-        .member(mo, Some("globex"), Origin::default())
+        .member(signed_in(mo), Some("globex"), Origin::default())
         .await
         .unwrap();
     let page = console
@@ -161,7 +169,7 @@ async fn an_admin_reads_only_their_organisations_chain_and_each_look_is_recorded
         .unwrap()
         .unwrap();
     let m = console
-        .member(ana, Some("acme"), Origin::default())
+        .member(signed_in(ana), Some("acme"), Origin::default())
         .await
         .unwrap();
     let admin = console.admin(&m, "/console/admin/audit").await.unwrap();

@@ -98,9 +98,11 @@ impl AuthServer {
                 Self::principal_of(key.user_id, role, key.scopes, method, holder).map(|p| (p, None))
             }
             Some(TokenKind::Session) => {
+                let idle_since =
+                    now - chrono::Duration::from_std(super::SESSION_IDLE).unwrap_or_default();
                 let session = self
                     .store
-                    .session(raw.hash().as_str(), now)
+                    .touch_session(raw.hash().as_str(), now, idle_since)
                     .await?
                     .ok_or_else(invalid)?;
                 let all = self.store.orgs_of_user(session.user_id).await?;

@@ -50,9 +50,15 @@ pub use authorize::{AuthorizeParams, ValidAuthorize};
 pub use bearer::{AUTH_FAILURES, refused};
 pub use error::{AuthnError, AuthorizeError, InternalError, LoginError, TokenError};
 pub use register::{RegisterError, purge_unused_clients_once};
+pub use sign_in::SignedIn;
 pub use token_endpoint::TokenResponse;
 
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 60 * 60);
+/// A browser session unused for this long is over (sign in again), whatever its TTL.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// How recent a sign-in (or a password confirmation) must be for a console action that
+/// mints a credential, grants power or removes someone.
+pub const REAUTH_WINDOW: Duration = Duration::from_secs(5 * 60);
 pub const MAGIC_LINK_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long after a step-up challenge a refresh of the same grant is refused, so that the
 /// client re-authorizes (see [`AuthServer::note_step_up`]).

@@ -1,11 +1,14 @@
 //! Sign-in for the web pages: by password or by a single-use link, behind per-account and
 //! per-address limits, each opening a browser session; and the session's user and sign-out.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use warden_store::{StoreError, User, UserId};
 
 use super::limits::Limit;
-use super::{AuthServer, InternalError, LoginError, MAGIC_LINK_TTL, SESSION_TTL, at};
+use super::{
+    AuthServer, InternalError, LoginError, MAGIC_LINK_TTL, REAUTH_WINDOW, SESSION_IDLE,
+    SESSION_TTL, at,
+};
 use crate::limiter::Verdict;
 use crate::token::{self, RawToken, TokenKind};
 
@@ -160,18 +163,100 @@ impl AuthServer {
 
     /// The signed-in user behind a session cookie.
     pub async fn session_user(&self, raw: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.signed_in(raw).await?.map(|s| s.user))
+    }
+
+    /// The live session behind a session cookie, counted as used now: none when it is
+    /// unknown, revoked, expired, idle for longer than [`SESSION_IDLE`], or its person is
+    /// disabled.
+    pub async fn signed_in(&self, raw: &str) -> Result<Option<SignedIn>, StoreError> {
         let raw = RawToken::from_client(raw);
         if raw.kind() != Some(TokenKind::Session) {
             return Ok(None);
         }
-        let Some(s) = self.store.session(raw.hash().as_str(), Utc::now()).await? else {
+        let now = Utc::now();
+        let idle_since = now - chrono::Duration::from_std(SESSION_IDLE).unwrap_or_default();
+        let Some(s) = self
+            .store
+            .touch_session(raw.hash().as_str(), now, idle_since)
+            .await?
+        else {
             return Ok(None);
         };
-        Ok(self
+        let user = self
             .store
             .user_by_id(s.user_id)
             .await?
-            .filter(|u| u.disabled_at.is_none()))
+            .filter(|u| u.disabled_at.is_none());
+        Ok(user.map(|user| SignedIn {
+            user,
+            authenticated_at: s.authenticated_at,
+        }))
+    }
+
+    /// The signed-in person proves their password again (a console action that needs a
+    /// recent one). Behind the same gate and counters as sign-in, so it is no way around
+    /// the lockout; recorded either way.
+    pub async fn confirm_password(
+        &self,
+        raw_session: &str,
+        password: &str,
+        addr: &str,
+    ) -> Result<SignedIn, LoginError> {
+        let raw = RawToken::from_client(raw_session);
+        let signed_in = match self.signed_in(raw_session).await? {
+            Some(s) if raw.kind() == Some(TokenKind::Session) => s,
+            _ => return Err(LoginError::BadCredentials),
+        };
+        let keys = Self::login_keys(&signed_in.user.email, addr);
+        let gate = self.take_gate(&keys[0]).await?;
+        let result = self
+            .confirm_password_gated(&keys, &raw, signed_in, password, addr)
+            .await;
+        self.open_gate(gate).await;
+        result
+    }
+
+    async fn confirm_password_gated(
+        &self,
+        keys: &[String; 2],
+        raw: &RawToken,
+        mut signed_in: SignedIn,
+        password: &str,
+        addr: &str,
+    ) -> Result<SignedIn, LoginError> {
+        self.wait_turn(keys).await?;
+        let hash = signed_in.user.password_hash.as_deref();
+        let ok = self.passwords.verify(password, hash).await;
+        let user = &signed_in.user;
+        if !ok {
+            let counted = self.login_failed(keys, addr).await;
+            let e = Self::login_event("reauth_failed", "password", addr)
+                .user(user.id.to_string(), user.email.clone())
+                .denied(
+                    "authenticate",
+                    "login.bad_credentials",
+                    "wrong password when confirming a console action",
+                );
+            self.record(e).await?;
+            counted?;
+            return Err(LoginError::BadCredentials);
+        }
+        let [account, _] = keys;
+        self.limit_clear(account).await;
+        let now = Utc::now();
+        if !self
+            .store
+            .reauthenticate_session(raw.hash().as_str(), now)
+            .await?
+        {
+            return Err(LoginError::BadCredentials);
+        }
+        let e = Self::login_event("reauthenticated", "password", addr)
+            .user(user.id.to_string(), user.email.clone());
+        self.record(e).await?;
+        signed_in.authenticated_at = now;
+        Ok(signed_in)
     }
 
     /// Creates a single-use sign-in link token for `email`, if such a user exists. The
@@ -247,4 +332,19 @@ impl AuthServer {
 fn unavailable(e: InternalError) -> LoginError {
     tracing::error!(target: "warden::security", error = %e, "sign-in refused: the failure counters cannot be reached");
     LoginError::Unavailable
+}
+
+/// A live browser session: its person, and when they last proved their password.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub authenticated_at: DateTime<Utc>,
+}
+
+impl SignedIn {
+    /// Whether the last proof is recent enough for an action that needs one
+    /// ([`REAUTH_WINDOW`]).
+    pub fn recently_authenticated(&self, now: DateTime<Utc>) -> bool {
+        chrono::Duration::from_std(REAUTH_WINDOW).is_ok_and(|w| now - self.authenticated_at < w)
+    }
 }

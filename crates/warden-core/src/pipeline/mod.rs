@@ -31,6 +31,7 @@ mod confirm;
 mod data;
 mod error;
 mod execute;
+mod explain;
 mod input_policy;
 pub mod limits;
 mod measure;
@@ -52,6 +53,7 @@ use std::sync::Arc;
 
 pub use arguments::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
 pub use error::{CallError, PromptError, Rejection, ResourceError};
+pub use explain::explain;
 pub use input_policy::policy_variables;
 pub use measure::{OPERATION_DURATION, POLICY_DENIALS, UNKNOWN};
 pub use reload::{LivePipeline, RestartNeeded, RestartSection};

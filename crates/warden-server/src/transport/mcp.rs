@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    CompletionInfo, ContentBlock, CreateMessageRequestParams, CustomRequest, CustomResult,
-    ElicitRequestParams, ElicitationSchema, ErrorCode, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, CompletionInfo, ContentBlock, CreateMessageRequestParams, CustomRequest,
+    CustomResult, ElicitRequestParams, ElicitationSchema, ErrorCode, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
     ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
@@ -275,6 +275,37 @@ fn peer(ctx: &RequestContext<RoleServer>) -> Peer {
     peer
 }
 
+/// How long a client may reuse a list it was given: lists change only with a reload or a
+/// change of role, and a call is authorized afresh whatever the list said.
+pub const LIST_TTL_MS: u64 = 60_000;
+
+/// Caching hints (MCP 2026-07-28, SEP-2549) for a list made for one caller: what a caller
+/// sees depends on their role and scopes, so no shared cache may keep it.
+trait PrivateList {
+    fn hinted(self) -> Self;
+}
+
+macro_rules! private_list {
+    ($($t:ty),*) => {$(
+        impl PrivateList for $t {
+            fn hinted(self) -> Self {
+                self.with_cache_scope(CacheScope::Private).with_ttl_ms(LIST_TTL_MS)
+            }
+        }
+    )*};
+}
+
+private_list!(
+    ListToolsResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
+    ListPromptsResult
+);
+
+fn private<T: PrivateList>(list: T) -> T {
+    list.hinted()
+}
+
 /// The `'static` name of a protocol revision rmcp knows.
 fn known_version(v: &str) -> &'static str {
     match v {
@@ -489,13 +520,13 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let principal = self.principal(&ctx).await?;
-        Ok(ListToolsResult::with_all_items(
+        Ok(private(ListToolsResult::with_all_items(
             self.pipeline
                 .current()
                 .visible_tools(principal.as_ref())
                 .map(Self::tool)
                 .collect(),
-        ))
+        )))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -568,7 +599,7 @@ impl ServerHandler for WardenMcp {
                 ResourceUri::Template(_) => None,
             })
             .collect();
-        Ok(ListResourcesResult::with_all_items(resources))
+        Ok(private(ListResourcesResult::with_all_items(resources)))
     }
 
     async fn list_resource_templates(
@@ -601,7 +632,9 @@ impl ServerHandler for WardenMcp {
                 ResourceUri::Fixed(_) => None,
             })
             .collect();
-        Ok(ListResourceTemplatesResult::with_all_items(templates))
+        Ok(private(ListResourceTemplatesResult::with_all_items(
+            templates,
+        )))
     }
 
     async fn read_resource(
@@ -625,7 +658,12 @@ impl ServerHandler for WardenMcp {
         if let Some(m) = r.mime_type {
             contents = contents.with_mime_type(m);
         }
-        Ok(ReadResourceResult::new(vec![contents]).into())
+        // Rows of the organisation's data, read for this caller now: nobody else's cache may
+        // keep them, and this caller's should not serve them again without asking.
+        Ok(ReadResourceResult::new(vec![contents])
+            .with_cache_scope(CacheScope::Private)
+            .with_ttl_ms(0)
+            .into())
     }
 
     async fn subscribe(
@@ -679,7 +717,7 @@ impl ServerHandler for WardenMcp {
                 prompt
             })
             .collect();
-        Ok(ListPromptsResult::with_all_items(prompts))
+        Ok(private(ListPromptsResult::with_all_items(prompts)))
     }
 
     async fn get_prompt(

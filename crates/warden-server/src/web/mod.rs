@@ -37,6 +37,30 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("templates/console_members.html"),
             ),
             (
+                "console_access.html",
+                include_str!("templates/console_access.html"),
+            ),
+            (
+                "console_tools.html",
+                include_str!("templates/console_tools.html"),
+            ),
+            (
+                "console_confirm.html",
+                include_str!("templates/console_confirm.html"),
+            ),
+            (
+                "console_confirmed.html",
+                include_str!("templates/console_confirmed.html"),
+            ),
+            (
+                "console_remove.html",
+                include_str!("templates/console_remove.html"),
+            ),
+            (
+                "console_invited.html",
+                include_str!("templates/console_invited.html"),
+            ),
+            (
                 "trail_filters.html",
                 include_str!("templates/trail_filters.html"),
             ),

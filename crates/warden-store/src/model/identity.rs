@@ -112,6 +112,11 @@ pub struct BrowserSession {
     pub created_at: DateTime<Utc>,
     /// When the session ends.
     pub expires_at: DateTime<Utc>,
+    /// Its last request.
+    pub last_seen_at: DateTime<Utc>,
+    /// When its person last proved their password (or used a sign-in link): the sign-in,
+    /// or a later confirmation.
+    pub authenticated_at: DateTime<Utc>,
 }
 
 /// The result of redeeming an authorization code

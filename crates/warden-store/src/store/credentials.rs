@@ -62,8 +62,22 @@ const INSERT_SESSION: &str = "INSERT INTO browser_sessions \
      (token_hash, user_id, created_at, expires_at, revoked_at) \
      VALUES ($1, $2, $3, $4, NULL)";
 
-const SESSION: &str = "SELECT user_id, created_at, expires_at FROM browser_sessions \
+const SESSION: &str = "SELECT user_id, created_at, expires_at, \
+      COALESCE(last_seen_at, created_at) AS last_seen_at, \
+      COALESCE(authenticated_at, created_at) AS authenticated_at \
+     FROM browser_sessions \
      WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2";
+
+// The check and the touch in one statement: a session idle since before $3 stays over even
+// when two requests race.
+const TOUCH_SESSION: &str = "UPDATE browser_sessions SET last_seen_at = $2 \
+     WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 \
+      AND COALESCE(last_seen_at, created_at) > $3 \
+     RETURNING user_id, created_at, expires_at, last_seen_at, \
+      COALESCE(authenticated_at, created_at) AS authenticated_at";
+
+const REAUTHENTICATE_SESSION: &str = "UPDATE browser_sessions SET authenticated_at = $2 \
+     WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 RETURNING token_hash";
 
 const REVOKE_SESSION: &str = "UPDATE browser_sessions SET revoked_at = $2 \
      WHERE token_hash = $1 AND revoked_at IS NULL RETURNING token_hash";
@@ -348,6 +362,39 @@ impl Store {
             .fetch_optional(pool)
             .await)?;
         row.map(BrowserSession::try_from).transpose()
+    }
+
+    /// A request on the session with this hash at `now`: the session, with `last_seen_at`
+    /// moved to `now`, if it is unrevoked, unexpired, and was last used after `idle_since`
+    /// (a session idle for longer is over, and stays over).
+    pub async fn touch_session(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<Option<BrowserSession>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, SessionRow>(TOUCH_SESSION)
+            .bind(hash)
+            .bind(millis(now))
+            .bind(millis(idle_since))
+            .fetch_optional(pool)
+            .await)?;
+        row.map(BrowserSession::try_from).transpose()
+    }
+
+    /// Marks a live session as having just proved its password again (for the console's
+    /// destructive actions). Returns whether the session was live.
+    pub async fn reauthenticate_session(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(REAUTHENTICATE_SESSION)
+            .bind(hash)
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await)?;
+        Ok(done.is_some())
     }
 
     /// Ends a session (sign-out). Returns whether it existed unrevoked.

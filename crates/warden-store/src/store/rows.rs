@@ -435,6 +435,8 @@ pub(super) struct SessionRow {
     user_id: String,
     created_at: i64,
     expires_at: i64,
+    last_seen_at: i64,
+    authenticated_at: i64,
 }
 
 impl TryFrom<SessionRow> for BrowserSession {
@@ -446,6 +448,8 @@ impl TryFrom<SessionRow> for BrowserSession {
             user_id: parse_id::<UserId>(E, &row.user_id)?,
             created_at: timestamp(E, row.created_at)?,
             expires_at: timestamp(E, row.expires_at)?,
+            last_seen_at: timestamp(E, row.last_seen_at)?,
+            authenticated_at: timestamp(E, row.authenticated_at)?,
         })
     }
 }

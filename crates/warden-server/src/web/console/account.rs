@@ -9,11 +9,10 @@ use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use warden_auth::console::{CreatedKey, Member};
+use warden_auth::console::{ConsoleError, CreatedKey, Member};
 
-use super::{console_error, console_url, member, see_other, shown};
+use super::{confirm, console_error, console_page, console_url, member, see_other, shown};
 use crate::web::oauth::{AuthState, csrf_failed, csrf_ok, csrf_unavailable, new_csrf};
-use crate::web::page;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct PageQuery {
@@ -28,6 +27,7 @@ pub(super) fn notice(done: Option<&str>) -> Option<&'static str> {
         "key_revoked" => "Key revoked. It stops working on its next request.",
         "role_changed" => "Role changed.",
         "member_removed" => "Member removed; their connected apps here are revoked.",
+        "member_added" => "Member added. Their role applies from their next request.",
         _ => return None,
     })
 }
@@ -85,7 +85,7 @@ pub(super) async fn overview(
         .iter()
         .map(|(o, r)| minijinja::context! { slug => o.slug.as_str(), name => o.name.as_str(), role => r.title() })
         .collect();
-    page(
+    console_page(
         StatusCode::OK,
         "console.html",
         minijinja::context! {
@@ -111,18 +111,48 @@ pub(super) struct AppForm {
     grant: Option<String>,
 }
 
-/// The member a console form acts as, once its CSRF token matched.
+/// The member a console form for `action` acts as, once its CSRF token matched. A form
+/// without the token is refused, and, when someone is signed in, the refusal recorded.
 pub(super) async fn form_member(
     s: &AuthState,
     headers: &HeaderMap,
     addr: SocketAddr,
     csrf: Option<&str>,
     org: Option<&str>,
+    action: &str,
 ) -> Result<Member, Response> {
     if !csrf_ok(s, headers, csrf) {
+        if let Ok(m) = member(s, headers, addr, org, "/console").await
+            && let Err(e) = s.auth.console().refuse_forged(&m, action).await
+        {
+            return Err(console_error(e));
+        }
         return Err(csrf_failed());
     }
     member(s, headers, addr, org, "/console").await
+}
+
+/// A form's fields as a confirmation carries them.
+pub(super) fn pairs(fields: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+/// A gated action's failure: the confirmation page when the password is due, else the
+/// usual page.
+pub(super) fn gated_error(
+    s: &AuthState,
+    m: &Member,
+    action: &'static str,
+    fields: &[(&str, Option<&str>)],
+    e: ConsoleError,
+) -> Response {
+    match e {
+        ConsoleError::Reauthenticate => confirm::ask(s, m, action, &pairs(fields), None),
+        e => console_error(e),
+    }
 }
 
 pub(super) async fn revoke_app(
@@ -137,6 +167,7 @@ pub(super) async fn revoke_app(
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
+        "/console/apps/revoke",
     )
     .await?;
     Ok(
@@ -162,7 +193,7 @@ pub(super) struct CreateKeyForm {
 
 /// The page that shows a new secret, once.
 fn secret_page(m: &Member, created: &CreatedKey, replaced: Option<&str>) -> Response {
-    page(
+    console_page(
         StatusCode::OK,
         "console_key.html",
         minijinja::context! {
@@ -189,6 +220,7 @@ pub(super) async fn create_key(
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
+        "/console/keys",
     )
     .await?;
     Ok(
@@ -203,7 +235,17 @@ pub(super) async fn create_key(
             .await
         {
             Ok(created) => secret_page(&m, &created, None),
-            Err(e) => console_error(e),
+            Err(e) => gated_error(
+                &s,
+                &m,
+                "/console/keys",
+                &[
+                    ("org", f.org.as_deref()),
+                    ("name", f.name.as_deref()),
+                    ("scopes", f.scopes.as_deref()),
+                ],
+                e,
+            ),
         },
     )
 }
@@ -227,6 +269,7 @@ pub(super) async fn revoke_key(
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
+        "/console/keys/revoke",
     )
     .await?;
     Ok(
@@ -254,6 +297,7 @@ pub(super) async fn regenerate_key(
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
+        "/console/keys/regenerate",
     )
     .await?;
     Ok(
@@ -264,7 +308,13 @@ pub(super) async fn regenerate_key(
             .await
         {
             Ok(r) => secret_page(&m, &r.new, Some(&r.old.display_prefix)),
-            Err(e) => console_error(e),
+            Err(e) => gated_error(
+                &s,
+                &m,
+                "/console/keys/regenerate",
+                &[("org", f.org.as_deref()), ("key", f.key.as_deref())],
+                e,
+            ),
         },
     )
 }

@@ -7,12 +7,21 @@
 //! `web::page` (no script at all, no framing, `no-store`), and every redirect is `no-store`
 //! too. The organisation is never read from anything but the person's own memberships: a
 //! `org` field or `?org=` only picks among them. `account.rs` is the person's own page and
-//! actions, `members.rs` the Admin's member list, `trail.rs` the member's own activity and
-//! the Admin's audit pages (records, verification, signed export); `ConsoleError` becomes a
-//! page in `console_error`, here, and nowhere else.
+//! actions, `members.rs` the Admin's member list and invitations, `access.rs` the Admin's
+//! view of every key and app, `tools.rs` the Admin's tools page and "why" form, `trail.rs` the member's own
+//! activity and the Admin's audit pages (records, verification, signed export), and
+//! `confirm.rs` the password confirmation a stale session is asked for before an action
+//! that needs a recent one (the form is carried through and re-posted by the person).
+//! `ConsoleError` becomes a page in `console_error`, here, and nowhere else.
+//!
+//! Console pages allow one script, `/console/static/console.js` (the copy button), served
+//! from here: the CSP is `script-src 'self'`, so no inline script runs.
 
+mod access;
 mod account;
+mod confirm;
 mod members;
+mod tools;
 mod trail;
 
 use std::net::SocketAddr;
@@ -23,8 +32,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use warden_auth::console::{ConsoleError, Member, Origin};
 
-use super::message;
-use super::oauth::{AuthState, signed_in_user};
+use super::oauth::{AuthState, signed_in};
+use super::{message, page};
 
 pub(crate) fn routes(state: AuthState) -> Router {
     Router::new()
@@ -36,6 +45,13 @@ pub(crate) fn routes(state: AuthState) -> Router {
         .route("/console/admin/members", get(members::list))
         .route("/console/admin/members/role", post(members::set_role))
         .route("/console/admin/members/remove", post(members::remove))
+        .route("/console/admin/members/add", post(members::add))
+        .route("/console/admin/access", get(access::list))
+        .route("/console/admin/keys/revoke", post(access::revoke_key))
+        .route("/console/admin/apps/revoke", post(access::revoke_app))
+        .route("/console/admin/tools", get(tools::page))
+        .route("/console/confirm", post(confirm::confirm))
+        .route("/console/static/console.js", get(script))
         .route("/console/activity", get(trail::activity))
         .route("/console/admin/audit", get(trail::audit))
         .route("/console/admin/audit/record", get(trail::record))
@@ -53,7 +69,7 @@ async fn member(
     org: Option<&str>,
     back_to: &str,
 ) -> Result<Member, Response> {
-    let Some(user) = signed_in_user(s, headers).await else {
+    let Some(user) = signed_in(s, headers).await else {
         let query = serde_urlencoded::to_string([("continue", back_to)]).unwrap_or_default();
         return Err(see_other(&format!("/login?{query}")));
     };
@@ -82,6 +98,43 @@ fn console_url(path: &str, org: &str, done: Option<&str>) -> String {
         "{path}?{}",
         serde_urlencoded::to_string(q).unwrap_or_default()
     )
+}
+
+/// The console's one script: the copy button on a new secret. Written here, no CDN.
+const SCRIPT: &str = include_str!("console.js");
+
+async fn script() -> Response {
+    let mut res = SCRIPT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+/// A console page: `web::page` with the CSP widened to the console's own script.
+fn console_page(
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+    mut extra: HeaderMap,
+) -> Response {
+    extra.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    page(status, name, ctx, extra)
 }
 
 /// A 303 that no cache keeps.
@@ -120,6 +173,13 @@ fn console_error(e: ConsoleError) -> Response {
         ),
         ConsoleError::NotFound(ref m) => message(StatusCode::NOT_FOUND, "Not found", m, back),
         ConsoleError::Invalid(ref m) => message(StatusCode::BAD_REQUEST, "Check the form", m, back),
+        // Gated handlers answer this with the confirmation page; this is the fallback.
+        ConsoleError::Reauthenticate => message(
+            StatusCode::UNAUTHORIZED,
+            "Confirm it is you",
+            &e.to_string(),
+            Some("Go back to /console and try again; you will be asked for your password."),
+        ),
         ConsoleError::Audit(ref a) => {
             tracing::error!(error = %a, "a console refusal could not be recorded");
             message(

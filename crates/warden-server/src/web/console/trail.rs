@@ -365,6 +365,7 @@ pub(super) async fn export(
         addr,
         f.csrf_token.as_deref(),
         f.org.as_deref(),
+        "/console/admin/audit/export",
     )
     .await?;
     let console = s.auth.console();

@@ -44,6 +44,9 @@ pub struct AuthState {
     pub auth: Arc<AuthServer>,
     pub(crate) cookies: Cookies,
     pub mailer: Mailer,
+    /// The pipeline serving now, for the console's tools page (none in tests that only
+    /// exercise sign-in).
+    pub(crate) pipeline: Option<warden_core::pipeline::LivePipeline>,
 }
 
 impl AuthState {
@@ -53,7 +56,14 @@ impl AuthState {
             auth,
             cookies,
             mailer,
+            pipeline: None,
         }
+    }
+
+    /// Lets the console show the tools `pipeline` serves.
+    pub fn with_pipeline(mut self, pipeline: warden_core::pipeline::LivePipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
     }
 
     pub(crate) fn prm_url(&self) -> String {
@@ -146,6 +156,20 @@ pub(crate) fn csrf_failed() -> Response {
         "This form was not submitted from a Warden page (its security token is missing or wrong).",
         Some("Go back, reload the page and try again."),
     )
+}
+
+/// The live session behind the request's cookie (counted as used now).
+pub(crate) async fn signed_in(
+    s: &AuthState,
+    headers: &HeaderMap,
+) -> Option<warden_auth::server::SignedIn> {
+    let raw = Cookies::get(headers, s.cookies.session_name())?;
+    s.auth.signed_in(&raw).await.ok().flatten()
+}
+
+/// The raw session cookie, for a password confirmation.
+pub(crate) fn session_cookie(s: &AuthState, headers: &HeaderMap) -> Option<String> {
+    Cookies::get(headers, s.cookies.session_name())
 }
 
 pub(crate) async fn signed_in_user(

@@ -1,0 +1,7 @@
+-- A browser session's last request and its last proof of the password (or sign-in link).
+-- Keep in step with ../sqlite/0014_session_activity.sql.
+-- A session unused for longer than the idle limit is over, whatever its expires_at; a
+-- destructive console action needs authenticated_at to be recent. NULL (sessions opened
+-- before this migration) reads as created_at.
+ALTER TABLE browser_sessions ADD COLUMN last_seen_at BIGINT NULL;
+ALTER TABLE browser_sessions ADD COLUMN authenticated_at BIGINT NULL;
