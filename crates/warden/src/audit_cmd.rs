@@ -1,7 +1,6 @@
 //! `warden log` and `warden audit`: reading, verifying, exporting and purging the trail;
 //! also the server's startup record and its retention task.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,10 +13,14 @@ use clap::Subcommand;
 use sha2::{Digest, Sha256};
 use warden_core::audit::{Event, Source};
 use warden_core::project::{self, Project};
-use warden_store::audit::{
-    AuditLog, ChainReport, Checkpoint, Filter, Record, SYSTEM_CHAIN, Signer, Verifier, chain,
+use warden_store::audit::export::{
+    self, CHECKPOINTS_FILE, ExportParts, ExportVerdict, ExportWriter, MANIFEST_FILE, RECORDS_FILE,
 };
-use warden_store::{AuditSigner, Endorsement, Store, endorsement_message};
+use warden_store::audit::{
+    AuditLog, ChainReport, Filter, SYSTEM_CHAIN, Signer, Verifier, chain, decision_of_policy,
+    outcome_of_status, trust,
+};
+use warden_store::{Store, endorsement_message};
 
 /// `warden log`'s filters.
 #[derive(Debug, clap::Args)]
@@ -78,7 +81,8 @@ pub enum AuditCommand {
     Verify {
         #[arg(short, long, default_value = "warden.yaml", env = "WARDEN_PROJECT")]
         project: PathBuf,
-        /// Verify an export directory offline instead of the database.
+        /// Verify an export offline instead of the database: a directory `audit export`
+        /// wrote, or the single file the console's export download gives.
         #[arg(long)]
         export: Option<PathBuf>,
         /// The Ed25519 public key (hex) the checkpoints must be signed with; by default the
@@ -168,20 +172,19 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
         tool: args.tool,
         org: args.org,
         client: args.client,
-        outcome: args.status.map(|s| {
-            match s.as_str() {
-                "ok" => "success",
-                "error" => "tool_error",
-                "confirmation" => "confirmation_required",
-                _ => "denied",
-            }
-            .to_string()
-        }),
+        outcome: args
+            .status
+            .as_deref()
+            .and_then(outcome_of_status)
+            .map(str::to_string),
         decision: args
             .policy
-            .map(|p| if p == "deny" { "denied" } else { "allowed" }.to_string()),
+            .as_deref()
+            .and_then(decision_of_policy)
+            .map(str::to_string),
         event: args.event,
         limit: args.limit,
+        ..Filter::default()
     };
     let store = crate::admin::open_state(&args.project).await?;
     let records = store.audit_query(&filter).await?;
@@ -345,54 +348,7 @@ async fn trusted_keys(
         );
     };
     let endorsements = store.audit_endorsements().await?;
-    Ok(endorsed_from(anchor, &registered, &endorsements))
-}
-
-/// The keys trusted from `anchor`: it, and every registered signer an endorsement signed by
-/// a key already trusted reaches. Also the registered signers left out.
-fn endorsed_from(
-    anchor: Verifier,
-    registered: &[AuditSigner],
-    endorsements: &[Endorsement],
-) -> (Vec<Verifier>, Vec<String>) {
-    let mut trusted = vec![anchor];
-    let mut pending: Vec<(&AuditSigner, Verifier)> = registered
-        .iter()
-        .filter(|s| s.key_id != trusted[0].key_id())
-        .filter_map(|s| {
-            Verifier::from_hex(&s.public_key)
-                .ok()
-                .filter(|k| k.key_id() == s.key_id)
-                .map(|k| (s, k))
-        })
-        .collect();
-    loop {
-        let before = pending.len();
-        let mut newly = Vec::new();
-        pending.retain(|(s, key)| {
-            let message = endorsement_message(&s.key_id, &s.public_key);
-            let endorsed = endorsements.iter().any(|e| {
-                e.endorsee == s.key_id
-                    && trusted
-                        .iter()
-                        .any(|t| t.key_id() == e.endorser && t.verify(&message, &e.signature))
-            });
-            if endorsed {
-                newly.push(key.clone());
-            }
-            !endorsed
-        });
-        trusted.extend(newly);
-        if pending.len() == before {
-            break;
-        }
-    }
-    let left_out = registered
-        .iter()
-        .filter(|s| !trusted.iter().any(|t| t.key_id() == s.key_id))
-        .map(|s| s.key_id.clone())
-        .collect();
-    (trusted, left_out)
+    Ok(trust::endorsed_from(anchor, &registered, &endorsements))
 }
 
 async fn run_signer(cmd: SignerCommand) -> anyhow::Result<ExitCode> {
@@ -654,50 +610,6 @@ fn print_reports(reports: &[ChainReport], key_id: &str) -> ExitCode {
     }
 }
 
-const RECORDS_FILE: &str = "records.jsonl";
-const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
-const MANIFEST_FILE: &str = "manifest.json";
-const EXPORT_FORMAT: &str = "warden-audit-export/1";
-
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Manifest {
-    format: String,
-    created: String,
-    /// Records in the export.
-    count: u64,
-    first_ts: Option<String>,
-    last_ts: Option<String>,
-    chains: Vec<ManifestChain>,
-    records_sha256: String,
-    checkpoints_sha256: String,
-    public_key: String,
-    key_id: String,
-    /// Every registered checkpoint signer and the endorsements between them, so that an
-    /// export signed by several instances verifies offline from any one's key.
-    #[serde(default)]
-    signers: Vec<AuditSigner>,
-    #[serde(default)]
-    endorsements: Vec<Endorsement>,
-    /// Ed25519 over the manifest with this field empty.
-    signature: String,
-}
-
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct ManifestChain {
-    chain: String,
-    count: u64,
-    first_seq: Option<i64>,
-    last_seq: Option<i64>,
-    /// The chain head: the last record's hash.
-    head: Option<String>,
-}
-
-fn manifest_bytes(m: &Manifest) -> anyhow::Result<Vec<u8>> {
-    let mut unsigned = serde_json::to_value(m)?;
-    unsigned["signature"] = serde_json::Value::String(String::new());
-    Ok(serde_json::to_vec(&unsigned)?)
-}
-
 async fn export(project: &Path, out: &Path, org: Option<&str>) -> anyhow::Result<ExitCode> {
     let p = load(project)?;
     let signer = Signer::load(&p.audit.signing_key)
@@ -718,64 +630,26 @@ async fn export(project: &Path, out: &Path, org: Option<&str>) -> anyhow::Result
     let tmp = |name: &str| out.join(format!(".{name}.partial"));
     let mut records = std::io::BufWriter::new(std::fs::File::create(tmp(RECORDS_FILE))?);
     let mut checkpoints = std::io::BufWriter::new(std::fs::File::create(tmp(CHECKPOINTS_FILE))?);
-    let (mut rh, mut ch) = (Sha256::new(), Sha256::new());
-    let mut summary = Vec::new();
-    let (mut count, mut first_ts, mut last_ts) = (0u64, None::<String>, None::<String>);
+    let mut writer = ExportWriter::new();
     for c in &chains {
         let rs = store.audit_chain(c).await?;
-        for r in &rs {
-            let line = format!("{}\n", serde_json::to_string(r)?);
-            rh.update(line.as_bytes());
-            records.write_all(line.as_bytes())?;
-            if first_ts.as_ref().is_none_or(|f| &r.ts < f) {
-                first_ts = Some(r.ts.clone());
-            }
-            if last_ts.as_ref().is_none_or(|l| &r.ts > l) {
-                last_ts = Some(r.ts.clone());
-            }
-        }
-        for cp in store.audit_checkpoints(c).await? {
-            let line = format!("{}\n", serde_json::to_string(&cp)?);
-            ch.update(line.as_bytes());
-            checkpoints.write_all(line.as_bytes())?;
-        }
-        count += rs.len() as u64;
+        let cps = store.audit_checkpoints(c).await?;
+        writer.add_chain(c, &rs, &cps, &mut records, &mut checkpoints)?;
         eprintln!("exported {c}: {} records", rs.len());
-        summary.push(ManifestChain {
-            chain: c.clone(),
-            count: rs.len() as u64,
-            first_seq: rs.first().map(|r| r.seq),
-            last_seq: rs.last().map(|r| r.seq),
-            head: rs.last().map(|r| r.hash.clone()),
-        });
     }
     let signers = store.audit_signers().await?;
     let endorsements = store.audit_endorsements().await?;
     store.close().await;
     records.into_inner()?.sync_all()?;
     checkpoints.into_inner()?.sync_all()?;
-    let mut m = Manifest {
-        format: EXPORT_FORMAT.into(),
-        created: warden_core::audit::now(),
-        count,
-        first_ts,
-        last_ts,
-        chains: summary,
-        records_sha256: hex::encode(rh.finalize()),
-        checkpoints_sha256: hex::encode(ch.finalize()),
-        public_key: signer.verifier().public_hex(),
-        key_id: signer.verifier().key_id().to_string(),
-        signers,
-        endorsements,
-        signature: String::new(),
-    };
-    m.signature = signer.sign(&manifest_bytes(&m)?);
+    let m = writer.finish(&signer, signers, endorsements)?;
     std::fs::write(tmp(MANIFEST_FILE), serde_json::to_vec_pretty(&m)?)?;
     for f in [RECORDS_FILE, CHECKPOINTS_FILE, MANIFEST_FILE] {
         std::fs::rename(tmp(f), out.join(f))?;
     }
     println!(
-        "Exported {count} records from {} chain(s) to {}",
+        "Exported {} records from {} chain(s) to {}",
+        m.count,
         m.chains.len(),
         out.display()
     );
@@ -787,95 +661,69 @@ async fn export(project: &Path, out: &Path, org: Option<&str>) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_export(dir: &Path, public_key: Option<&str>) -> anyhow::Result<ExitCode> {
-    let m: Manifest = serde_json::from_slice(
-        &std::fs::read(dir.join(MANIFEST_FILE))
-            .with_context(|| format!("cannot read {}", dir.join(MANIFEST_FILE).display()))?,
+/// Reads an export: a directory as `warden audit export` writes it, or one file as the
+/// console's download is (the bundle: manifest line, records, checkpoints).
+fn read_export(path: &Path) -> anyhow::Result<ExportParts> {
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return export::parse_bundle(&text)
+            .with_context(|| format!("{} is not a Warden audit export", path.display()));
+    }
+    let manifest = serde_json::from_slice(
+        &std::fs::read(path.join(MANIFEST_FILE))
+            .with_context(|| format!("cannot read {}", path.join(MANIFEST_FILE).display()))?,
     )
     .context("manifest.json is not a Warden audit manifest")?;
-    if m.format != EXPORT_FORMAT {
-        bail!("manifest format '{}' is not {EXPORT_FORMAT}", m.format);
-    }
-    let anchor = Verifier::from_hex(public_key.unwrap_or(&m.public_key))?;
+    let read_lines = |name: &str| -> anyhow::Result<Vec<String>> {
+        let file = std::fs::File::open(path.join(name))
+            .with_context(|| format!("cannot read {}", path.join(name).display()))?;
+        Ok(std::io::BufReader::new(file)
+            .lines()
+            .collect::<Result<_, _>>()?)
+    };
+    Ok(ExportParts {
+        manifest,
+        records: read_lines(RECORDS_FILE)?,
+        checkpoints: read_lines(CHECKPOINTS_FILE)?,
+    })
+}
+
+fn verify_export(path: &Path, public_key: Option<&str>) -> anyhow::Result<ExitCode> {
+    let parts = read_export(path)?;
+    let anchor = Verifier::from_hex(public_key.unwrap_or(&parts.manifest.public_key))?;
     if public_key.is_none() {
         eprintln!(
             "note: trusting the public key in the manifest ({}); pass --public-key to check it against yours",
-            m.key_id
+            parts.manifest.key_id
         );
     }
-    // The manifest's signers count only as far as endorsements reach from the anchor; the
-    // manifest itself must be signed by a key so reached.
-    let (keys, untrusted) = endorsed_from(anchor, &m.signers, &m.endorsements);
-    let manifest_key = keys.iter().find(|k| k.key_id() == m.key_id);
-    if !manifest_key
-        .is_some_and(|k| k.verify(&manifest_bytes(&m).unwrap_or_default(), &m.signature))
-    {
-        println!(
-            "manifest: BROKEN — its signature does not match key {}, or that key is not one the given key trusts",
-            m.key_id
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    if !untrusted.is_empty() {
-        println!(
-            "note: signer(s) {} in the export are not endorsed by a trusted key; their checkpoints do not verify",
-            untrusted.join(", ")
-        );
-    }
-    let read_lines = |name: &str, expected: &str| -> anyhow::Result<Option<Vec<String>>> {
-        let file = std::fs::File::open(dir.join(name))
-            .with_context(|| format!("cannot read {}", dir.join(name).display()))?;
-        let mut h = Sha256::new();
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line?;
-            h.update(line.as_bytes());
-            h.update(b"\n");
-            lines.push(line);
+    match export::verify(&parts, anchor)? {
+        ExportVerdict::BadManifest { key_id } => {
+            println!(
+                "manifest: BROKEN — its signature does not match key {key_id}, or that key is not one the given key trusts"
+            );
+            Ok(ExitCode::FAILURE)
         }
-        Ok((hex::encode(h.finalize()) == expected).then_some(lines))
-    };
-    let Some(record_lines) = read_lines(RECORDS_FILE, &m.records_sha256)? else {
-        println!("{RECORDS_FILE}: BROKEN — it is not the file the manifest signed");
-        return Ok(ExitCode::FAILURE);
-    };
-    let Some(cp_lines) = read_lines(CHECKPOINTS_FILE, &m.checkpoints_sha256)? else {
-        println!("{CHECKPOINTS_FILE}: BROKEN — it is not the file the manifest signed");
-        return Ok(ExitCode::FAILURE);
-    };
-    let mut records: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-    for (i, l) in record_lines.iter().enumerate() {
-        let r: Record =
-            serde_json::from_str(l).with_context(|| format!("{RECORDS_FILE} line {}", i + 1))?;
-        records.entry(r.chain.clone()).or_default().push(r);
-    }
-    let mut cps: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
-    for (i, l) in cp_lines.iter().enumerate() {
-        let c: Checkpoint = serde_json::from_str(l)
-            .with_context(|| format!("{CHECKPOINTS_FILE} line {}", i + 1))?;
-        cps.entry(c.chain.clone()).or_default().push(c);
-    }
-    let mut reports = Vec::new();
-    for mc in &m.chains {
-        let mut rs = records.remove(&mc.chain).unwrap_or_default();
-        rs.sort_by_key(|r| (r.seq, r.id));
-        let cs = cps.remove(&mc.chain).unwrap_or_default();
-        let mut r = chain::verify_chain_with_keys(&mc.chain, &rs, &cs, Some(&keys));
-        if r.problem.is_none() && (r.records != mc.count || r.head != mc.head) {
-            r.problem = Some(chain::Break {
-                kind: chain::BreakKind::Truncated,
-                seq: r.last_seq.unwrap_or(0) + 1,
-                id: None,
-                detail: format!(
-                    "the manifest lists {} records ending in head {:?}; the file has {}",
-                    mc.count, mc.head, r.records
-                ),
-            });
+        ExportVerdict::AlteredFile(name) => {
+            println!("{name}: BROKEN — it is not the file the manifest signed");
+            Ok(ExitCode::FAILURE)
         }
-        reports.push(r);
+        ExportVerdict::Checked {
+            reports,
+            keys,
+            untrusted,
+        } => {
+            if !untrusted.is_empty() {
+                println!(
+                    "note: signer(s) {} in the export are not endorsed by a trusted key; their checkpoints do not verify",
+                    untrusted.join(", ")
+                );
+            }
+            let ids: Vec<&str> = keys.iter().map(Verifier::key_id).collect();
+            Ok(print_reports(&reports, &ids.join(", ")))
+        }
     }
-    let ids: Vec<&str> = keys.iter().map(Verifier::key_id).collect();
-    Ok(print_reports(&reports, &ids.join(", ")))
 }
 
 /// The record of what this process serves: the project and a hash of its tool manifest.

@@ -38,6 +38,11 @@ impl Opened {
         sink_of(self.audit.as_ref())
     }
 
+    /// The audit signing key, when the trail is on (the console verifies and exports with it).
+    pub(crate) fn signer(&self) -> Option<Arc<Signer>> {
+        self.audit.as_ref().map(|a| a.signer.clone())
+    }
+
     /// This instance's claim on job `name`'s lease: whoever holds it runs the job, one
     /// instance at a time (see `warden_store::jobs`). Given up when the server stops.
     pub(crate) fn job_lease(&self, name: &'static str) -> Arc<Lease> {

@@ -237,7 +237,8 @@ pub(crate) async fn serve_http(
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .with_code_ttl(cfg.code_ttl)
-            .with_abuse_limits(pipeline.project().server.abuse_limits);
+            .with_abuse_limits(pipeline.project().server.abuse_limits)
+            .with_audit_signer(opened.signer());
             let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
             Some(
                 warden_server::web::oauth::AuthState::new(Arc::new(auth), mailer)

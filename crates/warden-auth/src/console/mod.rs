@@ -16,13 +16,15 @@
 //! which records the refusal when the proof is stale. Revocations never need one.
 //!
 //! One file per job: `apps.rs` (connected apps), `keys.rs` (API keys), `members.rs` (the
-//! Admin's member list and invitations), `tools.rs` (what each role may use, and why);
-//! this file holds the permits, the errors and the events.
+//! Admin's member list and invitations), `tools.rs` (what each role may use, and why),
+//! `trail.rs` (the member's own activity, and the Admin's audit pages: records,
+//! verification, signed export); this file holds the permits, the errors and the events.
 
 mod apps;
 mod keys;
 mod members;
 mod tools;
+mod trail;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub use apps::ConnectedApp;
 pub use keys::{CreatedKey, RegeneratedKey};
 pub use members::{Added, OrgMember};
 pub use tools::{RoleAccess, ToolAccess, WhyAnswer};
+pub use trail::{ChainStatus, ExportFile, PAGE_SIZE, TrailKeys, TrailPage, TrailQuery};
 
 /// Why a console request was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -139,11 +142,23 @@ impl Admin {
 pub struct Console {
     store: Store,
     audit: Arc<dyn Sink>,
+    /// For the trail pages' verification and export; `None` when audit is disabled.
+    trail: Option<TrailKeys>,
 }
 
 impl Console {
     pub fn new(store: Store, audit: Arc<dyn Sink>) -> Self {
-        Self { store, audit }
+        Self {
+            store,
+            audit,
+            trail: None,
+        }
+    }
+
+    /// With the audit key the trail pages verify from and sign exports with.
+    pub fn with_trail(mut self, trail: Option<TrailKeys>) -> Self {
+        self.trail = trail;
+        self
     }
 
     /// The signed-in `user` acting in the organisation `wanted` names (by slug), or in their

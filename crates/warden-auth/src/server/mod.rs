@@ -88,6 +88,8 @@ pub struct AuthServer {
     audit: Arc<dyn Sink>,
     /// The consent seal's key, read from (or created in) the state store on first use.
     consent_key: tokio::sync::OnceCell<[u8; 32]>,
+    /// The audit key for the console's trail pages; `None` when audit is disabled.
+    trail: Option<crate::console::TrailKeys>,
 }
 
 fn at(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
@@ -128,6 +130,7 @@ impl AuthServer {
             last_bucket_purge: limits::LastPurge::default(),
             audit,
             consent_key: tokio::sync::OnceCell::new(),
+            trail: None,
         })
     }
 
@@ -140,6 +143,12 @@ impl AuthServer {
     /// The per-address limits and the cap on unused clients (defaults unless set here).
     pub fn with_abuse_limits(mut self, limits: AbuseLimits) -> Self {
         self.abuse_limits = limits;
+        self
+    }
+
+    /// The audit key the console's trail pages verify from and sign exports with.
+    pub fn with_audit_signer(mut self, signer: Option<Arc<warden_store::audit::Signer>>) -> Self {
+        self.trail = signer.map(crate::console::TrailKeys::new);
         self
     }
 
@@ -162,5 +171,6 @@ impl AuthServer {
     /// The web console's operations, on this server's state store and audit trail.
     pub fn console(&self) -> crate::console::Console {
         crate::console::Console::new(self.store.clone(), self.audit.clone())
+            .with_trail(self.trail.clone())
     }
 }

@@ -60,6 +60,22 @@ fn templates() -> &'static Environment<'static> {
                 "console_invited.html",
                 include_str!("templates/console_invited.html"),
             ),
+            (
+                "trail_filters.html",
+                include_str!("templates/trail_filters.html"),
+            ),
+            (
+                "console_activity.html",
+                include_str!("templates/console_activity.html"),
+            ),
+            (
+                "console_audit.html",
+                include_str!("templates/console_audit.html"),
+            ),
+            (
+                "console_record.html",
+                include_str!("templates/console_record.html"),
+            ),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "built-in template does not compile");

@@ -5,14 +5,18 @@
 //!   calls) and answers each caller only once that transaction is durable. It implements
 //!   `warden_core::audit::Sink`, so the pipeline can wait on it.
 //! - [`chain`]: how records are hashed and chains verified; [`signer`]: the Ed25519
-//!   checkpoint key, kept in a file outside the database.
+//!   checkpoint key, kept in a file outside the database; [`trust`]: which signers a
+//!   verification trusts, from a key the verifier holds; [`export`]: the signed export
+//!   (files or one bundle) and its offline check.
 //! - The SQL lives with the rest in `store/audit.rs`.
 //!
 //! The writer also answers readiness ([`Sink::ready`]) and records, through the `metrics`
 //! facade, each commit's latency and size (see [`COMMIT_DURATION`]).
 
 pub mod chain;
+pub mod export;
 pub mod signer;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,7 +35,7 @@ pub use signer::{Signer, SignerError, Verifier};
 /// startup, retention). Cannot collide with an organisation: slugs have no `_`.
 pub const SYSTEM_CHAIN: &str = "_system";
 
-/// Which records `warden log` shows.
+/// Which records `warden log` and the console's trail pages show.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// RFC 3339 UTC, inclusive.
@@ -40,6 +44,9 @@ pub struct Filter {
     pub until: Option<String>,
     /// An email (any case) or user id.
     pub user: Option<String>,
+    /// Exactly this user id (the console's own-activity page, and a user the Admin named
+    /// who is known): unlike `user`, one indexed column, no email alternative.
+    pub user_id: Option<String>,
     pub tool: Option<String>,
     pub org: Option<String>,
     /// An OAuth client id or API key id.
@@ -49,7 +56,31 @@ pub struct Filter {
     /// `allowed` or `denied`.
     pub decision: Option<String>,
     pub event: Option<String>,
+    /// Keyset paging within one chain: only records with a smaller `seq`.
+    pub before_seq: Option<i64>,
     pub limit: usize,
+}
+
+/// The stored outcome a `warden log --status` (and the console's status filter) word names:
+/// `ok`, `error`, `denied` or `confirmation`.
+pub fn outcome_of_status(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "ok" => "success",
+        "error" => "tool_error",
+        "denied" => "denied",
+        "confirmation" => "confirmation_required",
+        _ => return None,
+    })
+}
+
+/// The stored decision a `warden log --policy` (and the console's decision filter) word
+/// names: `allow` or `deny`.
+pub fn decision_of_policy(policy: &str) -> Option<&'static str> {
+    Some(match policy {
+        "allow" => "allowed",
+        "deny" => "denied",
+        _ => return None,
+    })
 }
 
 /// How the writer batches and checkpoints.

@@ -245,6 +245,58 @@ macro_rules! lock_head {
     }};
 }
 
+/// The filters `warden log` and the console share, each a bound parameter ANDed on.
+macro_rules! push_filters {
+    ($qb:expr, $filter:expr) => {{
+        let (qb, filter) = ($qb, $filter);
+        if let Some(v) = &filter.since {
+            qb.push(" AND ts >= ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.until {
+            qb.push(" AND ts < ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.user {
+            qb.push(" AND (user_email = ")
+                .push_bind(v.to_lowercase())
+                .push(" OR user_id = ")
+                .push_bind(v.clone())
+                .push(")");
+        }
+        if let Some(v) = &filter.user_id {
+            qb.push(" AND user_id = ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.tool {
+            qb.push(" AND action = ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.client {
+            qb.push(" AND credential = ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.outcome {
+            qb.push(" AND outcome = ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.decision {
+            qb.push(" AND decision = ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.event {
+            qb.push(" AND event = ").push_bind(v.clone());
+        }
+        if let Some(v) = filter.before_seq {
+            qb.push(" AND seq < ").push_bind(v);
+        }
+    }};
+}
+
+/// The console's page query after its SELECT: one chain, the filters, newest first by seq.
+macro_rules! page_query {
+    ($qb:expr, $chain:expr, $filter:expr) => {{
+        let (qb, filter) = (&mut $qb, $filter);
+        qb.push(" WHERE chain = ").push_bind($chain.to_string());
+        push_filters!(&mut *qb, filter);
+        qb.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::try_from(filter.limit).unwrap_or(i64::MAX));
+    }};
+}
+
 impl Store {
     /// Appends `events` to their chains in one durable transaction, in order, and signs a
     /// checkpoint at the new head of each chain in `checkpoint`. Returns where each landed.
@@ -377,37 +429,10 @@ impl Store {
             ($qb:expr) => {{
                 let qb = &mut $qb;
                 qb.push(" WHERE 1 = 1");
-                if let Some(v) = &filter.since {
-                    qb.push(" AND ts >= ").push_bind(v.clone());
-                }
-                if let Some(v) = &filter.until {
-                    qb.push(" AND ts < ").push_bind(v.clone());
-                }
-                if let Some(v) = &filter.user {
-                    qb.push(" AND (user_email = ")
-                        .push_bind(v.to_lowercase())
-                        .push(" OR user_id = ")
-                        .push_bind(v.clone())
-                        .push(")");
-                }
-                if let Some(v) = &filter.tool {
-                    qb.push(" AND action = ").push_bind(v.clone());
-                }
                 if let Some(v) = &filter.org {
                     qb.push(" AND chain = ").push_bind(v.clone());
                 }
-                if let Some(v) = &filter.client {
-                    qb.push(" AND credential = ").push_bind(v.clone());
-                }
-                if let Some(v) = &filter.outcome {
-                    qb.push(" AND outcome = ").push_bind(v.clone());
-                }
-                if let Some(v) = &filter.decision {
-                    qb.push(" AND decision = ").push_bind(v.clone());
-                }
-                if let Some(v) = &filter.event {
-                    qb.push(" AND event = ").push_bind(v.clone());
-                }
+                push_filters!(&mut *qb, filter);
                 qb.push(" ORDER BY ts DESC, id DESC LIMIT ")
                     .push_bind(i64::try_from(filter.limit).unwrap_or(i64::MAX));
             }};
@@ -427,6 +452,76 @@ impl Store {
         };
         rows.reverse();
         Ok(rows)
+    }
+
+    /// One page of `chain`'s records matching `filter` (its `org` is ignored: the chain is
+    /// the caller's to name), newest first by `seq`, at most `filter.limit`, below
+    /// `filter.before_seq` when set. Keyset paging, never OFFSET: each page is an index range
+    /// on `(chain, seq)`, `(chain, user_id, seq)` or `(chain, action, seq)` (migration 0013),
+    /// however deep.
+    pub async fn audit_page(
+        &self,
+        chain: &str,
+        filter: &Filter,
+    ) -> Result<Vec<Record>, StoreError> {
+        let head = format!("SELECT {RECORD_COLUMNS} FROM audit_records");
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(head);
+                page_query!(qb, chain, filter);
+                qb.build_query_as().fetch_all(pool).await?
+            }
+            Backend::Postgres(pool) => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(head);
+                page_query!(qb, chain, filter);
+                // Not a kept prepared statement: after five runs PostgreSQL may switch a kept
+                // one to a generic plan, which cannot see which user or tool is asked for
+                // and walked the whole chain (300 ms on a million records); an unnamed one
+                // is planned for its values every time.
+                qb.build_query_as()
+                    .persistent(false)
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// The plan the database makes for [`Store::audit_page`] with these arguments (SQLite's
+    /// `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN` lines): the same statement, to
+    /// show which index a page uses (`warden-trail-bench` prints it).
+    pub async fn audit_page_plan(
+        &self,
+        chain: &str,
+        filter: &Filter,
+    ) -> Result<Vec<String>, StoreError> {
+        let head = format!("SELECT {RECORD_COLUMNS} FROM audit_records");
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => {
+                let mut qb =
+                    sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("EXPLAIN QUERY PLAN {head}"));
+                page_query!(qb, chain, filter);
+                let rows: Vec<(i64, i64, i64, String)> =
+                    qb.build_query_as().fetch_all(pool).await?;
+                rows.into_iter().map(|r| r.3).collect()
+            }
+            Backend::Postgres(pool) => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!("EXPLAIN {head}"));
+                page_query!(qb, chain, filter);
+                let rows: Vec<(String,)> = qb.build_query_as().fetch_all(pool).await?;
+                rows.into_iter().map(|r| r.0).collect()
+            }
+        })
+    }
+
+    /// The record at `seq` in `chain`, looked up in that chain only; the first by id should
+    /// a tampered chain hold two.
+    pub async fn audit_record(&self, chain: &str, seq: i64) -> Result<Option<Record>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM audit_records WHERE chain = $1 AND seq = $2 ORDER BY id LIMIT 1"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(chain).bind(seq).fetch_optional(pool).await
+        })?)
     }
 
     /// Removes records older than `before` (an RFC 3339 UTC time as records store it). For

@@ -8,7 +8,8 @@
 //! too. The organisation is never read from anything but the person's own memberships: a
 //! `org` field or `?org=` only picks among them. `account.rs` is the person's own page and
 //! actions, `members.rs` the Admin's member list and invitations, `access.rs` the Admin's
-//! view of every key and app, `tools.rs` the Admin's tools page and "why" form, and
+//! view of every key and app, `tools.rs` the Admin's tools page and "why" form, `trail.rs` the member's own
+//! activity and the Admin's audit pages (records, verification, signed export), and
 //! `confirm.rs` the password confirmation a stale session is asked for before an action
 //! that needs a recent one (the form is carried through and re-posted by the person).
 //! `ConsoleError` becomes a page in `console_error`, here, and nowhere else.
@@ -21,6 +22,7 @@ mod account;
 mod confirm;
 mod members;
 mod tools;
+mod trail;
 
 use std::net::SocketAddr;
 
@@ -50,6 +52,10 @@ pub(crate) fn routes(state: AuthState) -> Router {
         .route("/console/admin/tools", get(tools::page))
         .route("/console/confirm", post(confirm::confirm))
         .route("/console/static/console.js", get(script))
+        .route("/console/activity", get(trail::activity))
+        .route("/console/admin/audit", get(trail::audit))
+        .route("/console/admin/audit/record", get(trail::record))
+        .route("/console/admin/audit/export", post(trail::export))
         .with_state(state)
 }
 
