@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,8 +176,20 @@ async function freshPage() {
   return { context, page };
 }
 
-/** Opens /console signed out, signs in on the page it leads to, and lands on the console. */
+/** Signed-in browser contexts, one per person: signing in again for every test would run
+ *  into the sign-in limits per address, as it should. */
+const sessions = new Map();
+
+/** A page in `email`'s signed-in context on /console: the first time, opened signed out,
+ *  through the sign-in page it leads to. */
 async function signIn(email) {
+  if (sessions.has(email)) {
+    const context = sessions.get(email);
+    const page = await context.newPage();
+    await page.goto(`${base}/console`);
+    assert.equal(page.url(), `${base}/console`);
+    return { context, page };
+  }
   const { context, page } = await freshPage();
   await page.goto(`${base}/console`);
   assert.match(page.url(), /\/login\?continue=%2Fconsole$/);
@@ -185,6 +197,7 @@ async function signIn(email) {
   await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForURL(`${base}/console`);
+  sessions.set(email, context);
   return { context, page };
 }
 
@@ -271,7 +284,7 @@ after(async () => {
 
 describe('a Member in the console', () => {
   test('creates, regenerates and revokes an API key, and each takes effect at /mcp', async () => {
-    const { context, page } = await signIn(MO);
+    const { page } = await signIn(MO);
     await shot(page, 'member-empty');
     await page.getByText('You have no API keys in Acme').waitFor();
     await page.getByLabel('Name, to recognise it by').fill('laptop');
@@ -301,11 +314,11 @@ describe('a Member in the console', () => {
     assert.equal((await mcp(second)).status, 401, 'a revoked key stops');
     assert.equal(consoleRecords('key_created').length, 1);
     assert.equal(consoleRecords('key_revoked').length, 1);
-    await context.close();
+    await page.close();
   });
 
   test('sees a connected app with its name shown inert, and revokes it', async () => {
-    const { context, page } = await signIn(MO);
+    const { page } = await signIn(MO);
     const hostile = '<img src=x onerror="window.pwned=1">Notes';
     const token = await connectApp(page, hostile);
     assert.equal((await mcp(token)).status, 200);
@@ -321,11 +334,11 @@ describe('a Member in the console', () => {
     const rec = consoleRecords('app_revoked');
     assert.equal(rec.length, 1);
     assert.equal(rec[0].user_email, MO);
-    await context.close();
+    await page.close();
   });
 
   test('is refused every Admin page, on the record', async () => {
-    const { context, page } = await signIn(MO);
+    const { page } = await signIn(MO);
     const before = consoleRecords('console_refused').length;
     for (const path of ['/console/admin/members', '/console/admin/access', '/console/admin/tools']) {
       const res = await page.goto(`${base}${path}`);
@@ -334,17 +347,17 @@ describe('a Member in the console', () => {
     }
     await shot(page, 'admins-only');
     assert.equal(consoleRecords('console_refused').length, before + 3);
-    await context.close();
+    await page.close();
   });
 
   test('cannot be framed', async () => {
-    const { context, page } = await signIn(MO);
+    const { page } = await signIn(MO);
     await page.goto(`http://127.0.0.1:${target.port}/frame?src=${encodeURIComponent(`${base}/console`)}`);
     await page.waitForTimeout(500);
     const framed = page.frames().find((f) => f.url().startsWith(`${base}/console`));
     const text = framed ? await framed.evaluate(() => document.body?.innerText || '').catch(() => '') : '';
     assert.ok(!text.includes('Your access to Acme'), 'the console must not render inside a frame');
-    await context.close();
+    await page.close();
   });
 });
 
@@ -355,7 +368,7 @@ describe('an Admin in the console', () => {
     const preview = await before.call('update_finding_status', { finding_id: 1, status: 'resolved' });
     assert.ok(!JSON.stringify(preview).includes('denied'), `a Member's write is previewed: ${JSON.stringify(preview)}`);
 
-    const { context, page } = await signIn(ANA);
+    const { page } = await signIn(ANA);
     await page.getByRole('link', { name: 'members' }).click();
     await page.waitForURL(/\/console\/admin\/members/);
     await shot(page, 'members');
@@ -387,13 +400,13 @@ describe('an Admin in the console', () => {
     const changed = consoleRecords('role_changed');
     assert.equal(changed.length, 1);
     assert.equal(changed[0].user_email, ANA);
-    await context.close();
+    await page.close();
   });
 
   test('sees every key and app of the organisation, and revokes one without touching the others', async () => {
     const keep = warden(['key', 'add', '--org', 'acme', '--user', MO, '--name', 'keep']).trim();
     const drop = warden(['key', 'add', '--org', 'acme', '--user', MO, '--name', 'drop']).trim();
-    const { context, page } = await signIn(ANA);
+    const { page } = await signIn(ANA);
     await page.goto(`${base}/console/admin/access?org=acme`);
     await shot(page, 'keys-and-apps');
     await page.getByRole('button', { name: `Revoke key drop of ${MO}` }).click();
@@ -402,11 +415,11 @@ describe('an Admin in the console', () => {
     assert.equal((await mcp(keep)).status, 200);
     const rec = consoleRecords('key_revoked').filter((r) => r.user_email === ANA);
     assert.equal(rec.length, 1);
-    await context.close();
+    await page.close();
   });
 
   test("shows each role's tools and answers why", async () => {
-    const { context, page } = await signIn(ANA);
+    const { page } = await signIn(ANA);
     await page.goto(`${base}/console/admin/tools?org=acme`);
     await page.getByRole('cell', { name: 'update_finding_status' }).first().waitFor();
     await page.getByLabel("Member's e-mail").fill(MO);
@@ -426,6 +439,61 @@ describe('an Admin in the console', () => {
     const denial = cli.split('\n').find((l) => l.includes('DENIED')).split('DENIED ')[1];
     assert.ok(text.includes(denial), `the page says what warden why says: ${denial}`);
     await shot(page, 'tools');
-    await context.close();
+    await page.close();
+  });
+});
+
+describe('the trail in the console', () => {
+  test('a Member sees their own activity, and only theirs', async () => {
+    const { page } = await signIn(MO);
+    await page.goto(`${base}/console/activity?org=acme`);
+    const body = await page.textContent('body');
+    assert.match(body, /key_created|key_regenerated/, 'their own console changes are there');
+    assert.ok(!body.includes(ANA), "another person's records are not");
+    // A user named in the address is ignored for a member.
+    await page.goto(`${base}/console/activity?org=acme&user=${encodeURIComponent(ANA)}`);
+    assert.ok(!(await page.textContent('body')).includes(ANA));
+    await shot(page, 'activity');
+    await page.close();
+  });
+
+  test('an Admin filters the trail, opens a record, sees the chain verified and downloads a signed export that verifies', async () => {
+    const { page } = await signIn(ANA);
+    await page.goto(`${base}/console/admin/audit?org=acme`);
+    await page.getByText('Chain verified').waitFor();
+    await page.getByLabel('Event').fill('role_changed');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL(/event=role_changed/);
+    const rows = page.locator('tbody tr');
+    assert.equal(await rows.count(), 1, 'exactly the one role change');
+    await shot(page, 'audit');
+    await rows.first().getByRole('link').click();
+    await page.waitForURL(/\/console\/admin\/audit\/record/);
+    const record = await page.textContent('body');
+    assert.match(record, /role_changed/);
+    assert.match(record, /console/);
+    assert.match(record, /guest/);
+    await shot(page, 'record');
+
+    await page.goto(`${base}/console/admin/audit?org=acme`);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download signed export' }).click(),
+    ]);
+    const file = join(dir, 'export.jsonl');
+    await download.saveAs(file);
+    assert.ok(readFileSync(file, 'utf8').split('\n').length > 3);
+    const verified = warden(['audit', 'verify', '--export', file]);
+    assert.match(verified, /ok|verified/i, verified);
+    // A changed record no longer verifies.
+    const lines = readFileSync(file, 'utf8').split('\n');
+    const i = lines.findIndex((l) => l.includes('"role_changed"'));
+    assert.ok(i > 0);
+    lines[i] = lines[i].replace('guest', 'admin');
+    const tampered = join(dir, 'tampered.jsonl');
+    execFileSync('sh', ['-c', 'cat > "$0"', tampered], { input: lines.join('\n') });
+    assert.throws(() => warden(['audit', 'verify', '--export', tampered]));
+    assert.equal(consoleRecords('console_audit_export').length, 1);
+    await page.close();
   });
 });

@@ -36,6 +36,7 @@ fn templates() -> &'static Environment<'static> {
                 "console_members.html",
                 include_str!("templates/console_members.html"),
             ),
+            ("admin_nav.html", include_str!("templates/admin_nav.html")),
             (
                 "console_access.html",
                 include_str!("templates/console_access.html"),
