@@ -11,14 +11,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { createInterface } from 'node:readline';
+import { CHROMIUM_ARGS, redirectTarget, serve } from './harness.mjs';
 
 const { chromium } = createRequire(import.meta.url)('playwright-core');
 
@@ -28,17 +27,6 @@ const SHOTS = process.env.WARDEN_SCREENSHOTS || '';
 const PASSWORD = 'correct horse battery staple';
 const ANA = 'ana@acme.example';
 const MO = 'mo@acme.example';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 let dir, project, server, base, target, browser;
 
 function warden(args, input) {
@@ -58,56 +46,6 @@ function consoleRecords(event) {
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l))
     .filter((r) => r.source === 'console');
-}
-
-function serve() {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(WARDEN, ['serve', '-p', project, '--bind', '127.0.0.1:0'], {
-      env: { ...process.env, WARDEN_LOG: 'info' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const seen = [];
-    let found = false;
-    createInterface({ input: proc.stderr }).on('line', (line) => {
-      if (found) return;
-      seen.push(line);
-      const m = /serving MCP on (http:\/\/\S+)/.exec(line);
-      if (m) {
-        found = true;
-        resolve({ proc, url: m[1] });
-      }
-    });
-    proc.on('error', reject);
-    proc.on('exit', (code) => {
-      if (!found) reject(new Error(`warden serve exited (${code}) before serving:\n${seen.join('\n')}`));
-    });
-  });
-}
-
-/** An OAuth client's redirect target, and a page that tries to frame another. */
-function redirectTarget() {
-  const requests = [];
-  const srv = createServer((req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    if (url.pathname === '/frame') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(
-        '<!doctype html><title>framer</title>' +
-          `<iframe id="f" src="${url.searchParams.get('src').replace(/"/g, '&quot;')}" width="600" height="400"></iframe>`,
-      );
-      return;
-    }
-    if (url.pathname !== '/callback') {
-      res.writeHead(404).end();
-      return;
-    }
-    requests.push(url);
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><title>client</title><p>The client got the redirect.</p>');
-  });
-  return new Promise((resolve) => {
-    srv.listen(0, '127.0.0.1', () => resolve({ server: srv, requests, port: srv.address().port }));
-  });
 }
 
 /** The JSON-RPC message in an MCP answer (JSON, or one SSE event). */
@@ -265,7 +203,7 @@ before(async () => {
   warden(['org', 'create', 'acme', '--name', 'Acme']);
   warden(['user', 'add', ANA, '--org', 'acme', '--role', 'admin', '--password-stdin'], PASSWORD);
   warden(['user', 'add', MO, '--org', 'acme', '--role', 'member', '--password-stdin'], PASSWORD);
-  server = await serve();
+  server = await serve(WARDEN, project);
   base = new URL(server.url).origin;
   target = await redirectTarget();
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });

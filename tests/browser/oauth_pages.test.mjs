@@ -10,17 +10,17 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { createInterface } from 'node:readline';
+import { CHROMIUM_ARGS, redirectTarget, serve } from './harness.mjs';
 
 // playwright-core comes from the pinned test tools outside the checkout; tests/run puts their
 // node_modules on NODE_PATH, which require() honours and ESM imports do not.
+
 const { chromium } = createRequire(import.meta.url)('playwright-core');
 
 const WARDEN = process.env.WARDEN_BIN;
@@ -28,81 +28,12 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const EMAIL = 'ana@acme.example';
 const PASSWORD = 'correct horse battery staple';
 const CLIENT_NAME = 'Browser Test';
-// The flags the suite promises: headless, no sandbox (root in CI), and nothing that reaches
-// the network on its own. playwright-core gives every launch a fresh temporary profile
-// (it refuses --user-data-dir in args; that belongs to launchPersistentContext).
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 function warden(args, input) {
   return execFileSync(WARDEN, args, {
     input,
     encoding: 'utf8',
     env: { ...process.env, WARDEN_LOG: 'warn' },
     stdio: ['pipe', 'pipe', 'pipe'],
-  });
-}
-
-/** `warden serve` on port 0; resolves with the process and its MCP URL. */
-function serve(project) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(WARDEN, ['serve', '-p', project, '--bind', '127.0.0.1:0'], {
-      env: { ...process.env, WARDEN_LOG: 'info' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const seen = [];
-    let found = false;
-    // Keep reading stderr for the server's whole life so it never blocks on a full pipe.
-    createInterface({ input: proc.stderr }).on('line', (line) => {
-      if (found) return;
-      seen.push(line);
-      const m = /serving MCP on (http:\/\/\S+)/.exec(line);
-      if (m) {
-        found = true;
-        resolve({ proc, url: m[1] });
-      }
-    });
-    proc.on('error', reject);
-    proc.on('exit', (code) => {
-      if (!found) reject(new Error(`warden serve exited (${code}) before serving:\n${seen.join('\n')}`));
-    });
-  });
-}
-
-/** The OAuth client's redirect target: records every request to /callback, and serves
- *  /frame?src=URL, a page that tries to put URL in an iframe. Anything else (the browser's
- *  /favicon.ico) is a 404. */
-function redirectTarget() {
-  const requests = [];
-  const server = createServer((req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    if (url.pathname === '/frame') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(
-        '<!doctype html><title>framer</title>' +
-          `<iframe id="f" src="${url.searchParams.get('src').replace(/"/g, '&quot;')}"` +
-          ' width="600" height="400" onload="window.frameLoaded = true"></iframe>',
-      );
-      return;
-    }
-    if (url.pathname !== '/callback') {
-      res.writeHead(404).end();
-      return;
-    }
-    requests.push(url);
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><title>client</title><p>The client got the redirect.</p>');
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => resolve({ server, requests, port: server.address().port }));
   });
 }
 
@@ -118,7 +49,7 @@ before(async () => {
   warden(['org', 'create', 'acme', '-p', project]);
   warden(['user', 'add', EMAIL, '--org', 'acme', '--role', 'admin', '--password-stdin', '-p', project], PASSWORD);
 
-  server = await serve(project);
+  server = await serve(WARDEN, project);
   base = new URL(server.url).origin;
   target = await redirectTarget();
   redirectUri = `http://127.0.0.1:${target.port}/callback`;

@@ -29,14 +29,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
-import { createInterface } from 'node:readline';
+import { CHROMIUM_ARGS, redirectTarget, serve } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
@@ -45,16 +44,6 @@ const WARDEN = process.env.WARDEN_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const EMAIL = 'ana@acme.example';
 const PASSWORD = 'correct horse battery staple';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const STEP_UP_CHALLENGE = /^Bearer .*error="insufficient_scope".*scope="mcp:read mcp:write"/;
 
 /** The version in the package.json above a resolved module file (the SDKs do not export it). */
@@ -112,48 +101,6 @@ function warden(args, input) {
   });
 }
 
-/** `warden serve` on port 0; resolves with the process, its MCP URL and its log lines. */
-function serve(project) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(WARDEN, ['serve', '-p', project, '--bind', '127.0.0.1:0'], {
-      env: { ...process.env, WARDEN_LOG: 'info' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const log = [];
-    let found = false;
-    createInterface({ input: proc.stderr }).on('line', (line) => {
-      log.push(line);
-      const m = !found && /serving MCP on (http:\/\/\S+)/.exec(line);
-      if (m) {
-        found = true;
-        resolve({ proc, url: m[1], log });
-      }
-    });
-    proc.on('error', reject);
-    proc.on('exit', (code) => {
-      if (!found) reject(new Error(`warden serve exited (${code}) before serving:\n${log.join('\n')}`));
-    });
-  });
-}
-
-/** The apps' loopback redirect target: every request to /callback, and a page for the person. */
-function redirectTarget() {
-  const requests = [];
-  const server = createServer((req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    if (url.pathname !== '/callback') {
-      res.writeHead(404).end();
-      return;
-    }
-    requests.push(url);
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><title>client</title><p>You can close this window and return to the app.</p>');
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => resolve({ server, requests, port: server.address().port }));
-  });
-}
-
 let dir, server, mcpUrl, base, target, redirectUri, browser;
 
 before(async () => {
@@ -163,7 +110,7 @@ before(async () => {
   warden(['init', join(dir, 'p')]);
   warden(['org', 'create', 'acme', '-p', project]);
   warden(['user', 'add', EMAIL, '--org', 'acme', '--role', 'admin', '--password-stdin', '-p', project], PASSWORD);
-  server = await serve(project);
+  server = await serve(WARDEN, project);
   mcpUrl = new URL(server.url);
   base = mcpUrl.origin;
   target = await redirectTarget();

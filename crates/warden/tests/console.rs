@@ -9,11 +9,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::browser::{Browser, Page, field};
 use common::{PASSWORD, PgDatabase, Server, add_member, audit_log, init_project, run};
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use warden_auth::pkce::challenge_s256;
 
@@ -101,23 +100,6 @@ fn detail(r: &Value) -> Value {
     serde_json::from_str(r["detail"].as_str().unwrap()).unwrap()
 }
 
-/// The value of the first hidden field `name` in `html` (after `after`, if given).
-fn field(html: &str, name: &str, after: Option<&str>) -> Option<String> {
-    let html = match after {
-        Some(a) => &html[html.find(a)?..],
-        None => html,
-    };
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle)? + needle.len();
-    let end = html[start..].find('"')? + start;
-    Some(
-        html[start..end]
-            .replace("&amp;", "&")
-            .replace("&#x2f;", "/")
-            .replace("&#x27;", "'"),
-    )
-}
-
 /// The secret a key page shows once.
 fn secret(html: &str) -> String {
     let start = html.find("id=\"secret\">").unwrap() + "id=\"secret\">".len();
@@ -125,112 +107,7 @@ fn secret(html: &str) -> String {
     html[start..end].to_string()
 }
 
-/// A browser: a cookie jar and no automatic redirects.
-struct Browser {
-    base: String,
-    mcp: String,
-    http: reqwest::Client,
-    jar: BTreeMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> String {
-        self.headers[LOCATION].to_str().unwrap().to_string()
-    }
-}
-
 impl Browser {
-    fn new(server: &Server) -> Browser {
-        Browser {
-            base: server.url.trim_end_matches("/mcp").to_string(),
-            mcp: server.url.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn cookies(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn absorb(&mut self, res: reqwest::Response) -> Page {
-        for c in res.headers().get_all(SET_COOKIE) {
-            let kv = c.to_str().unwrap().split(';').next().unwrap();
-            let (k, v) = kv.split_once('=').unwrap();
-            self.jar.insert(k.to_string(), v.to_string());
-        }
-        Page {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(COOKIE, self.cookies())
-            .send()
-            .await
-            .unwrap();
-        self.absorb(res).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, self.cookies())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.absorb(res).await
-    }
-
-    /// Signs in as `email` the way a person does: `/console` sends them to the sign-in page,
-    /// which sends them back.
-    async fn sign_in(server: &Server, email: &str) -> Browser {
-        let mut b = Browser::new(server);
-        let r = b.get("/console").await;
-        assert_eq!(r.status, 303);
-        let login = r.location();
-        assert_eq!(login, "/login?continue=%2Fconsole");
-        let page = b.get(&login).await;
-        assert_eq!(page.status, 200);
-        let csrf = field(&page.body, "csrf_token", None).unwrap();
-        let cont = field(&page.body, "continue", None).unwrap();
-        assert_eq!(cont, "/console");
-        let r = b
-            .post(
-                "/login",
-                &[
-                    ("csrf_token", &csrf),
-                    ("continue", &cont),
-                    ("email", email),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(r.status, 303, "sign-in of {email}: {}", r.body);
-        assert_eq!(r.location(), "/console");
-        b
-    }
-
     /// The console page of `org` (the first organisation when `None`), checked to be one.
     async fn console(&mut self, org: Option<&str>) -> String {
         let path = match org {

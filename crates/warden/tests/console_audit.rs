@@ -10,11 +10,11 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::{PASSWORD, PgDatabase, Server, add_member, audit_log, init_project, run};
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use common::browser::{Browser, unescape};
+use common::{PgDatabase, Server, add_member, audit_log, init_project, run};
 use serde_json::{Value, json};
 
 const SCRIPT: &str = "<script>alert('trail')</script>";
@@ -79,18 +79,8 @@ fn cli(file: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&#x2f;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-}
-
 fn field(html: &str, name: &str) -> Option<String> {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle)? + needle.len();
-    let end = html[start..].find('"')? + start;
-    Some(unescape(&html[start..end]))
+    common::browser::field(html, name, None)
 }
 
 /// The seq in the first cell of each row of the page's table.
@@ -120,96 +110,7 @@ fn older(html: &str) -> Option<String> {
     Some(unescape(&html[start..end]))
 }
 
-struct Browser {
-    base: String,
-    http: reqwest::Client,
-    jar: BTreeMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-    bytes: Vec<u8>,
-}
-
 impl Browser {
-    fn cookies(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn absorb(&mut self, res: reqwest::Response) -> Page {
-        for c in res.headers().get_all(SET_COOKIE) {
-            let kv = c.to_str().unwrap().split(';').next().unwrap();
-            let (k, v) = kv.split_once('=').unwrap();
-            self.jar.insert(k.to_string(), v.to_string());
-        }
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let bytes = res.bytes().await.unwrap().to_vec();
-        Page {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-            bytes,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(COOKIE, self.cookies())
-            .send()
-            .await
-            .unwrap();
-        self.absorb(res).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, self.cookies())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.absorb(res).await
-    }
-
-    async fn sign_in(server: &Server, email: &str) -> Browser {
-        let mut b = Browser {
-            base: server.url.trim_end_matches("/mcp").to_string(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            jar: BTreeMap::new(),
-        };
-        let page = b.get("/login?continue=%2Fconsole").await;
-        assert_eq!(page.status, 200);
-        let csrf = field(&page.body, "csrf_token").unwrap();
-        let r = b
-            .post(
-                "/login",
-                &[
-                    ("csrf_token", &csrf),
-                    ("continue", "/console"),
-                    ("email", email),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(r.status, 303, "sign-in of {email}: {}", r.body);
-        assert_eq!(r.headers[LOCATION], "/console");
-        b
-    }
-
     /// Every seq a trail page lists, following "Older" to the end; each page checked.
     async fn walk(&mut self, first: &str) -> (Vec<i64>, usize) {
         let (mut all, mut pages) = (Vec::new(), 0);
