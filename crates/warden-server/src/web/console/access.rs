@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::account::{PageQuery, form_member};
+use super::account::{PageQuery, form_admin};
 use super::{console_error, console_page, console_url, member, see_other, shown};
 use crate::web::oauth::{AuthState, csrf_unavailable, new_csrf};
 
@@ -100,7 +100,7 @@ pub(super) async fn revoke_key(
     Form(f): Form<RevokeForm>,
 ) -> Result<Response, Response> {
     const ACTION: &str = "/console/admin/keys/revoke";
-    let m = form_member(
+    let (m, admin) = form_admin(
         &s,
         &headers,
         addr,
@@ -110,7 +110,6 @@ pub(super) async fn revoke_key(
     )
     .await?;
     let console = s.auth.console();
-    let admin = console.admin(&m, ACTION).await.map_err(console_error)?;
     console
         .revoke_org_key(&admin, f.key.as_deref().unwrap_or_default())
         .await
@@ -129,7 +128,7 @@ pub(super) async fn revoke_app(
     Form(f): Form<RevokeForm>,
 ) -> Result<Response, Response> {
     const ACTION: &str = "/console/admin/apps/revoke";
-    let m = form_member(
+    let (m, admin) = form_admin(
         &s,
         &headers,
         addr,
@@ -139,7 +138,6 @@ pub(super) async fn revoke_app(
     )
     .await?;
     let console = s.auth.console();
-    let admin = console.admin(&m, ACTION).await.map_err(console_error)?;
     console
         .revoke_org_app(&admin, f.grant.as_deref().unwrap_or_default())
         .await

@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use warden_auth::console::{ConsoleError, CreatedKey, Member};
+use warden_auth::console::{Admin, ConsoleError, CreatedKey, Member};
 
 use super::{confirm, console_error, console_page, console_url, member, see_other, shown};
 use crate::web::oauth::{AuthState, csrf_failed, csrf_ok, csrf_unavailable, new_csrf};
@@ -130,6 +130,26 @@ pub(super) async fn form_member(
         return Err(csrf_failed());
     }
     member(s, headers, addr, org, "/console").await
+}
+
+/// The Admin a console form for `action` acts as: `form_member`, then the Admin permit
+/// (refused with 403 and recorded for anyone else).
+pub(super) async fn form_admin(
+    s: &AuthState,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    csrf: Option<&str>,
+    org: Option<&str>,
+    action: &str,
+) -> Result<(Member, Admin), Response> {
+    let m = form_member(s, headers, addr, csrf, org, action).await?;
+    let admin = s
+        .auth
+        .console()
+        .admin(&m, action)
+        .await
+        .map_err(console_error)?;
+    Ok((m, admin))
 }
 
 /// A form's fields as a confirmation carries them.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use warden_auth::console::Added;
 use warden_store::Role;
 
-use super::account::{PageQuery, form_member, gated_error, notice};
+use super::account::{PageQuery, form_admin, gated_error, notice};
 use super::{console_error, console_page, console_url, member, see_other, shown};
 use crate::web::oauth::{AuthState, csrf_unavailable, new_csrf};
 
@@ -103,7 +103,7 @@ pub(super) async fn add(
     Form(f): Form<AddForm>,
 ) -> Result<Response, Response> {
     const ACTION: &str = "/console/admin/members/add";
-    let m = form_member(
+    let (m, admin) = form_admin(
         &s,
         &headers,
         addr,
@@ -113,7 +113,6 @@ pub(super) async fn add(
     )
     .await?;
     let console = s.auth.console();
-    let admin = console.admin(&m, ACTION).await.map_err(console_error)?;
     let result = console
         .add_member(
             &admin,
@@ -163,7 +162,7 @@ pub(super) async fn set_role(
     headers: HeaderMap,
     Form(f): Form<MemberForm>,
 ) -> Result<Response, Response> {
-    let m = form_member(
+    let (m, admin) = form_admin(
         &s,
         &headers,
         addr,
@@ -173,10 +172,6 @@ pub(super) async fn set_role(
     )
     .await?;
     let console = s.auth.console();
-    let admin = console
-        .admin(&m, "/console/admin/members/role")
-        .await
-        .map_err(console_error)?;
     let result = console
         .set_role(
             &admin,
@@ -206,7 +201,7 @@ pub(super) async fn remove(
     headers: HeaderMap,
     Form(f): Form<MemberForm>,
 ) -> Result<Response, Response> {
-    let m = form_member(
+    let (m, admin) = form_admin(
         &s,
         &headers,
         addr,
@@ -216,10 +211,6 @@ pub(super) async fn remove(
     )
     .await?;
     let console = s.auth.console();
-    let admin = console
-        .admin(&m, "/console/admin/members/remove")
-        .await
-        .map_err(console_error)?;
     if f.confirmed.as_deref() != Some("yes") {
         let wanted = f.user.as_deref().unwrap_or_default();
         let members = console.members(&admin).await.map_err(console_error)?;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use warden_auth::console::{ChainStatus, Member, TrailPage, TrailQuery};
 use warden_store::audit::Record;
 
-use super::account::form_member;
+use super::account::form_admin;
 use super::{console_error, console_url, member};
 use crate::web::oauth::{AuthState, csrf_unavailable, new_csrf};
 use crate::web::page;
@@ -359,7 +359,7 @@ pub(super) async fn export(
     headers: HeaderMap,
     Form(f): Form<ExportForm>,
 ) -> Result<Response, Response> {
-    let m = form_member(
+    let (_, admin) = form_admin(
         &s,
         &headers,
         addr,
@@ -369,10 +369,6 @@ pub(super) async fn export(
     )
     .await?;
     let console = s.auth.console();
-    let admin = console
-        .admin(&m, "/console/admin/audit/export")
-        .await
-        .map_err(console_error)?;
     let file = console.export(&admin).await.map_err(console_error)?;
     let mut res = (StatusCode::OK, file.body).into_response();
     let h = res.headers_mut();
