@@ -353,6 +353,36 @@ describe('an Admin in the console', () => {
     assert.equal((await mcp(keep)).status, 200);
     const rec = consoleRecords('key_revoked').filter((r) => r.user_email === ANA);
     assert.equal(rec.length, 1);
+
+    // One app of another person, revoked by the Admin: its token stops, the keys stay.
+    const mo = await signIn(MO);
+    const token = await connectApp(mo.page, "Mo's Notes");
+    await mo.page.close();
+    assert.equal((await mcp(token)).status, 200);
+    await page.goto(`${base}/console/admin/access?org=acme`);
+    await page.getByRole('button', { name: `Revoke Mo's Notes for ${MO}` }).click();
+    await page.getByText('App revoked.').waitFor();
+    assert.equal((await mcp(token)).status, 401, "the revoked app's token gets 401");
+    assert.equal((await mcp(keep)).status, 200, "the person's key keeps working");
+    const apps = consoleRecords('app_revoked').filter((r) => r.user_email === ANA);
+    assert.equal(apps.length, 1);
+    await page.close();
+  });
+
+  test('removes a member after a page that says what removal does', async () => {
+    const { page } = await signIn(ANA);
+    await page.goto(`${base}/console/admin/members?org=acme`);
+    const row = page.getByRole('row').filter({ hasText: 'newcomer@acme.example' });
+    await row.getByRole('button', { name: 'Remove' }).click();
+    await page.getByRole('heading', { name: 'Remove newcomer@acme.example from Acme?' }).waitFor();
+    assert.match(await page.textContent('body'), /revoked at once/);
+    assert.match(warden(['member', 'list', '--org', 'acme']), /newcomer@acme\.example/, 'not yet removed');
+    await page.getByRole('button', { name: 'Remove newcomer@acme.example' }).click();
+    await page.getByText('Member removed').waitFor();
+    assert.doesNotMatch(warden(['member', 'list', '--org', 'acme']), /newcomer@acme\.example/);
+    const rec = consoleRecords('member_removed');
+    assert.equal(rec.length, 1);
+    assert.equal(rec[0].user_email, ANA);
     await page.close();
   });
 
