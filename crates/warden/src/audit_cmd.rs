@@ -60,6 +60,10 @@ pub struct LogArgs {
     /// project_reloaded, project_reload_failed, retention_purge, ...
     #[arg(long)]
     event: Option<String>,
+    /// Where it came from: http or stdio (an assistant over MCP), dashboard (sign-in,
+    /// consent and the OAuth endpoints), console, cli or system.
+    #[arg(long, value_parser = ["http", "stdio", "mcp_http", "mcp_stdio", "dashboard", "cli", "console", "system"])]
+    source: Option<String>,
     /// At most this many records (the newest), shown oldest first.
     #[arg(long, default_value_t = 100)]
     limit: usize,
@@ -183,6 +187,11 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
             .and_then(decision_of_policy)
             .map(str::to_string),
         event: args.event,
+        source: args
+            .source
+            .as_deref()
+            .and_then(warden_store::audit::source_of_word)
+            .map(str::to_string),
         limit: args.limit,
         ..Filter::default()
     };

@@ -212,7 +212,7 @@ enum Command {
     },
     /// Show the audit trail: who did what, newest last.
     #[command(
-        after_help = "Examples:\n  warden log -p warden.yaml --since 1h\n  warden log --user ana@acme.example --tool update_finding_status\n  warden log --policy deny --since 2026-11-01\n  warden log --status error --org acme --json"
+        after_help = "Examples:\n  warden log -p warden.yaml --since 1h\n  warden log --user ana@acme.example --tool update_finding_status\n  warden log --policy deny --since 2026-11-01\n  warden log --status error --org acme --json\n  warden log --source console --org acme          changes made in the web console"
     )]
     Log(audit_cmd::LogArgs),
     /// Verify, export or purge the audit trail.

@@ -984,6 +984,19 @@ async fn an_admin_adds_and_invites_members_and_revokes_any_key_or_app() {
             page.body
         );
         assert!(!page.body.contains("<script>alert"));
+        // `warden log --source` narrows to one source, as the console's Source filter does.
+        let from_console = audit_log(&file, &["--source", "console"]);
+        assert!(from_console.len() >= 4, "{from_console:?}");
+        assert!(from_console.iter().all(|r| r["source"] == "console"));
+        let from_cli = audit_log(&file, &["--source", "cli"]);
+        assert!(!from_cli.is_empty());
+        assert!(from_cli.iter().all(|r| r["source"] == "cli"));
+        let bad = run(&["log", "-p", file.to_str().unwrap(), "--source", "email"]);
+        assert!(!bad.status.success());
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("console"),
+            "the error lists the sources"
+        );
         for kind in [
             "member_added",
             "member_invited",

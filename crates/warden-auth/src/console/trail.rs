@@ -14,7 +14,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use warden_store::UserId;
 use warden_store::audit::export::{self, ExportWriter};
 use warden_store::audit::{
-    Checkpoint, Filter, Record, Signer, chain, decision_of_policy, outcome_of_status, trust,
+    Checkpoint, Filter, Record, Signer, chain, decision_of_policy, outcome_of_status,
+    source_of_word, trust,
 };
 
 use super::{Admin, Console, ConsoleError, Member};
@@ -38,6 +39,8 @@ pub struct TrailQuery {
     pub event: Option<String>,
     /// An OAuth client id or API key id.
     pub client: Option<String>,
+    /// `http`, `stdio`, `dashboard`, `console`, `cli` or `system`, as `warden log --source`.
+    pub source: Option<String>,
     /// Keyset: records below this seq.
     pub before: Option<i64>,
 }
@@ -145,6 +148,7 @@ fn filter_of(q: &TrailQuery) -> Result<Filter, ConsoleError> {
         decision: word(&q.decision, decision_of_policy, "decision")?,
         event: given(&q.event),
         client: given(&q.client),
+        source: word(&q.source, source_of_word, "source")?,
         before_seq: q.before.filter(|b| *b > 0),
         limit: PAGE_SIZE + 1,
         ..Filter::default()

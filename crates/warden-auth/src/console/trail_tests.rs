@@ -41,6 +41,7 @@ fn the_filters_are_warden_logs_words() {
         decision: Some("deny".into()),
         tool: Some("  search  ".into()),
         event: Some(String::new()),
+        source: Some("http".into()),
         before: Some(0),
         ..TrailQuery::default()
     })
@@ -48,6 +49,7 @@ fn the_filters_are_warden_logs_words() {
     assert_eq!(f.outcome.as_deref(), Some("success"));
     assert_eq!(f.decision.as_deref(), Some("denied"));
     assert_eq!(f.tool.as_deref(), Some("search"));
+    assert_eq!(f.source.as_deref(), Some("mcp_http"));
     assert_eq!(f.event, None, "an empty field is no filter");
     assert_eq!(f.before_seq, None, "seq 0 or below starts at the newest");
     assert_eq!(f.limit, PAGE_SIZE + 1, "one more, to know of an older page");
@@ -59,6 +61,10 @@ fn the_filters_are_warden_logs_words() {
         },
         TrailQuery {
             decision: Some("maybe".into()),
+            ..TrailQuery::default()
+        },
+        TrailQuery {
+            source: Some("email".into()),
             ..TrailQuery::default()
         },
     ] {

@@ -58,7 +58,24 @@ pub struct Filter {
     pub event: Option<String>,
     /// Keyset paging within one chain: only records with a smaller `seq`.
     pub before_seq: Option<i64>,
+    /// Where the events came from, as stored: `mcp_http`, `mcp_stdio`, `dashboard`, `cli`,
+    /// `console` or `system`.
+    pub source: Option<String>,
     pub limit: usize,
+}
+
+/// The stored source a `warden log --source` (and the console's source filter) word names:
+/// `http` (or `mcp_http`), `stdio` (or `mcp_stdio`), `dashboard`, `cli`, `console`, `system`.
+pub fn source_of_word(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "http" | "mcp_http" => "mcp_http",
+        "stdio" | "mcp_stdio" => "mcp_stdio",
+        "dashboard" => "dashboard",
+        "cli" => "cli",
+        "console" => "console",
+        "system" => "system",
+        _ => return None,
+    })
 }
 
 /// The stored outcome a `warden log --status` (and the console's status filter) word names:

@@ -280,6 +280,9 @@ macro_rules! push_filters {
         if let Some(v) = &filter.event {
             qb.push(" AND event = ").push_bind(v.clone());
         }
+        if let Some(v) = &filter.source {
+            qb.push(" AND source = ").push_bind(v.clone());
+        }
         if let Some(v) = filter.before_seq {
             qb.push(" AND seq < ").push_bind(v);
         }

@@ -35,6 +35,7 @@ pub(super) struct TrailParams {
     decision: Option<String>,
     event: Option<String>,
     client: Option<String>,
+    source: Option<String>,
     before: Option<String>,
 }
 
@@ -49,6 +50,7 @@ impl TrailParams {
             decision: self.decision.clone(),
             event: self.event.clone(),
             client: self.client.clone(),
+            source: self.source.clone(),
             before: self.before.as_deref().and_then(|b| b.trim().parse().ok()),
         }
     }
@@ -66,6 +68,7 @@ impl TrailParams {
             ("decision", &self.decision),
             ("event", &self.event),
             ("client", &self.client),
+            ("source", &self.source),
             ("before", &before),
         ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
@@ -84,9 +87,9 @@ impl TrailParams {
         minijinja::context! {
             since => v(&self.since), until => v(&self.until), user => v(&self.user),
             tool => v(&self.tool), status => v(&self.status), decision => v(&self.decision),
-            event => v(&self.event), client => v(&self.client),
+            event => v(&self.event), client => v(&self.client), source => v(&self.source),
             filtered => [&self.since, &self.until, &self.user, &self.tool, &self.status,
-                &self.decision, &self.event, &self.client]
+                &self.decision, &self.event, &self.client, &self.source]
                 .iter()
                 .any(|x| x.as_deref().is_some_and(|s| !s.trim().is_empty())),
         }
