@@ -258,6 +258,13 @@ pub(crate) async fn serve_http(
             shutdown.clone(),
         ));
     }
+    // Call limits and the per-address limits leave a bucket per key; a full one means
+    // nothing, so they go, whatever traffic this instance sees (one instance at a time).
+    tokio::spawn(purge_full_rate_buckets(
+        opened.state.clone(),
+        opened.job_lease("rate_buckets"),
+        shutdown.clone(),
+    ));
     let redirect = match (pipeline.project().server.redirect_http, &tls) {
         (Some(raddr), Some(_)) => {
             let r = warden_server::RedirectServer::bind(raddr).await.with_context(|| {
@@ -383,6 +390,51 @@ fn reload_on_hangup(reload: Reload) {
 
 /// Deletes registered clients never authorized once they are `expire_after` old, every
 /// `every`, until `stop`, on whichever instance holds the `unused_clients` lease.
+/// How often the holder of the `rate_buckets` lease deletes full buckets, and how many at
+/// most in one statement and in one round.
+const BUCKET_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const BUCKET_PURGE_BATCH: u32 = 1_000;
+const BUCKET_PURGE_MAX_BATCHES: u32 = 100;
+
+/// Deletes full rate buckets every [`BUCKET_PURGE_EVERY`] while this instance holds `lease`,
+/// in batches, so a table grown by many keys shrinks without one long statement.
+async fn purge_full_rate_buckets(
+    store: warden_store::Store,
+    lease: Arc<warden_store::jobs::Lease>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(BUCKET_PURGE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !lease.held() {
+            continue;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut deleted = 0;
+        for _ in 0..BUCKET_PURGE_MAX_BATCHES {
+            match store.purge_full_buckets(now, BUCKET_PURGE_BATCH).await {
+                Ok(n) => {
+                    deleted += n;
+                    if n < u64::from(BUCKET_PURGE_BATCH) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not delete full rate buckets");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::debug!(deleted, "deleted full rate buckets");
+        }
+    }
+}
+
 async fn purge_unused_clients(
     store: warden_store::Store,
     audit: Arc<dyn warden_core::audit::Sink>,
