@@ -206,6 +206,11 @@ const MEMBERSHIP: &str = "SELECT org_id, user_id, role, created_at, updated_at \
 
 const DELETE_MEMBERSHIP: &str = "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2";
 
+// A removed member's keys in that organisation are revoked with the membership, so adding
+// them back later does not bring old (perhaps leaked) keys back to life.
+const REVOKE_KEYS_OF_MEMBER: &str = "UPDATE api_keys SET revoked_at = $3 \
+     WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL";
+
 const LIST_MEMBERS: &str = "SELECT \
      u.id, u.email, u.display_name, u.password_hash, u.created_at, u.disabled_at, \
      m.org_id AS m_org_id, m.role AS m_role, \
@@ -647,7 +652,8 @@ impl Store {
         row.map(Membership::try_from).transpose()
     }
 
-    /// Removes `user_id` from `org_id`. Returns whether a membership existed.
+    /// Removes `user_id` from `org_id` and revokes their API keys there, in one transaction.
+    /// Returns whether a membership existed.
     pub async fn remove_membership(
         &self,
         org_id: OrgId,
@@ -665,13 +671,28 @@ impl Store {
         org_id: OrgId,
         user_id: UserId,
     ) -> Result<bool, StoreError> {
-        let removed = on_pool!(self, pool => sqlx::query(DELETE_MEMBERSHIP)
-            .bind(org_id.to_string())
-            .bind(user_id.to_string())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(removed > 0)
+        let (org, user) = (org_id.to_string(), user_id.to_string());
+        let now = now_millis();
+        Ok(on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            let removed = sqlx::query(DELETE_MEMBERSHIP)
+                .bind(&org)
+                .bind(&user)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if removed > 0 {
+                sqlx::query(REVOKE_KEYS_OF_MEMBER)
+                    .bind(&org)
+                    .bind(&user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(removed > 0)
+        }
+        .await)?)
     }
 
     /// All members of `org_id` with their users, ordered by email. An unknown

@@ -1005,6 +1005,58 @@ async fn revoking_a_client_everywhere_kills_its_tokens() {
 }
 
 #[tokio::test]
+async fn removing_a_member_revokes_their_keys_there_for_good() {
+    on_each_backend(|store| async move {
+        let acme = fixture(&store, "acme").await;
+        let globex = store.create_org("globex", "Globex").await.unwrap();
+        store
+            .set_membership(globex.id, acme.user.id, Role::Member)
+            .await
+            .unwrap();
+        let (here, elsewhere) = (hash(), hash());
+        for (secret, org) in [(&here, acme.org.id), (&elsewhere, globex.id)] {
+            store
+                .create_api_key(
+                    secret,
+                    "wdn_key_AbCd",
+                    org,
+                    acme.user.id,
+                    "k",
+                    Scopes::READ,
+                    t(1),
+                )
+                .await
+                .unwrap();
+        }
+        assert!(
+            store
+                .remove_membership(acme.org.id, acme.user.id)
+                .await
+                .unwrap()
+        );
+        // Added back: the old key stays revoked; their key in the other organisation is
+        // untouched.
+        assert!(
+            store
+                .add_membership(acme.org.id, acme.user.id, Role::Member)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.api_key_by_hash(&here).await.unwrap(), None);
+        assert!(store.api_key_by_hash(&elsewhere).await.unwrap().is_some());
+        assert!(
+            !store
+                .remove_membership(globex.id, UserId::new_random())
+                .await
+                .unwrap()
+        );
+        assert!(store.api_key_by_hash(&elsewhere).await.unwrap().is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn api_keys_are_created_found_touched_listed_and_revoked() {
     on_each_backend(|store| async move {
         let acme = fixture(&store, "acme").await;

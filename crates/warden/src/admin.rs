@@ -98,7 +98,7 @@ pub enum UserCommand {
         password_stdin: bool,
     },
     /// Remove a user: the account is disabled (kept, so the audit trail still names it), every
-    /// membership is removed and every connected app revoked; their API keys stop working.
+    /// membership is removed and every connected app and API key revoked.
     #[command(after_help = "Example:\n  warden user remove ana@acme.example")]
     Remove { email: String },
 }
@@ -143,8 +143,8 @@ pub enum MemberCommand {
         #[arg(long)]
         org: String,
     },
-    /// Remove a member; their connected apps are revoked at once and their API keys stop
-    /// working on the next request.
+    /// Remove a member; their connected apps and API keys in the organisation are revoked at
+    /// once (adding them back later does not revive them).
     #[command(after_help = "Example:\n  warden member remove ana@acme.example --org acme")]
     Remove {
         email: String,
