@@ -200,7 +200,7 @@ impl Console {
         };
         if user.disabled_at.is_some() {
             return Err(ConsoleError::Invalid(format!(
-                "{} has a disabled account; an operator can re-enable it with `warden user` on the server.",
+                "{} was removed from Warden (the account is kept, disabled, so the audit trail still names it) and cannot be added back here.",
                 user.email
             )));
         }
