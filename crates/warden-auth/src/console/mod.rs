@@ -202,11 +202,7 @@ impl Console {
     /// Leave for an action that needs a recent proof of the password, or the refusal,
     /// recorded: the form is not acted on, and the page asks for the password.
     pub async fn recent(&self, m: &Member, action: &str) -> Result<(), ConsoleError> {
-        let signed_in = SignedIn {
-            user: m.user.clone(),
-            authenticated_at: m.authenticated_at,
-        };
-        if signed_in.recently_authenticated(chrono::Utc::now()) {
+        if crate::server::recently_authenticated(m.authenticated_at, chrono::Utc::now()) {
             return Ok(());
         }
         let e = m.event("console_refused", action).denied(

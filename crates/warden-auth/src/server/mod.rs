@@ -50,7 +50,7 @@ pub use authorize::{AuthorizeParams, ValidAuthorize};
 pub use bearer::{AUTH_FAILURES, refused};
 pub use error::{AuthnError, AuthorizeError, InternalError, LoginError, TokenError};
 pub use register::{RegisterError, purge_unused_clients_once};
-pub use sign_in::SignedIn;
+pub use sign_in::{SignedIn, recently_authenticated};
 pub use token_endpoint::TokenResponse;
 
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 60 * 60);

@@ -341,10 +341,8 @@ pub struct SignedIn {
     pub authenticated_at: DateTime<Utc>,
 }
 
-impl SignedIn {
-    /// Whether the last proof is recent enough for an action that needs one
-    /// ([`REAUTH_WINDOW`]).
-    pub fn recently_authenticated(&self, now: DateTime<Utc>) -> bool {
-        chrono::Duration::from_std(REAUTH_WINDOW).is_ok_and(|w| now - self.authenticated_at < w)
-    }
+/// Whether a password proved at `authenticated_at` is recent enough at `now` for an action
+/// that needs one ([`REAUTH_WINDOW`]).
+pub fn recently_authenticated(authenticated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    chrono::Duration::from_std(REAUTH_WINDOW).is_ok_and(|w| now - authenticated_at < w)
 }

@@ -275,36 +275,11 @@ fn peer(ctx: &RequestContext<RoleServer>) -> Peer {
     peer
 }
 
-/// How long a client may reuse a list it was given: lists change only with a reload or a
-/// change of role, and a call is authorized afresh whatever the list said.
+/// Caching hints (MCP 2026-07-28, SEP-2549) on every list made for one caller: what a caller
+/// sees depends on their role and scopes, so it is `cacheScope: private`, and reusable for
+/// this long (lists change only with a reload or a change of role, and a call is authorized
+/// afresh whatever the list said).
 pub const LIST_TTL_MS: u64 = 60_000;
-
-/// Caching hints (MCP 2026-07-28, SEP-2549) for a list made for one caller: what a caller
-/// sees depends on their role and scopes, so no shared cache may keep it.
-trait PrivateList {
-    fn hinted(self) -> Self;
-}
-
-macro_rules! private_list {
-    ($($t:ty),*) => {$(
-        impl PrivateList for $t {
-            fn hinted(self) -> Self {
-                self.with_cache_scope(CacheScope::Private).with_ttl_ms(LIST_TTL_MS)
-            }
-        }
-    )*};
-}
-
-private_list!(
-    ListToolsResult,
-    ListResourcesResult,
-    ListResourceTemplatesResult,
-    ListPromptsResult
-);
-
-fn private<T: PrivateList>(list: T) -> T {
-    list.hinted()
-}
 
 /// The `'static` name of a protocol revision rmcp knows.
 fn known_version(v: &str) -> &'static str {
@@ -520,13 +495,15 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let principal = self.principal(&ctx).await?;
-        Ok(private(ListToolsResult::with_all_items(
+        Ok(ListToolsResult::with_all_items(
             self.pipeline
                 .current()
                 .visible_tools(principal.as_ref())
                 .map(Self::tool)
                 .collect(),
-        )))
+        )
+        .with_cache_scope(CacheScope::Private)
+        .with_ttl_ms(LIST_TTL_MS))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -599,7 +576,9 @@ impl ServerHandler for WardenMcp {
                 ResourceUri::Template(_) => None,
             })
             .collect();
-        Ok(private(ListResourcesResult::with_all_items(resources)))
+        Ok(ListResourcesResult::with_all_items(resources)
+            .with_cache_scope(CacheScope::Private)
+            .with_ttl_ms(LIST_TTL_MS))
     }
 
     async fn list_resource_templates(
@@ -632,9 +611,9 @@ impl ServerHandler for WardenMcp {
                 ResourceUri::Fixed(_) => None,
             })
             .collect();
-        Ok(private(ListResourceTemplatesResult::with_all_items(
-            templates,
-        )))
+        Ok(ListResourceTemplatesResult::with_all_items(templates)
+            .with_cache_scope(CacheScope::Private)
+            .with_ttl_ms(LIST_TTL_MS))
     }
 
     async fn read_resource(
@@ -717,7 +696,9 @@ impl ServerHandler for WardenMcp {
                 prompt
             })
             .collect();
-        Ok(private(ListPromptsResult::with_all_items(prompts)))
+        Ok(ListPromptsResult::with_all_items(prompts)
+            .with_cache_scope(CacheScope::Private)
+            .with_ttl_ms(LIST_TTL_MS))
     }
 
     async fn get_prompt(
