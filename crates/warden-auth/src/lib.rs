@@ -16,6 +16,7 @@ pub mod principal;
 pub mod rate;
 pub mod registration;
 pub mod server;
+pub mod sso;
 pub mod token;
 
 pub use principal::AuthMethod;

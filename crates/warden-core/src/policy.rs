@@ -62,6 +62,19 @@ impl Condition {
         self.variables.iter().any(|v| v == name)
     }
 
+    /// The names of the variables the expression reads.
+    pub fn variables(&self) -> &[String] {
+        &self.variables
+    }
+
+    /// Evaluates with one variable, `name`, bound to `value` (an identity provider's
+    /// mapping rule over `claims`). Anything but a boolean is an error.
+    pub fn holds_over(&self, name: &str, value: &Value) -> Result<bool, String> {
+        let mut ctx = cel::Context::default();
+        ctx.add_variable_from_value(name.to_string(), to_cel(value));
+        self.eval(&ctx)
+    }
+
     /// Evaluates to a boolean; anything else is an error (and so a denial).
     fn eval(&self, ctx: &cel::Context<'_, '_>) -> Result<bool, String> {
         match self.program.execute(ctx) {

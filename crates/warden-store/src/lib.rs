@@ -88,4 +88,4 @@ pub use store::bearer::PrincipalRow;
 pub use store::confirm::Confirmation;
 pub use store::rate_buckets::TakeOutcome;
 pub use store::unused_clients::{ClientCap, Registration};
-pub use store::{AuditSigner, Endorsement, Store, endorsement_message};
+pub use store::{AuditSigner, Endorsement, FederatedIdentity, SsoFlow, Store, endorsement_message};

@@ -91,6 +91,7 @@ pub mod bearer;
 pub mod bearer_cache;
 pub mod confirm;
 mod credentials;
+mod federation;
 mod leases;
 mod oauth;
 pub mod rate_buckets;
@@ -98,6 +99,7 @@ mod server_keys;
 mod signers;
 pub mod unused_clients;
 
+pub use federation::{FederatedIdentity, SsoFlow};
 pub use signers::{AuditSigner, Endorsement, endorsement_message};
 
 /// Opens a transaction that is going to write.

@@ -203,6 +203,24 @@ async fn stdio_identity(
     })
 }
 
+/// The identity providers of `login.providers`, with the key that seals their refresh
+/// tokens (read from `login.secrets_key`, created on first start); none without providers.
+fn federation(
+    sign_in: &Arc<warden_core::project::SignInConfig>,
+    issuer: &str,
+) -> anyhow::Result<Option<Arc<warden_auth::sso::Federation>>> {
+    if sign_in.providers.is_empty() && sign_in.password {
+        return Ok(None);
+    }
+    let sealer = warden_auth::sso::Sealer::load_or_create(&sign_in.secrets_key)?;
+    let federation = warden_auth::sso::Federation::new(sign_in.clone(), sealer, issuer)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for p in &sign_in.providers {
+        tracing::info!(provider = %p.name, redirect_uri = %federation.redirect_uri(&p.name), "identity provider ready");
+    }
+    Ok(Some(Arc::new(federation)))
+}
+
 pub(crate) async fn serve_http(
     opened: &Opened,
     addr: SocketAddr,
@@ -238,7 +256,8 @@ pub(crate) async fn serve_http(
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .with_code_ttl(cfg.code_ttl)
             .with_abuse_limits(pipeline.project().server.abuse_limits)
-            .with_audit_signer(opened.signer());
+            .with_audit_signer(opened.signer())
+            .with_federation(federation(&cfg.sign_in, &issuer)?);
             let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
             Some(
                 warden_server::web::oauth::AuthState::new(Arc::new(auth), mailer)

@@ -173,6 +173,7 @@ impl Console {
         let SignedIn {
             user,
             authenticated_at,
+            ..
         } = signed_in;
         let orgs: Vec<(Organization, Role)> = self
             .store

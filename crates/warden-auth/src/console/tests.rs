@@ -59,6 +59,7 @@ fn fresh(user: User) -> SignedIn {
     SignedIn {
         user,
         authenticated_at: Utc::now(),
+        identity: None,
     }
 }
 
@@ -67,6 +68,7 @@ fn stale(user: User) -> SignedIn {
     SignedIn {
         user,
         authenticated_at: Utc::now() - chrono::Duration::hours(1),
+        identity: None,
     }
 }
 

@@ -13,6 +13,7 @@ fn signed_in(user: warden_store::User) -> SignedIn {
     SignedIn {
         user,
         authenticated_at: chrono::Utc::now(),
+        identity: None,
     }
 }
 

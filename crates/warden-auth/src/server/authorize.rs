@@ -223,8 +223,8 @@ impl AuthServer {
         self.store.clear_step_up(user, client).await
     }
 
-    /// The user allowed the request: records the grant and returns the redirect URL with a
-    /// fresh code. Write access is granted only if the client asked, the user ticked it,
+    /// The user allowed the request: records the grant (and the identity-provider sign-in
+    /// it was approved in, if any) and returns the redirect URL with a fresh code. Write access is granted only if the client asked, the user ticked it,
     /// and the role can write.
     pub async fn approve(
         &self,
@@ -232,6 +232,7 @@ impl AuthServer {
         org_slug: &str,
         req: &ValidAuthorize,
         allow_write: bool,
+        identity: Option<&str>,
     ) -> Result<String, AuthorizeError> {
         let fail = |code: &'static str, description: String| AuthorizeError::Redirect {
             redirect_uri: req.redirect_uri.clone(),
@@ -273,6 +274,9 @@ impl AuthServer {
                 now,
             )
             .await?;
+        if let Some(identity) = identity {
+            self.store.set_grant_identity(&grant.id, identity).await?;
+        }
         self.step_up_answered(user, &req.client.id).await?;
         let code = token::generate(TokenKind::AuthorizationCode).map_err(InternalError::from)?;
         self.store

@@ -13,7 +13,8 @@
 //! registrations; `authorize.rs` checks an authorization request and turns consent into a
 //! code; `token_endpoint.rs` holds what the token grants share, `exchange.rs` and
 //! `refresh.rs` are the two grants, `revoke.rs` is RFC 7009; `sign_in.rs` is password and
-//! link sign-in and browser sessions; `limits.rs` keeps the limiter's counters in the state
+//! link sign-in and browser sessions; `sso.rs` sign-in through an identity provider and the
+//! resync of grants that came from one; `limits.rs` keeps the limiter's counters in the state
 //! store; `abuse.rs` limits the request rate per address on the endpoints anyone may call,
 //! and `flood.rs` records its refusals boundedly; `events.rs` builds the audit events they
 //! record;
@@ -31,6 +32,7 @@ mod refresh;
 mod register;
 mod revoke;
 mod sign_in;
+mod sso;
 mod token_endpoint;
 
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub use bearer::{AUTH_FAILURES, refused};
 pub use error::{AuthnError, AuthorizeError, InternalError, LoginError, TokenError};
 pub use register::{RegisterError, purge_unused_clients_once};
 pub use sign_in::{SignedIn, recently_authenticated};
+pub use sso::{SSO_FLOW_TTL, SsoCallback, SsoError, SsoSignedIn, SsoStart};
 pub use token_endpoint::TokenResponse;
 
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 60 * 60);
@@ -90,6 +93,8 @@ pub struct AuthServer {
     consent_key: tokio::sync::OnceCell<[u8; 32]>,
     /// The audit key for the console's trail pages; `None` when audit is disabled.
     trail: Option<crate::console::TrailKeys>,
+    /// The identity providers people may sign in with (`login.providers`); `None` without.
+    federation: Option<Arc<crate::sso::Federation>>,
 }
 
 fn at(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
@@ -131,6 +136,7 @@ impl AuthServer {
             audit,
             consent_key: tokio::sync::OnceCell::new(),
             trail: None,
+            federation: None,
         })
     }
 
@@ -150,6 +156,16 @@ impl AuthServer {
     pub fn with_audit_signer(mut self, signer: Option<Arc<warden_store::audit::Signer>>) -> Self {
         self.trail = signer.map(crate::console::TrailKeys::new);
         self
+    }
+
+    /// Sign-in through identity providers.
+    pub fn with_federation(mut self, federation: Option<Arc<crate::sso::Federation>>) -> Self {
+        self.federation = federation;
+        self
+    }
+
+    pub fn federation(&self) -> Option<&crate::sso::Federation> {
+        self.federation.as_deref()
     }
 
     pub fn issuer(&self) -> &str {

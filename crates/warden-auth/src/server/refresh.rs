@@ -127,6 +127,8 @@ impl AuthServer {
                 "the refresh token was issued to another client",
             ));
         }
+        // A grant from a provider sign-in with resync: what the provider says now first.
+        self.resync_grant(&grant, addr).await?;
         let email = self.check_live(&grant, now, addr).await?;
         let e = self
             .grant_event("token_refreshed", &grant, Some(email), addr)

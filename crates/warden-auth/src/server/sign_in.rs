@@ -152,7 +152,7 @@ impl AuthServer {
         }
     }
 
-    async fn new_session(&self, user: UserId) -> Result<RawToken, LoginError> {
+    pub(super) async fn new_session(&self, user: UserId) -> Result<RawToken, LoginError> {
         let session = token::generate(TokenKind::Session).map_err(InternalError::from)?;
         let now = Utc::now();
         self.store
@@ -191,6 +191,7 @@ impl AuthServer {
         Ok(user.map(|user| SignedIn {
             user,
             authenticated_at: s.authenticated_at,
+            identity: s.identity_id,
         }))
     }
 
@@ -339,6 +340,8 @@ fn unavailable(e: InternalError) -> LoginError {
 pub struct SignedIn {
     pub user: User,
     pub authenticated_at: DateTime<Utc>,
+    /// The identity-provider sign-in that opened the session (a federated identity's id).
+    pub identity: Option<String>,
 }
 
 /// Whether a password proved at `authenticated_at` is recent enough at `now` for an action

@@ -23,6 +23,7 @@ mod policies;
 mod prompts;
 mod resources;
 mod server;
+mod sign_in;
 mod suggest;
 mod tools;
 

@@ -16,6 +16,7 @@ pub mod uri_template;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use env::read_secret;
@@ -256,6 +257,86 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     pub code_ttl: Duration,
     pub mailer: MailerConfig,
+    /// Sign-in: password on or off, and the identity providers.
+    pub sign_in: Arc<SignInConfig>,
+}
+
+/// How people sign in to the web pages (`login` in the project file, beside the mailer).
+#[derive(Debug, Default)]
+pub struct SignInConfig {
+    /// Password and sign-in-link sign-in offered.
+    pub password: bool,
+    /// The file holding the key that seals providers' refresh tokens.
+    pub secrets_key: PathBuf,
+    pub providers: Vec<Arc<LoginProvider>>,
+}
+
+impl SignInConfig {
+    pub fn provider(&self, name: &str) -> Option<&Arc<LoginProvider>> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+/// One identity provider people may sign in with.
+pub struct LoginProvider {
+    pub name: String,
+    /// "Continue with {label}".
+    pub label: String,
+    pub kind: ProviderKind,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    /// An existing account with the same e-mail is linked when the provider says the
+    /// e-mail is verified.
+    pub link_verified_email: bool,
+    /// Someone with no account gets one when a rule maps them.
+    pub provision: bool,
+    /// Claims are re-read at every refresh of a grant that came from this provider.
+    pub resync: bool,
+    pub map: Vec<MapRule>,
+}
+
+impl std::fmt::Debug for LoginProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginProvider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .field("map", &self.map)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenID Connect (every preset but GitHub): discovery from the issuer.
+    Oidc {
+        issuer: String,
+        preset: &'static str,
+    },
+    /// GitHub's OAuth 2.0 and REST API.
+    GitHub { api_url: String, web_url: String },
+}
+
+impl ProviderKind {
+    /// The issuer identities are keyed on.
+    pub fn issuer(&self) -> &str {
+        match self {
+            Self::Oidc { issuer, .. } => issuer,
+            Self::GitHub { web_url, .. } => web_url,
+        }
+    }
+}
+
+/// "When this holds over the person's claims, they are `role` in `org`."
+#[derive(Debug)]
+pub struct MapRule {
+    /// `map[N]` in the provider, for records.
+    pub index: usize,
+    pub when: crate::policy::Condition,
+    pub org: String,
+    pub role: crate::identity::Role,
 }
 
 #[derive(Clone, PartialEq, Eq)]

@@ -289,6 +289,60 @@ pub struct LoginSection {
     pub outbox: Option<Spanned<String>>,
     #[serde(default)]
     pub smtp: Option<Spanned<SmtpSection>>,
+    /// Password and sign-in-link sign-in on the sign-in page. Default true; false leaves
+    /// only the identity providers.
+    #[serde(default)]
+    pub password: Option<Spanned<bool>>,
+    /// The key that seals providers' refresh tokens in the state store: a file outside it.
+    /// Default `.warden/sso.key`, created on first start.
+    #[serde(default)]
+    pub secrets_key: Option<Spanned<String>>,
+    /// Identity providers people may sign in with.
+    #[serde(default)]
+    pub providers: Vec<Spanned<ProviderSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// Lowercase letters, digits and `-`; part of the redirect URI.
+    pub name: Spanned<String>,
+    /// `oidc` (default), `google`, `microsoft`, `okta`, `keycloak`, `auth0` or `github`.
+    #[serde(default)]
+    pub preset: Option<Spanned<String>>,
+    /// The button's text after "Continue with".
+    #[serde(default)]
+    pub label: Option<Spanned<String>>,
+    /// The OpenID issuer URL (not for google or github).
+    #[serde(default)]
+    pub issuer: Option<Spanned<String>>,
+    pub client_id: Spanned<String>,
+    /// Use `${VAR}` to keep it out of the file.
+    pub client_secret: Spanned<String>,
+    #[serde(default)]
+    pub scopes: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub link_verified_email: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub provision: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub resync: Option<Spanned<bool>>,
+    /// GitHub Enterprise Server: its API and web addresses.
+    #[serde(default)]
+    pub api_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub web_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub map: Vec<Spanned<MapRuleSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapRuleSection {
+    /// CEL over `claims`.
+    pub when: Spanned<String>,
+    pub org: Spanned<String>,
+    pub role: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

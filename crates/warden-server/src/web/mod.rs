@@ -166,6 +166,15 @@ impl Cookies {
         }
     }
 
+    /// The state of a sign-in under way at an identity provider.
+    pub(crate) fn sso_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-warden_sso"
+        } else {
+            "warden_sso"
+        }
+    }
+
     pub(crate) fn set(&self, name: &str, value: &str, max_age_secs: u64) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
         let v = format!(

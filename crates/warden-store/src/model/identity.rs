@@ -117,6 +117,8 @@ pub struct BrowserSession {
     /// When its person last proved their password (or used a sign-in link): the sign-in,
     /// or a later confirmation.
     pub authenticated_at: DateTime<Utc>,
+    /// The identity-provider sign-in it came from (a `federated_identities` id), if any.
+    pub identity_id: Option<String>,
 }
 
 /// The result of redeeming an authorization code

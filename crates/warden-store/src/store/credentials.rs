@@ -64,7 +64,7 @@ const INSERT_SESSION: &str = "INSERT INTO browser_sessions \
 
 const SESSION: &str = "SELECT user_id, created_at, expires_at, \
       COALESCE(last_seen_at, created_at) AS last_seen_at, \
-      COALESCE(authenticated_at, created_at) AS authenticated_at \
+      COALESCE(authenticated_at, created_at) AS authenticated_at, identity_id \
      FROM browser_sessions \
      WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2";
 
@@ -74,7 +74,7 @@ const TOUCH_SESSION: &str = "UPDATE browser_sessions SET last_seen_at = $2 \
      WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 \
       AND COALESCE(last_seen_at, created_at) > $3 \
      RETURNING user_id, created_at, expires_at, last_seen_at, \
-      COALESCE(authenticated_at, created_at) AS authenticated_at";
+      COALESCE(authenticated_at, created_at) AS authenticated_at, identity_id";
 
 const REAUTHENTICATE_SESSION: &str = "UPDATE browser_sessions SET authenticated_at = $2 \
      WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 RETURNING token_hash";

@@ -437,6 +437,7 @@ pub(super) struct SessionRow {
     expires_at: i64,
     last_seen_at: i64,
     authenticated_at: i64,
+    identity_id: Option<String>,
 }
 
 impl TryFrom<SessionRow> for BrowserSession {
@@ -450,6 +451,7 @@ impl TryFrom<SessionRow> for BrowserSession {
             expires_at: timestamp(E, row.expires_at)?,
             last_seen_at: timestamp(E, row.last_seen_at)?,
             authenticated_at: timestamp(E, row.authenticated_at)?,
+            identity_id: row.identity_id,
         })
     }
 }

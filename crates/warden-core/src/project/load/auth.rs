@@ -106,6 +106,7 @@ impl Checker<'_> {
             }
         };
         let login = login.map(|l| l.value).unwrap_or_default();
+        let sign_in = self.sign_in(&login);
         let mailer = match (&login.outbox, &login.smtp) {
             (Some(o), Some(_)) => {
                 self.err(o, "login", "give only one of `outbox` or `smtp`");
@@ -178,6 +179,7 @@ impl Checker<'_> {
             refresh_ttl: Duration::from_secs(days * 86_400),
             code_ttl: Duration::from_secs(code_seconds),
             mailer: mailer?,
+            sign_in: std::sync::Arc::new(sign_in),
         })
     }
 }

@@ -26,6 +26,7 @@ fn endpoint(path: &str) -> Option<Endpoint> {
         "/token" => Some(Endpoint::Token),
         "/revoke" => Some(Endpoint::Revoke),
         "/login" | "/login/magic" => Some(Endpoint::SignIn),
+        p if p.starts_with("/login/sso/") => Some(Endpoint::SignIn),
         _ => None,
     }
 }

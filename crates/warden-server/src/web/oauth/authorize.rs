@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use warden_auth::server::{AuthorizeError, AuthorizeParams};
 
-use super::{AuthState, csrf_failed, csrf_ok, csrf_unavailable, new_csrf, signed_in_user};
+use super::{
+    AuthState, csrf_failed, csrf_ok, csrf_unavailable, new_csrf, signed_in, signed_in_user,
+};
 use crate::web::{message, page};
 
 fn authorize_error_response(s: &AuthState, e: AuthorizeError) -> Response {
@@ -169,7 +171,7 @@ pub(super) async fn consent(
     if !csrf_ok(&s, &headers, f.csrf_token.as_deref()) {
         return csrf_failed();
     }
-    let Some(user) = signed_in_user(&s, &headers).await else {
+    let Some(signed_in) = signed_in(&s, &headers).await else {
         return message(
             StatusCode::UNAUTHORIZED,
             "Signed out",
@@ -177,6 +179,7 @@ pub(super) async fn consent(
             Some("Start the connection again from the app."),
         );
     };
+    let user = &signed_in.user;
     // Grant at most what the page offered: its parameters, unchanged since it was shown.
     let csrf = f.csrf_token.as_deref().unwrap_or_default();
     let seal = f.consent_seal.as_deref().unwrap_or_default();
@@ -215,7 +218,11 @@ pub(super) async fn consent(
         return Redirect::to(&url).into_response();
     }
     let org = f.org.unwrap_or_default();
-    match s.auth.approve(user.id, &org, &req, write).await {
+    match s
+        .auth
+        .approve(user.id, &org, &req, write, signed_in.identity.as_deref())
+        .await
+    {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => authorize_error_response(&s, e),
     }

@@ -4,7 +4,7 @@
 //!
 //! One file per job: `metadata.rs` serves the `/.well-known` documents, `register.rs`
 //! `/register`, `authorize.rs` the authorize and consent pages, `sign_in.rs` sign-in by
-//! password or link and sign-out, `token_endpoints.rs` `/token` and `/revoke`, and
+//! password or link and sign-out, `sso.rs` sign-in through an identity provider, `token_endpoints.rs` `/token` and `/revoke`, and
 //! `bearer.rs` the gate in front of `/mcp`; `abuse.rs` puts every request to the endpoints
 //! anyone may call to the per-address limits first. What they share (state, JSON answers, CSRF
 //! tokens, the signed-in user) is here.
@@ -15,6 +15,7 @@ mod bearer;
 mod metadata;
 mod register;
 mod sign_in;
+mod sso;
 mod token_endpoints;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use authorize::{authorize_page, consent};
 use metadata::{authorization_server, protected_resource};
 use register::register;
 use sign_in::{login, login_page, logout, magic_redeem, magic_request};
+use sso::{sso_callback, sso_start};
 use token_endpoints::{revoke, token_endpoint};
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,8 @@ pub(crate) fn routes(state: AuthState) -> Router {
         .route("/authorize", get(authorize_page).post(consent))
         .route("/login", get(login_page).post(login))
         .route("/login/magic", post(magic_request).get(magic_redeem))
+        .route("/login/sso/{name}", get(sso_start))
+        .route("/login/sso/{name}/callback", get(sso_callback))
         .route("/logout", post(logout))
         .route("/token", post(token_endpoint))
         .route("/revoke", post(revoke))

@@ -24,7 +24,7 @@ pub(super) struct LoginForm {
 
 /// Only same-site paths under /authorize and /console may be continued to (no open
 /// redirect), written in visible ASCII (a header value); anything else goes to the console.
-fn safe_continue(c: Option<&str>) -> String {
+pub(super) fn safe_continue(c: Option<&str>) -> String {
     match c {
         Some(c)
             if (c.starts_with("/authorize?")
@@ -92,15 +92,50 @@ async fn login_again(
         None => return csrf_unavailable(),
     };
     let client_name = client_name_of(s, continue_to).await;
+    let next = url::form_urlencoded::byte_serialize(continue_to.as_bytes()).collect::<String>();
+    let (password, providers) = match s.auth.federation() {
+        Some(f) => (
+            f.config().password,
+            f.config()
+                .providers
+                .iter()
+                .map(|p| {
+                    minijinja::context! {
+                        href => format!("/login/sso/{}?continue={next}", p.name),
+                        label => p.label.clone(),
+                    }
+                })
+                .collect::<Vec<_>>(),
+        ),
+        None => (true, Vec::new()),
+    };
     page(
         status,
         "login.html",
-        minijinja::context! { csrf_token => csrf, continue_to, email, error, notice, client_name },
+        minijinja::context! { csrf_token => csrf, continue_to, email, error, notice, client_name, password, providers },
         cookie,
     )
 }
 
-fn session_redirect(s: &AuthState, session: &warden_auth::token::RawToken, to: &str) -> Response {
+/// Whether password and link sign-in are on (`login.password`).
+fn password_on(s: &AuthState) -> bool {
+    s.auth.federation().is_none_or(|f| f.config().password)
+}
+
+fn password_off() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Password sign-in is off",
+        "This Warden signs people in through their organisation's identity provider only.",
+        Some("Go back to the sign-in page and choose your provider."),
+    )
+}
+
+pub(super) fn session_redirect(
+    s: &AuthState,
+    session: &warden_auth::token::RawToken,
+    to: &str,
+) -> Response {
     let mut res = Redirect::to(to).into_response();
     let ttl = warden_auth::server::SESSION_TTL.as_secs();
     res.headers_mut().append(
@@ -119,6 +154,9 @@ pub(super) async fn login(
 ) -> Response {
     if !csrf_ok(&s, &headers, f.csrf_token.as_deref()) {
         return csrf_failed();
+    }
+    if !password_on(&s) {
+        return password_off();
     }
     let continue_to = safe_continue(f.continue_to.as_deref());
     let email = f.email.unwrap_or_default();
@@ -168,6 +206,9 @@ pub(super) async fn magic_request(
 ) -> Response {
     if !csrf_ok(&s, &headers, f.csrf_token.as_deref()) {
         return csrf_failed();
+    }
+    if !password_on(&s) {
+        return password_off();
     }
     let continue_to = safe_continue(f.continue_to.as_deref());
     let email = f.email.unwrap_or_default();
@@ -243,6 +284,9 @@ pub(super) async fn magic_redeem(
     State(s): State<AuthState>,
     Query(q): Query<MagicRedeem>,
 ) -> Response {
+    if !password_on(&s) {
+        return password_off();
+    }
     let continue_to = safe_continue(q.continue_to.as_deref());
     match s.auth.redeem_magic_link(&q.token.unwrap_or_default()).await {
         Ok((_, session)) => session_redirect(&s, &session, &continue_to),
