@@ -280,3 +280,163 @@ fn check_claims(c: &Map<String, Value>, e: Expect<'_>) -> Result<(), Refused> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    use super::*;
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    }
+
+    fn key(kid: &str) -> (EncodingKey, Value) {
+        let k = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let p = k.public_key().as_ref().to_vec();
+        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "x": b64(&p[1..33]), "y": b64(&p[33..65])});
+        (
+            EncodingKey::from_ec_der(k.to_pkcs8v1().unwrap().as_ref()),
+            jwk,
+        )
+    }
+
+    fn set(keys: &[Value]) -> JwkSet {
+        serde_json::from_value(json!({ "keys": keys })).unwrap()
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn expect() -> Expect<'static> {
+        Expect {
+            issuer: "https://op.example",
+            client_id: "w",
+            nonce: Some("n1"),
+            now: NOW,
+        }
+    }
+
+    fn claims() -> Value {
+        json!({"iss": "https://op.example", "aud": "w", "sub": "s", "iat": NOW, "exp": NOW + 60, "nonce": "n1"})
+    }
+
+    fn sign(k: &EncodingKey, kid: Option<&str>, c: &Value) -> String {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(&h, c, k).unwrap()
+    }
+
+    #[test]
+    fn a_good_token_passes_and_each_claim_is_checked() {
+        let (k, jwk) = key("a");
+        let keys = set(&[jwk]);
+        assert!(verify(&sign(&k, Some("a"), &claims()), &keys, expect()).is_ok());
+        // One key and no kid: that key.
+        assert!(verify(&sign(&k, None, &claims()), &keys, expect()).is_ok());
+        let rule = |c: Value| {
+            verify(&sign(&k, Some("a"), &c), &keys, expect())
+                .unwrap_err()
+                .rule
+        };
+        let mut c = claims();
+        c["aud"] = json!(["w", "other"]);
+        assert_eq!(
+            rule(c.clone()),
+            "id_token.azp",
+            "several audiences need azp"
+        );
+        c["azp"] = json!("w");
+        assert!(verify(&sign(&k, Some("a"), &c), &keys, expect()).is_ok());
+        c["azp"] = json!("other");
+        assert_eq!(rule(c), "id_token.azp");
+        let mut c = claims();
+        c["iat"] = json!(NOW + 3600);
+        assert_eq!(rule(c), "id_token.iat", "issued in the future");
+        let mut c = claims();
+        c["iat"] = json!(NOW - 3600);
+        assert_eq!(rule(c), "id_token.iat", "too old");
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove("exp");
+        assert_eq!(rule(c), "id_token.exp");
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove("nonce");
+        assert_eq!(rule(c), "id_token.nonce", "a sign-in needs its nonce back");
+        let mut c = claims();
+        c["sub"] = json!("");
+        assert_eq!(rule(c), "id_token.sub");
+        // After a refresh there is no nonce to compare.
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove("nonce");
+        assert!(
+            verify(
+                &sign(&k, Some("a"), &c),
+                &keys,
+                Expect {
+                    nonce: None,
+                    ..expect()
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn keys_are_picked_by_kid_and_symmetric_ones_never_used() {
+        let (k, jwk) = key("a");
+        let (_, other) = key("b");
+        let keys = set(&[jwk.clone(), other]);
+        let token = sign(&k, None, &claims());
+        assert_eq!(
+            verify(&token, &keys, expect()).unwrap_err().rule,
+            "id_token.key",
+            "no kid among several keys"
+        );
+        assert!(
+            needs_key(&sign(&k, Some("c"), &claims()), &keys),
+            "an unknown kid asks for a fresh key set"
+        );
+        assert!(!needs_key(&sign(&k, Some("a"), &claims()), &keys));
+        // An `oct` key in the set, named by the token: never used, whatever the algorithm.
+        let oct = json!({"kty": "oct", "kid": "h", "k": b64(b"public-secret")});
+        let keys = set(&[jwk.clone(), oct]);
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("h".into());
+        let hs = jsonwebtoken::encode(
+            &h,
+            &claims(),
+            &EncodingKey::from_secret(b"public-secret").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&hs, &keys, expect()).unwrap_err().rule,
+            "id_token.alg_hmac"
+        );
+        // A key whose JWK names another algorithm.
+        let mut rs = jwk;
+        rs["alg"] = json!("RS256");
+        let keys = set(&[rs]);
+        assert_eq!(
+            verify(&sign(&k, Some("a"), &claims()), &keys, expect())
+                .unwrap_err()
+                .rule,
+            "id_token.alg"
+        );
+        // Not a JWT at all.
+        assert_eq!(
+            verify("abc", &keys, expect()).unwrap_err().rule,
+            "id_token.format"
+        );
+        let none = format!(
+            "{}.{}.",
+            b64(br#"{"alg":"None"}"#),
+            b64(claims().to_string().as_bytes())
+        );
+        assert_eq!(
+            verify(&none, &keys, expect()).unwrap_err().rule,
+            "id_token.alg_none",
+            "any case of none"
+        );
+    }
+}

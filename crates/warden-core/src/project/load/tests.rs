@@ -436,3 +436,79 @@ fn call_limits_are_read_and_bad_names_are_named() {
         "{all}"
     );
 }
+
+#[test]
+fn identity_providers_load_with_presets_and_every_mistake_is_named() {
+    let good = format!(
+        "{BASE}login:\n  providers:\n    - name: corp\n      preset: keycloak\n      issuer: https://sso.acme.example/realms/acme\n      client_id: warden\n      client_secret: ${{PW}}\n      resync: true\n      map:\n        - when: \"'admins' in claims.groups\"\n          org: acme\n          role: admin\n    - name: gh\n      preset: github\n      client_id: Iv1.abc\n      client_secret: x\n      map:\n        - when: \"'acme/platform' in claims.teams\"\n          org: acme\n          role: member\n"
+    );
+    let p = load_str(&good, Path::new("dir/p.yaml"), |n| {
+        (n == "PW").then(|| "s3cret".into())
+    })
+    .unwrap();
+    let s = &p.auth.sign_in;
+    assert!(s.password, "password sign-in stays on unless switched off");
+    assert_eq!(s.secrets_key, Path::new("dir/.warden/sso.key"));
+    let corp = s.provider("corp").unwrap();
+    assert_eq!(corp.client_secret, "s3cret", "${{VAR}} is expanded");
+    assert_eq!(corp.label, "Keycloak");
+    assert!(
+        corp.scopes.contains(&"offline_access".to_string()),
+        "resync asks for a refresh token: {:?}",
+        corp.scopes
+    );
+    assert!(
+        !corp.provision && !corp.link_verified_email,
+        "safe defaults"
+    );
+    assert!(
+        !format!("{corp:?}").contains("s3cret"),
+        "the secret stays out of Debug"
+    );
+    let gh = s.provider("gh").unwrap();
+    assert_eq!(
+        gh.kind,
+        crate::project::ProviderKind::GitHub {
+            api_url: "https://api.github.com".into(),
+            web_url: "https://github.com".into()
+        }
+    );
+    assert_eq!(gh.scopes, ["read:user", "user:email", "read:org"]);
+
+    let provider = |body: &str| {
+        format!(
+            "{BASE}login:\n  providers:\n    - name: corp\n      client_id: w\n      client_secret: s\n{body}"
+        )
+    };
+    let rule = "      map:\n        - { when: 'true', org: acme, role: member }\n";
+    for (body, expected) in [
+        (format!("      issuer: https://x.example\n      preset: okt\n{rule}"), "login.providers[0].preset: 'okt' is not a preset"),
+        (format!("      preset: okta\n{rule}"), "login.providers[0].issuer: is missing; give https://<your-org>.okta.com/oauth2/default"),
+        (format!("      preset: microsoft\n      issuer: https://login.microsoftonline.com/common/v2.0\n{rule}"), "a multi-tenant issuer"),
+        (format!("      issuer: http://sso.acme.example\n{rule}"), "must be an https URL (http only to a loopback host)"),
+        (format!("      preset: github\n      issuer: https://github.com\n{rule}"), "GitHub is not an OpenID provider"),
+        ("      issuer: https://x.example\n".to_string(), "login.providers[0].map: no `map` rules"),
+        ("      issuer: https://x.example\n      map:\n        - { when: 'true', org: acme, role: owner }\n".to_string(), "login.providers[0].map[0].role:"),
+        ("      issuer: https://x.example\n      map:\n        - { when: \"user.role == 'admin'\", org: acme, role: member }\n".to_string(), "names `user`; a mapping rule sees only `claims`"),
+        ("      issuer: https://x.example\n      map:\n        - { when: 'claims.groups +', org: acme, role: member }\n".to_string(), "map[0].when: is not valid CEL"),
+        (format!("      issuer: https://x.example\n      scopes: [email]\n{rule}"), "needs the `openid` scope"),
+    ] {
+        let errs = errors(&provider(&body)).join("\n");
+        assert!(errs.contains(expected), "expected {expected:?} in:\n{errs}");
+    }
+    let errs = errors(&format!("{BASE}login:\n  password: false\n")).join("\n");
+    assert!(
+        errs.contains(
+            "login.password: with password sign-in off and no `providers`, nobody could sign in"
+        ),
+        "{errs}"
+    );
+    let twice = format!(
+        "{BASE}login:\n  providers:\n    - {{ name: a, issuer: 'https://x.example', client_id: w, client_secret: s, map: [{{ when: 'true', org: o, role: member }}] }}\n    - {{ name: a, issuer: 'https://y.example', client_id: w, client_secret: s, map: [{{ when: 'true', org: o, role: member }}] }}\n"
+    );
+    assert!(
+        errors(&twice)
+            .join("\n")
+            .contains("'a' names two providers")
+    );
+}
