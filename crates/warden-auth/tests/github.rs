@@ -112,6 +112,7 @@ fn federation(base: &str) -> Federation {
         password: true,
         secrets_key: "unused".into(),
         providers: vec![Arc::new(provider)],
+        provider_only: vec![],
     });
     Federation::new(
         config,

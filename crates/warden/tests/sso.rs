@@ -96,7 +96,7 @@ fn configure(file: &Path, issuer: &str) {
     std::fs::write(
         file,
         format!(
-            "{yaml}\nlogin:\n  providers:\n    - name: evil\n      issuer: {issuer}\n      client_id: {CLIENT_ID}\n      client_secret: not-a-real-secret\n      provision: true\n      map:\n        - when: \"claims.email.endsWith('@acme.example')\"\n          org: acme\n          role: member\n"
+            "{yaml}\nlogin:\n  provider_only: [acme]\n  providers:\n    - name: evil\n      issuer: {issuer}\n      client_id: {CLIENT_ID}\n      client_secret: not-a-real-secret\n      provision: true\n      map:\n        - when: \"claims.email.endsWith('@acme.example')\"\n          org: acme\n          role: member\n"
         ),
     )
     .unwrap();
@@ -161,6 +161,40 @@ async fn refusals_and_a_sign_in(file: &Path) {
     assert!(b.jar.contains_key("warden_session"));
     let page = b.get("/console").await;
     assert_eq!(page.status, 200, "the session works");
+
+    // acme is provider_only: a password session may not act for it, not in the console
+    // and not as a bearer at /mcp, while the provider's session may.
+    let mut ana = Browser::sign_in(&server, "ana@acme.example").await;
+    let page = ana.get("/console").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        page.body.contains("through its identity provider only"),
+        "{}",
+        page.body
+    );
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let bearer = |b: &Browser| b.jar["warden_session"].clone();
+    let r = server
+        .client()
+        .post(&server.url)
+        .bearer_auth(bearer(&ana))
+        .header("accept", "application/json, text/event-stream")
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a password session is no bearer for acme");
+    let r = server
+        .client()
+        .post(&server.url)
+        .bearer_auth(bearer(&b))
+        .header("accept", "application/json, text/event-stream")
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 401, "the provider's session is a bearer");
+    assert_ne!(r.status(), 403, "the provider's session is a bearer");
 
     // The forgeries. Each: (what, how the token is made, the rule, words on the page).
     let (other_key, _) = ec_key("k1");

@@ -49,6 +49,10 @@ pub enum ConsoleError {
     /// `?org=` named an organisation the person is not a member of (or none at all).
     #[error("you are not a member of an organisation called {0:?}")]
     NotYourOrg(String),
+    /// The organisation signs its members in through an identity provider only, and this
+    /// session was opened with a password or a sign-in link.
+    #[error("{0} signs its members in through its identity provider only")]
+    ProviderOnly(String),
     /// An Admin page or action asked for by someone who is not an Admin there.
     #[error("only an Admin of {0} can do this")]
     NotAdmin(String),
@@ -144,6 +148,8 @@ pub struct Console {
     audit: Arc<dyn Sink>,
     /// For the trail pages' verification and export; `None` when audit is disabled.
     trail: Option<TrailKeys>,
+    /// Organisations whose console needs a session opened through an identity provider.
+    provider_only: Vec<String>,
 }
 
 impl Console {
@@ -152,7 +158,14 @@ impl Console {
             store,
             audit,
             trail: None,
+            provider_only: Vec::new(),
         }
+    }
+
+    /// Organisations (slugs) whose members must sign in through an identity provider.
+    pub fn with_provider_only(mut self, orgs: Vec<String>) -> Self {
+        self.provider_only = orgs;
+        self
     }
 
     /// With the audit key the trail pages verify from and sign exports with.
@@ -173,7 +186,7 @@ impl Console {
         let SignedIn {
             user,
             authenticated_at,
-            ..
+            identity,
         } = signed_in;
         let orgs: Vec<(Organization, Role)> = self
             .store
@@ -190,6 +203,9 @@ impl Console {
             None => orgs.first().ok_or(ConsoleError::NoMembership)?,
         };
         let (org, role) = chosen.clone();
+        if identity.is_none() && self.provider_only.contains(&org.slug) {
+            return Err(ConsoleError::ProviderOnly(org.name));
+        }
         Ok(Member {
             user,
             org,

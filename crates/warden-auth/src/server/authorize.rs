@@ -245,6 +245,15 @@ impl AuthServer {
             .org_by_slug(org_slug)
             .await?
             .ok_or_else(|| fail("access_denied", "unknown organisation".into()))?;
+        if identity.is_none() && !self.password_session_allowed(&org.slug) {
+            return Err(fail(
+                "access_denied",
+                format!(
+                    "{} signs its members in through its identity provider only; sign out, sign in with the provider, and connect again",
+                    org.name
+                ),
+            ));
+        }
         let membership = self.store.membership(org.id, user).await?.ok_or_else(|| {
             fail(
                 "access_denied",

@@ -111,6 +111,18 @@ impl AuthServer {
                 // role may not connect is still resolved: the pipeline's admission refuses
                 // it, on the record.
                 let (org, m) = match (connectable.as_slice(), all.as_slice()) {
+                    ([(org, _)], _) | ([], [(org, _)])
+                        if session.identity_id.is_none()
+                            && !self.password_session_allowed(&org.slug) =>
+                    {
+                        return Err(refused(
+                            "forbidden",
+                            AuthnError::Forbidden(format!(
+                                "{} signs its members in through its identity provider only; sign in with it",
+                                org.name
+                            )),
+                        ));
+                    }
                     ([one], _) => *one,
                     ([], [one]) => one,
                     ([], _) => {

@@ -168,6 +168,14 @@ impl AuthServer {
         self.federation.as_deref()
     }
 
+    /// Whether a session opened without an identity provider may act for `org` (a slug):
+    /// not when `login.provider_only` names it.
+    pub fn password_session_allowed(&self, org: &str) -> bool {
+        self.federation
+            .as_ref()
+            .is_none_or(|f| f.config().password_session_allowed(org))
+    }
+
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
@@ -188,5 +196,11 @@ impl AuthServer {
     pub fn console(&self) -> crate::console::Console {
         crate::console::Console::new(self.store.clone(), self.audit.clone())
             .with_trail(self.trail.clone())
+            .with_provider_only(
+                self.federation
+                    .as_ref()
+                    .map(|f| f.config().provider_only.clone())
+                    .unwrap_or_default(),
+            )
     }
 }

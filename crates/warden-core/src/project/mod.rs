@@ -269,11 +269,19 @@ pub struct SignInConfig {
     /// The file holding the key that seals providers' refresh tokens.
     pub secrets_key: PathBuf,
     pub providers: Vec<Arc<LoginProvider>>,
+    /// Organisations whose members must sign in through a provider.
+    pub provider_only: Vec<String>,
 }
 
 impl SignInConfig {
     pub fn provider(&self, name: &str) -> Option<&Arc<LoginProvider>> {
         self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// Whether a session opened without a provider (password or sign-in link) may act
+    /// for the organisation `org` (a slug).
+    pub fn password_session_allowed(&self, org: &str) -> bool {
+        !self.provider_only.iter().any(|o| o == org)
     }
 }
 

@@ -300,6 +300,10 @@ pub struct LoginSection {
     /// Identity providers people may sign in with.
     #[serde(default)]
     pub providers: Vec<Spanned<ProviderSection>>,
+    /// Organisations (by slug) whose members must sign in through a provider: a password or
+    /// sign-in-link session cannot open their console, approve an app for them, or call.
+    #[serde(default)]
+    pub provider_only: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -58,10 +58,19 @@ impl Checker<'_> {
                 "with password sign-in off and no `providers`, nobody could sign in; add a provider or remove `password: false`",
             );
         }
+        let mut provider_only = Vec::new();
+        for (i, slug) in login.provider_only.iter().enumerate() {
+            if login.providers.is_empty() {
+                self.err(slug, format!("login.provider_only[{i}]"), format!("'{}' would have no way to sign in: add a provider under login.providers first", slug.value));
+                continue;
+            }
+            provider_only.push(slug.value.trim().to_string());
+        }
         SignInConfig {
             password,
             secrets_key,
             providers,
+            provider_only,
         }
     }
 

@@ -163,6 +163,12 @@ fn console_error(e: ConsoleError) -> Response {
             &e.to_string(),
             Some("Open /console and pick one of your organisations."),
         ),
+        ConsoleError::ProviderOnly(_) => message(
+            StatusCode::FORBIDDEN,
+            "Sign in with your identity provider",
+            &e.to_string(),
+            Some("Sign out, then choose your organisation's provider on the sign-in page."),
+        ),
         ConsoleError::NotAdmin(_) => message(
             StatusCode::FORBIDDEN,
             "Admins only",
