@@ -151,6 +151,16 @@ async fn refusals_and_a_sign_in(file: &Path) {
     configure(file, &op.issuer);
     let server = Server::start(file);
 
+    // The sign-in page offers the provider beside the password.
+    let mut look = Browser::new(&server);
+    let page = look.get("/login?continue=%2Fconsole").await;
+    let body = common::browser::unescape(&page.body);
+    assert!(
+        body.contains(r#"href="/login/sso/evil?continue=%2Fconsole">Continue with evil<"#),
+        "{body}"
+    );
+    assert!(page.body.contains(r#"name="password""#));
+
     // A well-formed token signs in (and provisions the account the rule maps).
     let (mut b, state, nonce) = start(&server).await;
     let good = sign(&key, &claims(&op, "eve", &nonce));

@@ -66,10 +66,11 @@ pub(super) async fn authorize_page(
             "/authorize?{}",
             serde_urlencoded::to_string(&p).unwrap_or_default()
         );
+        let (password, providers) = super::sign_in::sign_in_choices(&s, &continue_to);
         return page(
             StatusCode::OK,
             "login.html",
-            minijinja::context! { client_name => req.client.name, csrf_token => csrf, continue_to, email => "" },
+            minijinja::context! { client_name => req.client.name, csrf_token => csrf, continue_to, email => "", password, providers },
             cookie,
         );
     };

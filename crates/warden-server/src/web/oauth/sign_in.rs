@@ -92,8 +92,20 @@ async fn login_again(
         None => return csrf_unavailable(),
     };
     let client_name = client_name_of(s, continue_to).await;
+    let (password, providers) = sign_in_choices(s, continue_to);
+    page(
+        status,
+        "login.html",
+        minijinja::context! { csrf_token => csrf, continue_to, email, error, notice, client_name, password, providers },
+        cookie,
+    )
+}
+
+/// What the sign-in page offers: password and link sign-in (unless `login.password` is
+/// off), and a "Continue with" link per identity provider, continuing to `continue_to`.
+pub(super) fn sign_in_choices(s: &AuthState, continue_to: &str) -> (bool, Vec<minijinja::Value>) {
     let next = url::form_urlencoded::byte_serialize(continue_to.as_bytes()).collect::<String>();
-    let (password, providers) = match s.auth.federation() {
+    match s.auth.federation() {
         Some(f) => (
             f.config().password,
             f.config()
@@ -105,16 +117,10 @@ async fn login_again(
                         label => p.label.clone(),
                     }
                 })
-                .collect::<Vec<_>>(),
+                .collect(),
         ),
         None => (true, Vec::new()),
-    };
-    page(
-        status,
-        "login.html",
-        minijinja::context! { csrf_token => csrf, continue_to, email, error, notice, client_name, password, providers },
-        cookie,
-    )
+    }
 }
 
 /// Whether password and link sign-in are on (`login.password`).
