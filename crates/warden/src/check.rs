@@ -31,7 +31,35 @@ pub(crate) async fn run(project: PathBuf) -> anyhow::Result<ExitCode> {
         p.prompts.len(),
         report.summary
     );
+    sign_in(&p);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each identity provider and the redirect URI to register at it.
+fn sign_in(p: &project::Project) {
+    let base = p
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", p.server.bind));
+    for provider in &p.auth.sign_in.providers {
+        let preset = match &provider.kind {
+            project::ProviderKind::Oidc { preset, .. } => preset,
+            project::ProviderKind::GitHub { .. } => &"github",
+        };
+        println!(
+            "sign-in: {} ({preset}, {}, {} mapping rule(s)); register the redirect URI {base}/login/sso/{}/callback",
+            provider.name,
+            provider.kind.issuer(),
+            provider.map.len(),
+            provider.name
+        );
+    }
+    if !p.auth.sign_in.providers.is_empty() && p.server.public_url.is_none() {
+        println!(
+            "note: server.public_url is not set, so the redirect URI above assumes the bind address; set public_url to the address people use"
+        );
+    }
 }
 
 fn failed(problems: &[ProjectError]) -> ExitCode {

@@ -424,3 +424,25 @@ async fn statements_are_prepared_on_postgres() {
         std::panic::resume_unwind(p);
     }
 }
+
+#[tokio::test]
+async fn check_names_each_identity_provider_and_its_redirect_uri() {
+    let (_dir, file) = example();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{yaml}\nserver:\n  public_url: https://warden.acme.example\nlogin:\n  providers:\n    - name: corp\n      preset: keycloak\n      issuer: https://sso.acme.example/realms/acme\n      client_id: warden\n      client_secret: s\n      map:\n        - {{ when: \"true\", org: acme, role: member }}\n"),
+    )
+    .unwrap();
+    let out = check(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("sign-in: corp (keycloak, https://sso.acme.example/realms/acme, 1 mapping rule(s)); register the redirect URI https://warden.acme.example/login/sso/corp/callback"),
+        "{stdout}"
+    );
+}
