@@ -428,10 +428,15 @@ async fn statements_are_prepared_on_postgres() {
 #[tokio::test]
 async fn check_names_each_identity_provider_and_its_redirect_uri() {
     let (_dir, file) = example();
+    edit(
+        &file,
+        "server:\n",
+        "server:\n  public_url: https://warden.acme.example\n",
+    );
     let yaml = std::fs::read_to_string(&file).unwrap();
     std::fs::write(
         &file,
-        format!("{yaml}\nserver:\n  public_url: https://warden.acme.example\nlogin:\n  providers:\n    - name: corp\n      preset: keycloak\n      issuer: https://sso.acme.example/realms/acme\n      client_id: warden\n      client_secret: s\n      map:\n        - {{ when: \"true\", org: acme, role: member }}\n"),
+        format!("{yaml}\nlogin:\n  providers:\n    - name: corp\n      preset: keycloak\n      issuer: https://sso.acme.example/realms/acme\n      client_id: warden\n      client_secret: s\n      map:\n        - {{ when: \"true\", org: acme, role: member }}\n"),
     )
     .unwrap();
     let out = check(&file);
