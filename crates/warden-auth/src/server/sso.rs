@@ -454,12 +454,24 @@ impl AuthServer {
             if current == to {
                 continue;
             }
+            let mut grants_revoked = 0;
             match to {
                 Some(role) => {
                     self.store.set_membership(org.id, user.id, role).await?;
                 }
                 None => {
+                    // As any removal: the membership, their keys there, and every connected
+                    // app there, whose access tokens would otherwise live until they expire.
                     self.store.remove_membership(org.id, user.id).await?;
+                    grants_revoked = self
+                        .store
+                        .revoke_grants_of_member(
+                            org.id,
+                            user.id,
+                            &format!("removed by {provider}'s mapping"),
+                            Utc::now(),
+                        )
+                        .await?;
                 }
             }
             changed = true;
@@ -479,6 +491,7 @@ impl AuthServer {
                 "from": current.map(|r| r.as_str()),
                 "to": to.map(|r| r.as_str()),
                 "rule": target.map(|(_, _, i)| format!("map[{i}]")),
+                "grants_revoked": grants_revoked,
             }));
             self.record(e).await?;
         }

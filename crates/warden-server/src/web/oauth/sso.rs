@@ -78,7 +78,8 @@ pub(super) async fn sso_callback(
         .await;
     let mut res = match result {
         Ok(done) => session_redirect(&s, &done.session, &safe_continue(Some(&done.continue_to))),
-        Err(e) => refused(e, "/console"),
+        // The flow (and where it was going) is spent; the page says where to start again.
+        Err(e) => refused(e, "/login"),
     };
     // The state is spent either way.
     res.headers_mut()
@@ -87,10 +88,11 @@ pub(super) async fn sso_callback(
 }
 
 fn refused(e: SsoError, continue_to: &str) -> Response {
-    let again = format!(
-        "Go back to the sign-in page (/login?continue={}) and try again, or ask an Admin.",
-        url::form_urlencoded::byte_serialize(continue_to.as_bytes()).collect::<String>()
-    );
+    let again = if continue_to.starts_with("/authorize") {
+        "Start again from the app you were connecting, or ask an Admin.".to_string()
+    } else {
+        "Start again from the sign-in page (/login), or ask an Admin.".to_string()
+    };
     match e {
         SsoError::Refused(f) => message(
             StatusCode::FORBIDDEN,
