@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cimd;
 pub mod confirm;
 pub mod consent;
 pub mod console;

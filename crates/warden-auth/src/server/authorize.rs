@@ -48,6 +48,9 @@ impl AuthorizeParams {
 #[derive(Debug, Clone)]
 pub struct ValidAuthorize {
     pub client: OAuthClient,
+    /// For a client identified by its metadata document: the document (the client is
+    /// stored, under an id of Warden's, when the person approves it).
+    pub document: Option<crate::cimd::DocumentClient>,
     pub redirect_uri: String,
     pub state: Option<String>,
     pub code_challenge: String,
@@ -101,19 +104,25 @@ impl AuthServer {
             .as_deref()
             .filter(|c| !c.is_empty())
             .ok_or_else(|| AuthorizeError::NoRedirect("client_id is missing".into()))?;
-        let id: warden_store::ClientId = client_id
-            .parse()
-            .map_err(|_| AuthorizeError::NoRedirect(format!("unknown client_id '{client_id}'")))?;
-        let client = self
-            .store
-            .client(&id)
-            .await?
-            .filter(|c| c.revoked_at.is_none())
-            .ok_or_else(|| {
-                AuthorizeError::NoRedirect(format!(
-                    "unknown or revoked client_id '{client_id}'; the app must register again"
-                ))
+        let (client, document) = if crate::cimd::is_document_url(client_id) {
+            let (c, d) = self.document_client(client_id).await?;
+            (c, Some(d))
+        } else {
+            let id: warden_store::ClientId = client_id.parse().map_err(|_| {
+                AuthorizeError::NoRedirect(format!("unknown client_id '{client_id}'"))
             })?;
+            let client = self
+                .store
+                .client(&id)
+                .await?
+                .filter(|c| c.revoked_at.is_none())
+                .ok_or_else(|| {
+                    AuthorizeError::NoRedirect(format!(
+                        "unknown or revoked client_id '{client_id}'; the app must register again"
+                    ))
+                })?;
+            (client, None)
+        };
         let redirect_uri = match p.redirect_uri.as_deref() {
             Some(r) if client.redirect_uris.iter().any(|u| u == r) => r.to_string(),
             Some(r) => {
@@ -184,11 +193,45 @@ impl AuthServer {
         };
         Ok(ValidAuthorize {
             client,
+            document,
             redirect_uri,
             state: p.state.clone(),
             code_challenge: challenge.to_string(),
             scopes,
         })
+    }
+
+    /// The client a metadata-document `client_id` names: its document fetched (or cached)
+    /// and checked, under the id Warden gave it before, if any (a revoked one is refused),
+    /// or a provisional id until the person approves it.
+    async fn document_client(
+        &self,
+        url: &str,
+    ) -> Result<(OAuthClient, crate::cimd::DocumentClient), AuthorizeError> {
+        let Some(fetcher) = &self.documents else {
+            return Err(AuthorizeError::NoRedirect(
+                "this Warden does not accept client metadata documents; the app must register"
+                    .into(),
+            ));
+        };
+        let doc = fetcher.client(url).await.map_err(|e| {
+            tracing::info!(target: "warden::security", client_id = %url, error = %e, "client metadata document refused");
+            AuthorizeError::NoRedirect(e.0)
+        })?;
+        let known = self.store.client_by_document(url).await?;
+        if known.as_ref().is_some_and(|c| c.revoked_at.is_some()) {
+            return Err(AuthorizeError::NoRedirect(format!(
+                "the app at {url} was revoked on this Warden"
+            )));
+        }
+        let client = OAuthClient {
+            id: known.map_or_else(ClientId::new_random, |c| c.id),
+            name: doc.accepted.name.clone(),
+            redirect_uris: doc.accepted.redirect_uris.clone(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        Ok((client, doc))
     }
 
     /// Organisations in which `user` may connect an assistant.
@@ -266,6 +309,22 @@ impl AuthServer {
                 format!("the role {} cannot connect an assistant", membership.role),
             ));
         }
+        // A client known by its document is stored (or brought up to date) now that a
+        // person approves it, under the id its grants and tokens refer to.
+        let client_id = match &req.document {
+            Some(d) => {
+                self.store
+                    .upsert_document_client(
+                        &d.url,
+                        &d.accepted.name,
+                        &d.accepted.redirect_uris,
+                        Utc::now(),
+                    )
+                    .await?
+                    .id
+            }
+            None => req.client.id,
+        };
         let mut scopes = Scopes::READ;
         if allow_write && req.scopes.contains(Scope::Write) && can_write(membership.role) {
             scopes = scopes.with(Scope::Write);
@@ -276,7 +335,7 @@ impl AuthServer {
             .create_grant(
                 org.id,
                 user,
-                &req.client.id,
+                &client_id,
                 scopes,
                 membership.role,
                 &self.resource,
@@ -286,7 +345,7 @@ impl AuthServer {
         if let Some(identity) = identity {
             self.store.set_grant_identity(&grant.id, identity).await?;
         }
-        self.step_up_answered(user, &req.client.id).await?;
+        self.step_up_answered(user, &client_id).await?;
         let code = token::generate(TokenKind::AuthorizationCode).map_err(InternalError::from)?;
         self.store
             .insert_code(

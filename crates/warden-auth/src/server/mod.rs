@@ -95,6 +95,8 @@ pub struct AuthServer {
     trail: Option<crate::console::TrailKeys>,
     /// The identity providers people may sign in with (`login.providers`); `None` without.
     federation: Option<Arc<crate::sso::Federation>>,
+    /// Fetches Client ID Metadata Documents (a `client_id` that is an https URL).
+    documents: Option<Arc<crate::cimd::CimdFetcher>>,
 }
 
 fn at(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
@@ -137,6 +139,7 @@ impl AuthServer {
             consent_key: tokio::sync::OnceCell::new(),
             trail: None,
             federation: None,
+            documents: crate::cimd::CimdFetcher::new().ok().map(Arc::new),
         })
     }
 
@@ -155,6 +158,16 @@ impl AuthServer {
     /// The audit key the console's trail pages verify from and sign exports with.
     pub fn with_audit_signer(mut self, signer: Option<Arc<warden_store::audit::Signer>>) -> Self {
         self.trail = signer.map(crate::console::TrailKeys::new);
+        self
+    }
+
+    /// Another fetcher for client metadata documents (tests: a simulated resolver and a test
+    /// CA), or none (a URL `client_id` is then refused).
+    pub fn with_client_documents(
+        mut self,
+        documents: Option<Arc<crate::cimd::CimdFetcher>>,
+    ) -> Self {
+        self.documents = documents;
         self
     }
 

@@ -77,6 +77,14 @@ impl AuthServer {
     pub(super) async fn client(&self, client_id: Option<&str>) -> Result<OAuthClient, TokenError> {
         let id =
             client_id.ok_or_else(|| TokenError::new("invalid_client", "client_id is missing"))?;
+        if crate::cimd::is_document_url(id) {
+            return self
+                .store
+                .client_by_document(id)
+                .await?
+                .filter(|c| c.revoked_at.is_none())
+                .ok_or_else(|| TokenError::new("invalid_client", "unknown or revoked client_id"));
+        }
         let parsed: warden_store::ClientId = id
             .parse()
             .map_err(|_| TokenError::new("invalid_client", "unknown client_id"))?;

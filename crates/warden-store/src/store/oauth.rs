@@ -39,6 +39,18 @@ const INSERT_CLIENT: &str = "INSERT INTO oauth_clients \
 const CLIENT_BY_ID: &str = "SELECT id, name, redirect_uris, created_at, revoked_at \
      FROM oauth_clients WHERE id = $1";
 
+const CLIENT_BY_DOCUMENT: &str = "SELECT id, name, redirect_uris, created_at, revoked_at \
+     FROM oauth_clients WHERE metadata_url = $1";
+
+// A client known by its metadata document: made on first approval, then following the
+// document's name and redirect URIs. A revoked one stays revoked.
+const UPSERT_DOCUMENT_CLIENT: &str = "INSERT INTO oauth_clients \
+     (id, name, redirect_uris, created_at, revoked_at, metadata_url) \
+     VALUES ($1, $2, $3, $4, NULL, $5) \
+     ON CONFLICT (metadata_url) DO UPDATE SET name = excluded.name, \
+      redirect_uris = excluded.redirect_uris \
+     RETURNING id, name, redirect_uris, created_at, revoked_at";
+
 const CLIENT_EXISTS: &str = "SELECT id FROM oauth_clients WHERE id = $1";
 
 const REVOKE_CLIENT: &str =
@@ -259,6 +271,38 @@ impl Store {
             .bind(name)
             .bind(encode_redirect_uris(redirect_uris))
             .bind(millis(now))
+            .fetch_one(pool)
+            .await)?;
+        row.try_into()
+    }
+
+    /// The client whose `client_id` is the metadata document at `url`, revoked or not.
+    pub async fn client_by_document(&self, url: &str) -> Result<Option<OAuthClient>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, ClientRow>(CLIENT_BY_DOCUMENT)
+            .bind(url)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(OAuthClient::try_from).transpose()
+    }
+
+    /// Makes (or brings up to date with its document) the client whose `client_id` is the
+    /// metadata document at `url`, returning it with its internal id.
+    pub async fn upsert_document_client(
+        &self,
+        url: &str,
+        name: &str,
+        redirect_uris: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<OAuthClient, StoreError> {
+        validate_not_blank("client name", name)?;
+        validate_not_blank("client metadata URL", url)?;
+        let id = ClientId::new_random().to_string();
+        let row = on_pool!(self, pool => sqlx::query_as::<_, ClientRow>(UPSERT_DOCUMENT_CLIENT)
+            .bind(&id)
+            .bind(name)
+            .bind(encode_redirect_uris(redirect_uris))
+            .bind(millis(now))
+            .bind(url)
             .fetch_one(pool)
             .await)?;
         row.try_into()

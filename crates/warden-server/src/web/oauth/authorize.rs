@@ -128,6 +128,7 @@ async fn consent_page(
         "consent.html",
         minijinja::context! {
             client_name => req.client.name.clone(),
+            client_host => req.document.as_ref().map(|d| d.host.clone()),
             redirect_uri => req.redirect_uri.clone(),
             email => user.email.clone(),
             csrf_token => csrf,

@@ -30,6 +30,7 @@ pub(super) async fn authorization_server(State(s): State<AuthState>) -> Response
             "authorization_endpoint": format!("{i}/authorize"),
             "token_endpoint": format!("{i}/token"),
             "registration_endpoint": format!("{i}/register"),
+            "client_id_metadata_document_supported": true,
             "revocation_endpoint": format!("{i}/revoke"),
             "scopes_supported": SCOPES,
             "response_types_supported": ["code"],
