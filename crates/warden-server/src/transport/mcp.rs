@@ -364,6 +364,24 @@ const LEVELS: [&str; 8] = [
     "debug",
 ];
 
+/// Whether the request speaks MCP 2026-07-28 or later (stateless: no initialize, no
+/// session-wide log level or subscriptions).
+fn modern(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28)
+}
+
+/// The answer to a method 2026-07-28 removed: -32601, which the transport sends as 404.
+fn removed_in_2026(method: &str) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::METHOD_NOT_FOUND,
+        Cow::Owned(format!(
+            "{method} is not part of MCP 2026-07-28 (use server/discover, and _meta.logLevel per request)"
+        )),
+        None,
+    )
+}
+
 /// Talks back to the client during a call: progress, logs, elicitation and sampling.
 struct PeerChannel<'a> {
     ctx: &'a RequestContext<RoleServer>,
@@ -386,8 +404,21 @@ impl ClientChannel for PeerChannel<'_> {
 
     fn log(&self, message: String) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            // "info" is severity 6; send only if the client asked for info or more verbose.
-            if self.log_level.load(Ordering::Relaxed) < 6 {
+            // "info" is severity 6; send only if the client asked for info or more verbose:
+            // per request on 2026-07-28 (no level asked, no log), per session before.
+            let severity = if modern(self.ctx) {
+                let asked = self.ctx.meta.log_level().and_then(|l| {
+                    let name = serde_json::to_value(l).ok()?;
+                    LEVELS.iter().position(|n| Some(*n) == name.as_str())
+                });
+                match asked {
+                    Some(s) => s as u8,
+                    None => return,
+                }
+            } else {
+                self.log_level.load(Ordering::Relaxed)
+            };
+            if severity < 6 {
                 return;
             }
             let param = rmcp::model::LoggingMessageNotificationParam::new(
@@ -648,8 +679,11 @@ impl ServerHandler for WardenMcp {
     async fn subscribe(
         &self,
         req: SubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        if modern(&ctx) {
+            return Err(removed_in_2026("resources/subscribe"));
+        }
         // Resources are read on demand; a subscription is accepted for any known resource.
         self.known_resource(&req.uri)
     }
@@ -657,8 +691,11 @@ impl ServerHandler for WardenMcp {
     async fn unsubscribe(
         &self,
         req: UnsubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        if modern(&ctx) {
+            return Err(removed_in_2026("resources/unsubscribe"));
+        }
         self.known_resource(&req.uri)
     }
 
@@ -763,8 +800,11 @@ impl ServerHandler for WardenMcp {
     async fn set_level(
         &self,
         req: rmcp::model::SetLevelRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        if modern(&ctx) {
+            return Err(removed_in_2026("logging/setLevel"));
+        }
         let name = serde_json::to_value(req.level)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -779,8 +819,18 @@ impl ServerHandler for WardenMcp {
     async fn on_custom_request(
         &self,
         req: CustomRequest,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
+        const REMOVED: [&str; 5] = [
+            "initialize",
+            "ping",
+            "logging/setLevel",
+            "resources/subscribe",
+            "resources/unsubscribe",
+        ];
+        if modern(&ctx) && REMOVED.contains(&req.method.as_str()) {
+            return Err(removed_in_2026(&req.method));
+        }
         const KNOWN: [&str; 12] = [
             "tools/call",
             "tools/list",
