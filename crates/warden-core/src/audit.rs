@@ -79,6 +79,8 @@ pub enum Outcome {
     Denied,
     /// A write was previewed; nothing changed until it is confirmed.
     ConfirmationRequired,
+    /// The client was asked for input (MCP 2026-07-28 multi round-trip); nothing ran yet.
+    InputRequired,
 }
 
 impl Outcome {
@@ -88,6 +90,7 @@ impl Outcome {
             Self::ToolError => "tool_error",
             Self::Denied => "denied",
             Self::ConfirmationRequired => "confirmation_required",
+            Self::InputRequired => "input_required",
         }
     }
 }

@@ -73,3 +73,274 @@ async fn methods_removed_in_2026_07_28_are_not_found_and_calls_still_work() {
     assert_eq!(answer["result"]["isError"], false, "{answer}");
     assert_eq!(answer["result"]["resultType"], "complete", "{answer}");
 }
+
+const ASKING_TOOL: &str = r#"tools:
+  - name: approve_note
+    description: Asks who approves, then says so
+    access: read
+    params:
+      - { name: note, type: string, required: true, max_length: 100 }
+    elicit:
+      message: Who approves this note?
+      schema:
+        type: object
+        properties:
+          approver: { type: string }
+        required: [approver]
+    sql: |
+      SELECT 'approved by ' || json_extract(:elicit_content, '$.approver') || ': ' || :note AS text
+    content: [{ type: text, column: text }]
+"#;
+
+async fn call(
+    server: &Server,
+    key: &str,
+    args: Value,
+    responses: Option<Value>,
+    state: Option<&str>,
+) -> (u16, Value) {
+    let mut params = json!({"name": "approve_note", "arguments": args});
+    if let Some(r) = responses {
+        params["inputResponses"] = r;
+    }
+    if let Some(s) = state {
+        params["requestState"] = json!(s);
+    }
+    params["_meta"] = meta();
+    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+    let r = server
+        .client()
+        .post(&server.url)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "approve_note")
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, sse_response(&r.text().await.unwrap(), 7))
+}
+
+fn answer(who: &str) -> Value {
+    json!({"elicit": {"action": "accept", "content": {"approver": who}}})
+}
+
+fn ran(server_answer: &Value) -> bool {
+    server_answer["result"]["content"][0]["text"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("approved by"))
+}
+
+/// Multi round-trip requests: a question comes back as `input_required` with a state; the
+/// answer with that state completes the call. The state is single-use and bound to the
+/// caller, the tool and the arguments: a tampered, replayed, foreign or re-targeted state
+/// is refused (-32602) and nothing runs; answers without a state are asked again.
+#[tokio::test]
+async fn a_question_round_trips_and_its_state_cannot_be_abused() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replacen("tools:\n", ASKING_TOOL, 1)).unwrap();
+    let bo_key = common::add_member(&file, "bo@acme.example", "member", "mcp:read", false);
+    let server = Server::start(&file);
+    let args = json!({"note": "renewal"});
+
+    // Round 1: a question and a state; nothing ran.
+    let (status, first) = call(&server, &key, args.clone(), None, None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    assert_eq!(
+        first["result"]["inputRequests"]["elicit"]["method"], "elicitation/create",
+        "{first}"
+    );
+    let state = first["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Every abuse of a state: refused with -32602, and nothing runs.
+    let (_, fresh) = call(&server, &key, args.clone(), None, None).await;
+    let tampered = format!("{}x", fresh["result"]["requestState"].as_str().unwrap());
+    let (_, r) = call(
+        &server,
+        &key,
+        args.clone(),
+        Some(answer("Ana")),
+        Some(&tampered),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -32602, "tampered: {r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not one this server issued"),
+        "{r}"
+    );
+    let (_, other) = call(&server, &key, args.clone(), None, None).await;
+    let other = other["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, r) = call(
+        &server,
+        &bo_key,
+        args.clone(),
+        Some(answer("Bo")),
+        Some(&other),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -32602, "another principal: {r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another user"),
+        "{r}"
+    );
+    let (_, moved) = call(&server, &key, args.clone(), None, None).await;
+    let moved = moved["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, r) = call(
+        &server,
+        &key,
+        json!({"note": "something else"}),
+        Some(answer("Ana")),
+        Some(&moved),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -32602, "other arguments: {r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("other arguments"),
+        "{r}"
+    );
+    assert!(![&r].iter().any(|r| ran(r)));
+
+    // Expired: a state minted six minutes ago (written straight into the state store).
+    let expired = {
+        let store =
+            warden_store::Store::open_sqlite(file.parent().unwrap().join(".warden/state.db"))
+                .await
+                .unwrap();
+        let raw =
+            warden_auth::token::generate(warden_auth::token::TokenKind::Confirmation).unwrap();
+        let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let c = warden_store::Confirmation {
+            user_id: "whoever".into(),
+            org: "acme".into(),
+            tool: "input-state:approve_note".into(),
+            args_hash: "x".into(),
+            expires_at: past,
+            used_at: None,
+        };
+        store
+            .insert_confirmation(raw.hash().as_str(), &c, past - chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+        store.close().await;
+        raw.expose().to_string()
+    };
+    let (_, r) = call(
+        &server,
+        &key,
+        args.clone(),
+        Some(answer("Ana")),
+        Some(&expired),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -32602, "expired: {r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("expired"),
+        "{r}"
+    );
+
+    // Answers without a state are not trusted: the question is asked again.
+    let (_, r) = call(&server, &key, args.clone(), Some(answer("Mallory")), None).await;
+    assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+
+    // Round 2 with the first state: the call completes with the answer.
+    let (status, done) = call(
+        &server,
+        &key,
+        args.clone(),
+        Some(answer("Ana")),
+        Some(&state),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "approved by Ana: renewal",
+        "{done}"
+    );
+    // Replayed: refused, nothing runs again.
+    let (_, r) = call(
+        &server,
+        &key,
+        args.clone(),
+        Some(answer("Eve")),
+        Some(&state),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -32602, "replayed: {r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{r}"
+    );
+
+    // The trail: questions asked, refusals by rule, one completed call.
+    let records = common::audit_log(&file, &[]);
+    let calls: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "approve_note")
+        .collect();
+    assert!(
+        calls.iter().any(|r| r["outcome"] == "input_required"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|r| r["rule"] == "input.request_state")
+            .count(),
+        5,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|r| r["outcome"] == "success").count(),
+        1,
+        "{calls:?}"
+    );
+}
+
+/// A client that did not declare elicitation is not asked: -32021 naming it, HTTP 400.
+#[tokio::test]
+async fn a_client_without_the_capability_is_told_which_it_lacks() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replacen("tools:\n", ASKING_TOOL, 1)).unwrap();
+    let server = Server::start(&file);
+    let (status, r) = post(
+        &server,
+        &key,
+        "tools/call",
+        json!({"name": "approve_note", "arguments": {"note": "x"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{r}");
+    assert_eq!(r["error"]["code"], -32021, "{r}");
+    assert!(
+        r["error"]["data"]["requiredCapabilities"]["elicitation"].is_object(),
+        "{r}"
+    );
+}

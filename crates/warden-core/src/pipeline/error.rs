@@ -40,6 +40,15 @@ pub enum CallError {
     /// A rate limit or quota in the project's `limits` is used up.
     #[error("{0}")]
     Limited(super::limits::Limited),
+    /// The client must answer questions first (MCP 2026-07-28): nothing ran.
+    #[error("the client must answer {} question(s) and call again", .0.asks.len())]
+    InputRequired(Box<super::request::InputRequired>),
+    /// The `requestState` sent back is not one Warden gave for exactly this call.
+    #[error("requestState is not valid for this call: {0}; call the tool again without it")]
+    RequestState(String),
+    /// The tool must ask the client something it did not say it can answer.
+    #[error("this tool needs the client capability `{0}`, which this client did not declare")]
+    MissingCapability(&'static str),
     /// The limits could not be checked, so the call was refused.
     #[error("the call limits cannot be checked now ({0}); nothing was run; try again shortly")]
     LimitUnavailable(String),

@@ -30,6 +30,7 @@ pub(super) fn outcome_label(outcome: Outcome) -> &'static str {
         Outcome::ToolError => "tool_error",
         Outcome::Denied => "denied",
         Outcome::ConfirmationRequired => "confirmation_required",
+        Outcome::InputRequired => "input_required",
     }
 }
 
@@ -43,6 +44,8 @@ pub(super) fn tool_outcome(result: &Result<ToolResult, CallError>) -> &'static s
             | CallError::Confirmation(_),
         ) => "denied",
         Err(CallError::ConfirmationRequired(_)) => "confirmation_required",
+        Err(CallError::InputRequired(_)) => "input_required",
+        Err(CallError::RequestState(_) | CallError::MissingCapability(_)) => "denied",
         Err(CallError::Limited(_) | CallError::LimitUnavailable(_)) => "limited",
         Err(
             CallError::Arguments(_)

@@ -53,11 +53,14 @@ use std::sync::Arc;
 
 pub use arguments::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
 pub use error::{CallError, PromptError, Rejection, ResourceError};
+pub use execute::{ELICIT_KEY, SAMPLE_KEY};
 pub use explain::explain;
 pub use input_policy::policy_variables;
 pub use measure::{OPERATION_DURATION, POLICY_DENIALS, UNKNOWN};
 pub use reload::{LivePipeline, RestartNeeded, RestartSection};
-pub use request::{CallRequest, ClientChannel, Elicited, NoChannel, Source};
+pub use request::{
+    Ask, CallRequest, ClientChannel, Elicited, InputRequired, InputRound, NoChannel, Source,
+};
 pub use response::{
     Content, Preview, PromptMessageOut, ResourceBody, ResourceContents, ToolResult,
 };

@@ -92,6 +92,20 @@ pub(super) fn finish_tool(e: &mut Event, result: &Result<ToolResult, CallError>,
         }
         CallError::Limited(l) => e.deny("limit", &l.limit, l.to_string()),
         CallError::LimitUnavailable(m) => e.deny("limit", "limits.unavailable", m.clone()),
+        CallError::InputRequired(i) => {
+            // Never the state: it is a single-use secret.
+            e.outcome = Outcome::InputRequired;
+            e.detail =
+                Some(json!({"asked": i.asks.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()}));
+        }
+        CallError::RequestState(m) => e.deny("input", "input.request_state", m.clone()),
+        CallError::MissingCapability(c) => {
+            e.deny(
+                "input",
+                "input.capability",
+                format!("the client did not declare `{c}`"),
+            );
+        }
         CallError::ConfirmationRequired(p) => {
             // Never the token: it is a secret.
             e.outcome = Outcome::ConfirmationRequired;

@@ -24,6 +24,43 @@ pub trait ClientChannel: Send + Sync {
     ) -> BoxFuture<'_, Result<Elicited, String>>;
     /// Asks the client's model for a completion.
     fn sample(&self, prompt: String, max_tokens: u32) -> BoxFuture<'_, Result<String, String>>;
+    /// For a client of MCP 2026-07-28, which is never sent requests of the server's own:
+    /// what it sent back on this round of the call (multi round-trip requests). `None`
+    /// for an older client, which is asked through [`Self::elicit`] and [`Self::sample`].
+    fn input_round(&self) -> Option<&InputRound> {
+        None
+    }
+}
+
+/// What a 2026-07-28 client sent with this round of a call: its answers by key, the
+/// `requestState` Warden gave it on the round before, and what it may be asked.
+#[derive(Debug, Clone, Default)]
+pub struct InputRound {
+    pub responses: Map<String, Value>,
+    pub state: Option<String>,
+    pub can_elicit: bool,
+    pub can_sample: bool,
+}
+
+/// One question for the client, under the key its answer comes back with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ask {
+    Elicit {
+        message: String,
+        schema: Map<String, Value>,
+    },
+    Sample {
+        prompt: String,
+        max_tokens: u32,
+    },
+}
+
+/// The client must answer `asks` and call again with them and `state`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRequired {
+    pub asks: Vec<(String, Ask)>,
+    /// Single-use, bound to the caller, the tool and its arguments, for 5 minutes.
+    pub state: String,
 }
 
 /// The user's answer to an elicitation.

@@ -17,12 +17,13 @@ use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
     CompleteResult, CompletionInfo, ContentBlock, CreateMessageRequestParams, CustomRequest,
     CustomResult, ElicitRequestParams, ElicitationSchema, ErrorCode, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
-    SamplingMessage, ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
-    ToolAnnotations, UnsubscribeRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, InitializeResult, InputRequest,
+    InputRequests, InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, SamplingMessage,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool, ToolAnnotations,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -33,8 +34,8 @@ use warden_auth::server::AuthnError;
 use warden_core::audit::Peer;
 use warden_core::identity::Principal;
 use warden_core::pipeline::{
-    CallError, CallRequest, ClientChannel, Content, Elicited, LivePipeline, Pipeline, PromptError,
-    Rejection, ResourceBody, ResourceError, Source,
+    Ask, CallError, CallRequest, ClientChannel, Content, Elicited, InputRequired, InputRound,
+    LivePipeline, Pipeline, PromptError, Rejection, ResourceBody, ResourceError, Source,
 };
 use warden_core::project::{Access, ResourceUri, Speaker};
 
@@ -203,6 +204,17 @@ pub const LIMITED: i32 = -32029;
 /// (-32602); everything else is a tool result with `isError`, so the model sees the message
 /// and can correct itself.
 fn call_error(e: CallError) -> Result<CallToolResponse, ErrorData> {
+    match e {
+        // MCP 2026-07-28: the questions, and the state to send back with the answers.
+        CallError::InputRequired(i) => return Ok(input_required(*i)?.into()),
+        CallError::RequestState(_) => return Err(ErrorData::invalid_params(e.to_string(), None)),
+        CallError::MissingCapability(c) => {
+            let caps: rmcp::model::ClientCapabilities =
+                serde_json::from_value(json!({ c: {} })).unwrap_or_default();
+            return Err(ErrorData::missing_required_client_capability(caps));
+        }
+        _ => {}
+    }
     if let CallError::Limited(l) = &e {
         // A JSON-RPC error, not a tool result: the client, not only the model, must see it
         // and wait. -32029: "429", in the range JSON-RPC leaves to servers.
@@ -220,6 +232,30 @@ fn call_error(e: CallError) -> Result<CallToolResponse, ErrorData> {
     } else {
         Err(ErrorData::invalid_params(e.to_string(), None))
     }
+}
+
+/// Warden's questions as an `input_required` result.
+fn input_required(i: InputRequired) -> Result<InputRequiredResult, ErrorData> {
+    let mut requests = InputRequests::new();
+    for (key, ask) in i.asks {
+        let request = match ask {
+            Ask::Elicit { message, schema } => json!({
+                "method": "elicitation/create",
+                "params": { "mode": "form", "message": message, "requestedSchema": schema },
+            }),
+            Ask::Sample { prompt, max_tokens } => json!({
+                "method": "sampling/createMessage",
+                "params": {
+                    "messages": [{ "role": "user", "content": { "type": "text", "text": prompt } }],
+                    "maxTokens": max_tokens,
+                },
+            }),
+        };
+        let request: InputRequest = serde_json::from_value(request)
+            .map_err(|e| ErrorData::internal_error(format!("cannot ask the client: {e}"), None))?;
+        requests.insert(key, request);
+    }
+    Ok(InputRequiredResult::new(Some(requests), Some(i.state)))
 }
 
 fn resource_error(e: ResourceError) -> ErrorData {
@@ -386,9 +422,15 @@ fn removed_in_2026(method: &str) -> ErrorData {
 struct PeerChannel<'a> {
     ctx: &'a RequestContext<RoleServer>,
     log_level: &'a AtomicU8,
+    /// A 2026-07-28 client's answers on this round; `None` for older clients.
+    round: Option<InputRound>,
 }
 
 impl ClientChannel for PeerChannel<'_> {
+    fn input_round(&self) -> Option<&InputRound> {
+        self.round.as_ref()
+    }
+
     fn progress(&self, done: u32, total: u32, message: String) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some(token) = self.ctx.meta.get_progress_token() {
@@ -547,9 +589,24 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let principal = self.principal(&ctx).await?;
+        // A 2026-07-28 client is asked through the result (multi round-trip requests).
+        let round = modern(&ctx).then(|| {
+            let caps = ctx.client_capabilities().unwrap_or_default();
+            InputRound {
+                responses: req
+                    .input_responses
+                    .clone()
+                    .map(|r| r.into_iter().collect())
+                    .unwrap_or_default(),
+                state: req.request_state.clone(),
+                can_elicit: caps.elicitation.is_some(),
+                can_sample: caps.sampling.is_some(),
+            }
+        });
         let channel = PeerChannel {
             ctx: &ctx,
             log_level: &self.log_level,
+            round,
         };
         let peer = peer(&ctx);
         let span = call_span("tools/call", &peer);
