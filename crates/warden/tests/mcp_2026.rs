@@ -344,3 +344,108 @@ async fn a_client_without_the_capability_is_told_which_it_lacks() {
         "{r}"
     );
 }
+
+async fn write(
+    server: &Server,
+    key: &str,
+    args: Value,
+    confirm: Option<bool>,
+    state: Option<&str>,
+) -> Value {
+    let mut params = json!({"name": "update_finding_status", "arguments": args});
+    if let Some(c) = confirm {
+        params["inputResponses"] =
+            json!({"confirm": {"action": "accept", "content": {"confirm": c}}});
+    }
+    if let Some(s) = state {
+        params["requestState"] = json!(s);
+    }
+    params["_meta"] = meta();
+    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+    let r = server
+        .client()
+        .post(&server.url)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "update_finding_status")
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
+        .send()
+        .await
+        .unwrap();
+    sse_response(&r.text().await.unwrap(), 7)
+}
+
+/// A write for a 2026-07-28 client that can be asked: the preview is a question, and its
+/// state is a confirmation token for exactly that call. "Yes" under it makes the change
+/// once; a refusal, another call's arguments, a replay or an altered state change nothing.
+#[tokio::test]
+async fn a_write_is_confirmed_through_the_round_trip_and_only_for_the_call_previewed() {
+    let (_dir, file, key) = init_project();
+    let server = Server::start(&file);
+    let args = json!({"finding_id": 1, "status": "in_progress", "note": "vendor is on it"});
+    let first = write(&server, &key, args.clone(), None, None).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let ask = &first["result"]["inputRequests"]["confirm"];
+    assert_eq!(ask["method"], "elicitation/create", "{first}");
+    assert!(
+        ask["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("would change 1 row(s)"),
+        "{first}"
+    );
+    let state = first["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Another call's arguments under this state, or an altered state: refused.
+    let other = json!({"finding_id": 2, "status": "in_progress", "note": "vendor is on it"});
+    let r = write(&server, &key, other, Some(true), Some(&state)).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = write(
+        &server,
+        &key,
+        args.clone(),
+        Some(true),
+        Some(&format!("{state}x")),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    // A "no": nothing changes (and the state is spent).
+    let second = write(&server, &key, args.clone(), None, None).await;
+    let no_state = second["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = write(&server, &key, args.clone(), Some(false), Some(&no_state)).await;
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("did not confirm"),
+        "{r}"
+    );
+
+    // "Yes" under the first state: the change, once.
+    let done = write(&server, &key, args.clone(), Some(true), Some(&state)).await;
+    assert_eq!(done["result"]["isError"], false, "{done}");
+    assert!(
+        done["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("in_progress"),
+        "{done}"
+    );
+    let again = write(&server, &key, args, Some(true), Some(&state)).await;
+    assert_eq!(again["error"]["code"], -32602, "replayed: {again}");
+    let records = common::audit_log(&file, &["--tool", "update_finding_status"]);
+    assert_eq!(
+        records.iter().filter(|r| r["outcome"] == "success").count(),
+        1,
+        "{records:?}"
+    );
+}

@@ -2,6 +2,8 @@
 //! transaction that is always rolled back (a preview) and a single-use token bound to
 //! exactly this call is minted; with it, that token is redeemed before anything runs.
 
+use serde_json::Value;
+
 use crate::authz::Permit;
 use crate::confirm::{self, Binding};
 use crate::exec::SqlValue;
@@ -9,7 +11,7 @@ use crate::project::Tool;
 
 use super::Pipeline;
 use super::error::CallError;
-use super::request::CallRequest;
+use super::request::{Ask, CallRequest, InputRequired, InputRound};
 use super::response::Preview;
 
 impl Pipeline {
@@ -32,6 +34,18 @@ impl Pipeline {
             tool: tool.name.clone(),
             args_hash: confirm::args_hash(&tool.name, args),
         };
+        // An MCP 2026-07-28 client that can be asked: the preview is a question in the
+        // result, and the state it answers under is the confirmation token itself. (A write
+        // tool that also asks questions keeps the token flow: one state per round.)
+        if !confirm
+            && tool.elicit.is_none()
+            && tool.sample.is_none()
+            && let Some(round) = req.channel.input_round().filter(|r| r.can_elicit)
+        {
+            return self
+                .confirm_by_question(permit, tool, args, binding, round, req)
+                .await;
+        }
         if !confirm {
             let preview = self
                 .data
@@ -62,4 +76,75 @@ impl Pipeline {
             .await
             .map_err(|e| CallError::Confirmation(e.to_string()))
     }
+
+    /// The round-trip form of confirmation: no state yet, the preview comes back as a
+    /// question (key `confirm`) with a fresh confirmation token as its state; the answer
+    /// "confirm: true" under that state redeems it, and only for exactly this call.
+    async fn confirm_by_question(
+        &self,
+        permit: &Permit,
+        tool: &Tool,
+        args: &[SqlValue],
+        binding: Binding,
+        round: &InputRound,
+        req: &CallRequest<'_>,
+    ) -> Result<(), CallError> {
+        if let Some(state) = &round.state {
+            self.confirmations
+                .redeem(state, &binding)
+                .await
+                .map_err(|e| CallError::RequestState(e.to_string()))?;
+            let answer = round.responses.get(CONFIRM_KEY);
+            let action = answer.and_then(|a| a.get("action")).and_then(Value::as_str);
+            let yes = answer
+                .and_then(|a| a.get("content"))
+                .and_then(|c| c.get("confirm"))
+                .and_then(Value::as_bool);
+            return match (action, yes) {
+                (Some("accept"), Some(true)) => Ok(()),
+                _ => Err(CallError::Confirmation(
+                    "the person did not confirm the change".into(),
+                )),
+            };
+        }
+        let preview = self
+            .data
+            .for_caller(req.caller)
+            .await?
+            .dry_run(permit, &tool.statement, args, &req.cancel)
+            .await?;
+        let token = self
+            .confirmations
+            .mint(binding)
+            .await
+            .map_err(|e| CallError::Confirmation(e.to_string()))?;
+        let rows = serde_json::to_string(&preview.rows).unwrap_or_default();
+        let message = format!(
+            "{} would change {} row(s){}. Make this change?",
+            tool.name,
+            preview.rows_affected,
+            if preview.rows.is_empty() {
+                String::new()
+            } else {
+                format!("; afterwards they would read: {rows}")
+            }
+        );
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "confirm": { "type": "boolean", "title": "Make this change", "default": false }
+            },
+            "required": ["confirm"],
+        });
+        let serde_json::Value::Object(schema) = schema else {
+            return Err(CallError::Confirmation("no question can be built".into()));
+        };
+        Err(CallError::InputRequired(Box::new(InputRequired {
+            asks: vec![(CONFIRM_KEY.to_string(), Ask::Elicit { message, schema })],
+            state: token,
+        })))
+    }
 }
+
+/// The key a round-trip confirmation's question goes under.
+pub const CONFIRM_KEY: &str = "confirm";
