@@ -92,14 +92,17 @@ const ASKING_TOOL: &str = r#"tools:
     content: [{ type: text, column: text }]
 "#;
 
-async fn call(
+/// A 2026-07-28 `tools/call` from a client that can be asked (elicitation), with the
+/// answers and state of the round before, if any.
+async fn tool_call(
     server: &Server,
     key: &str,
+    tool: &str,
     args: Value,
     responses: Option<Value>,
     state: Option<&str>,
 ) -> (u16, Value) {
-    let mut params = json!({"name": "approve_note", "arguments": args});
+    let mut params = json!({"name": tool, "arguments": args});
     if let Some(r) = responses {
         params["inputResponses"] = r;
     }
@@ -115,13 +118,23 @@ async fn call(
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
-        .header("mcp-name", "approve_note")
+        .header("mcp-name", tool)
         .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
         .send()
         .await
         .unwrap();
     let status = r.status().as_u16();
     (status, sse_response(&r.text().await.unwrap(), 7))
+}
+
+async fn call(
+    server: &Server,
+    key: &str,
+    args: Value,
+    responses: Option<Value>,
+    state: Option<&str>,
+) -> (u16, Value) {
+    tool_call(server, key, "approve_note", args, responses, state).await
 }
 
 fn answer(who: &str) -> Value {
@@ -352,29 +365,11 @@ async fn write(
     confirm: Option<bool>,
     state: Option<&str>,
 ) -> Value {
-    let mut params = json!({"name": "update_finding_status", "arguments": args});
-    if let Some(c) = confirm {
-        params["inputResponses"] =
-            json!({"confirm": {"action": "accept", "content": {"confirm": c}}});
-    }
-    if let Some(s) = state {
-        params["requestState"] = json!(s);
-    }
-    params["_meta"] = meta();
-    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
-    let r = server
-        .client()
-        .post(&server.url)
-        .bearer_auth(key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "update_finding_status")
-        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
-        .send()
+    let responses =
+        confirm.map(|c| json!({"confirm": {"action": "accept", "content": {"confirm": c}}}));
+    tool_call(server, key, "update_finding_status", args, responses, state)
         .await
-        .unwrap();
-    sse_response(&r.text().await.unwrap(), 7)
+        .1
 }
 
 /// A write for a 2026-07-28 client that can be asked: the preview is a question, and its

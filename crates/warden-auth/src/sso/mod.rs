@@ -263,15 +263,7 @@ async fn get_json(
     if let Some(b) = bearer {
         req = req.bearer_auth(b);
     }
-    let res = req.send().await.map_err(|e| {
-        fail(
-            "provider.unreachable",
-            format!(
-                "the identity provider cannot be reached at {url}: {}",
-                without_url(&e)
-            ),
-        )
-    })?;
+    let res = req.send().await.map_err(|e| unreachable(url, &e))?;
     read_json(res, url).await
 }
 
@@ -291,15 +283,7 @@ async fn post_form(
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         req = req.basic_auth(enc(&id), Some(enc(&secret)));
     }
-    let res = req.send().await.map_err(|e| {
-        fail(
-            "provider.unreachable",
-            format!(
-                "the identity provider cannot be reached at {url}: {}",
-                without_url(&e)
-            ),
-        )
-    })?;
+    let res = req.send().await.map_err(|e| unreachable(url, &e))?;
     let status = res.status();
     let body = read_json(res, url).await;
     match body {
@@ -363,6 +347,16 @@ async fn read_json(res: reqwest::Response, url: &str) -> Result<Value, SsoFailur
         ));
     }
     Ok(value)
+}
+
+fn unreachable(url: &str, e: &reqwest::Error) -> SsoFailure {
+    fail(
+        "provider.unreachable",
+        format!(
+            "the identity provider cannot be reached at {url}: {}",
+            without_url(e)
+        ),
+    )
 }
 
 /// reqwest's error text without the URL (which may carry a code in its query).

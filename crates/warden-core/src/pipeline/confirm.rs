@@ -24,16 +24,7 @@ impl Pipeline {
         token: Option<String>,
         req: &CallRequest<'_>,
     ) -> Result<(), CallError> {
-        let binding = Binding {
-            user: req
-                .caller
-                .map_or_else(|| "local".to_string(), |c| c.user_id.clone()),
-            org: req
-                .caller
-                .map_or_else(|| "local".to_string(), |c| c.org.clone()),
-            tool: tool.name.clone(),
-            args_hash: confirm::args_hash(&tool.name, args),
-        };
+        let binding = binding(req, tool, tool.name.clone(), args);
         // An MCP 2026-07-28 client that can be asked: the preview is a question in the
         // result, and the state it answers under is the confirmation token itself. (A write
         // tool that also asks questions keeps the token flow: one state per round.)
@@ -47,17 +38,7 @@ impl Pipeline {
                 .await;
         }
         if !confirm {
-            let preview = self
-                .data
-                .for_caller(req.caller)
-                .await?
-                .dry_run(permit, &tool.statement, args, &req.cancel)
-                .await?;
-            let token = self
-                .confirmations
-                .mint(binding)
-                .await
-                .map_err(|e| CallError::Confirmation(e.to_string()))?;
+            let (preview, token) = self.preview(permit, tool, args, binding, req).await?;
             return Err(CallError::ConfirmationRequired(Box::new(Preview {
                 tool: tool.name.clone(),
                 rows_affected: preview.rows_affected,
@@ -75,6 +56,29 @@ impl Pipeline {
             .redeem(&token, &binding)
             .await
             .map_err(|e| CallError::Confirmation(e.to_string()))
+    }
+
+    /// The write run and rolled back, and a token minted for exactly this call.
+    async fn preview(
+        &self,
+        permit: &Permit,
+        tool: &Tool,
+        args: &[SqlValue],
+        binding: Binding,
+        req: &CallRequest<'_>,
+    ) -> Result<(crate::exec::QueryOutput, String), CallError> {
+        let preview = self
+            .data
+            .for_caller(req.caller)
+            .await?
+            .dry_run(permit, &tool.statement, args, &req.cancel)
+            .await?;
+        let token = self
+            .confirmations
+            .mint(binding)
+            .await
+            .map_err(|e| CallError::Confirmation(e.to_string()))?;
+        Ok((preview, token))
     }
 
     /// The round-trip form of confirmation: no state yet, the preview comes back as a
@@ -107,17 +111,7 @@ impl Pipeline {
                 )),
             };
         }
-        let preview = self
-            .data
-            .for_caller(req.caller)
-            .await?
-            .dry_run(permit, &tool.statement, args, &req.cancel)
-            .await?;
-        let token = self
-            .confirmations
-            .mint(binding)
-            .await
-            .map_err(|e| CallError::Confirmation(e.to_string()))?;
+        let (preview, token) = self.preview(permit, tool, args, binding, req).await?;
         let rows = serde_json::to_string(&preview.rows).unwrap_or_default();
         let message = format!(
             "{} would change {} row(s){}. Make this change?",
@@ -143,6 +137,27 @@ impl Pipeline {
             asks: vec![(CONFIRM_KEY.to_string(), Ask::Elicit { message, schema })],
             state: token,
         })))
+    }
+}
+
+/// What a token for this call is bound to: the caller (or `local` under `auth: none`),
+/// their organisation, `name` (the tool's, or a name of its own for another kind of token)
+/// and the call's bound values.
+pub(super) fn binding(
+    req: &CallRequest<'_>,
+    tool: &Tool,
+    name: String,
+    args: &[SqlValue],
+) -> Binding {
+    Binding {
+        user: req
+            .caller
+            .map_or_else(|| "local".to_string(), |c| c.user_id.clone()),
+        org: req
+            .caller
+            .map_or_else(|| "local".to_string(), |c| c.org.clone()),
+        tool: name,
+        args_hash: confirm::args_hash(&tool.name, args),
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::audit::AuditError;
 use crate::authz::Permit;
-use crate::confirm::{self, Binding, LedgerError, Refusal};
+use crate::confirm::{LedgerError, Refusal};
 use crate::exec::{ExecError, Gate, QueryOutput, SqlValue};
 use crate::project::{ParamType, Tool};
 
@@ -114,16 +114,8 @@ impl Pipeline {
         if tool.sample.is_some() && !round.can_sample {
             return Err(CallError::MissingCapability("sampling"));
         }
-        let binding = Binding {
-            user: req
-                .caller
-                .map_or_else(|| "local".to_string(), |c| c.user_id.clone()),
-            org: req
-                .caller
-                .map_or_else(|| "local".to_string(), |c| c.org.clone()),
-            tool: format!("{INPUT_STATE_TOOL}{}", tool.name),
-            args_hash: confirm::args_hash(&tool.name, args),
-        };
+        let binding =
+            super::confirm::binding(req, tool, format!("{INPUT_STATE_TOOL}{}", tool.name), args);
         let trusted = match &round.state {
             Some(state) => {
                 self.confirmations
