@@ -32,7 +32,38 @@ pub(crate) async fn run(project: PathBuf) -> anyhow::Result<ExitCode> {
         report.summary
     );
     sign_in(&p);
+    too_many_tools(&p);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Clients cap how many tools they take (some at 40, and each tool's description costs the
+/// model's context): a warning, per role, when one would be shown more.
+pub(crate) const MAX_TOOLS_SHOWN: usize = 40;
+
+fn too_many_tools(p: &project::Project) {
+    use warden_core::identity::{Principal, Role, Scopes};
+    for role in Role::ALL.into_iter().filter(|r| r.can_connect()) {
+        let caller = Principal {
+            user_id: "check".into(),
+            email: "check@local".into(),
+            org: "check".into(),
+            role,
+            scopes: Scopes::READ_WRITE,
+            method: "api_key",
+            credential: String::new(),
+        };
+        let shown = p
+            .tools
+            .iter()
+            .filter(|t| warden_core::authz::visible(&caller, t.access, p.show_write_tools))
+            .count();
+        if shown > MAX_TOOLS_SHOWN {
+            println!(
+                "warning: a {} with read and write access is shown {shown} tools; many clients take at most {MAX_TOOLS_SHOWN}. Narrow the set: split the project by audience, merge tools that differ only by a filter into one tool with a parameter, or leave show_write_tools off so read-only connections do not list write tools",
+                role.title()
+            );
+        }
+    }
 }
 
 /// Each identity provider and the redirect URI to register at it.

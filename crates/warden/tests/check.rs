@@ -451,3 +451,36 @@ async fn check_names_each_identity_provider_and_its_redirect_uri() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn check_warns_when_a_role_would_see_more_than_40_tools() {
+    let (_dir, file) = example();
+    let out = check(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("warning: a"),
+        "six tools: no warning: {stdout}"
+    );
+    let mut extra = String::new();
+    for i in 0..40 {
+        extra.push_str(&format!(
+            "  - name: extra_{i}\n    description: An extra read tool\n    access: read\n    sql: SELECT {i} AS n\n"
+        ));
+    }
+    edit(&file, "tools:\n", &format!("tools:\n{extra}"));
+    let out = check(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "a warning, not a failure: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("warning: a Member with read and write access is shown 46 tools; many clients take at most 40. Narrow the set"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning: a Guest with read and write access is shown 45 tools"),
+        "{stdout}"
+    );
+}
