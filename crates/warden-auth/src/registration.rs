@@ -21,6 +21,11 @@ pub struct ClientMetadata {
     pub token_endpoint_auth_method: Option<String>,
     #[serde(default)]
     pub scope: Option<String>,
+    /// `native` or `web` (OpenID Connect Dynamic Client Registration; MCP 2026-07-28 asks
+    /// clients to send it). Warden is not an OpenID provider: its redirect URI rules are the
+    /// same for both (https, or loopback http), so the value is checked and echoed back.
+    #[serde(default)]
+    pub application_type: Option<String>,
 }
 
 /// RFC 7591 §3.2.2 error codes.
@@ -119,6 +124,14 @@ pub fn validate(meta: &ClientMetadata) -> Result<AcceptedClient, RegistrationErr
             "only the response type 'code' is supported".into(),
         ));
     }
+    if let Some(t) = &meta.application_type
+        && t != "native"
+        && t != "web"
+    {
+        return Err(RegistrationError::InvalidMetadata(format!(
+            "application_type '{t}' is not one of native (desktop, mobile and command-line apps, and apps served from localhost) or web"
+        )));
+    }
     if let Some(m) = &meta.token_endpoint_auth_method
         && m != "none"
     {
@@ -155,6 +168,7 @@ mod tests {
             response_types: Some(vec!["code".into()]),
             token_endpoint_auth_method: Some("none".into()),
             scope: None,
+            application_type: None,
         }
     }
 
@@ -179,6 +193,20 @@ mod tests {
         ] {
             assert!(check_redirect_uri(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn application_type_is_native_or_web_with_the_same_redirect_rules() {
+        for t in ["native", "web"] {
+            let mut m = meta(&["http://127.0.0.1:9/cb", "https://a.example/cb"]);
+            m.application_type = Some(t.into());
+            assert!(validate(&m).is_ok(), "{t}");
+        }
+        let mut m = meta(&["https://a.example/cb"]);
+        m.application_type = Some("browser".into());
+        let e = validate(&m).unwrap_err();
+        assert_eq!(e.code(), "invalid_client_metadata");
+        assert!(e.description().contains("'browser'"), "{}", e.description());
     }
 
     #[test]

@@ -30,7 +30,7 @@ const CLIENT_ID: &str = "warden-test";
 
 struct Provider {
     issuer: String,
-    jwks: Value,
+    jwks: Mutex<Value>,
     /// What the next code exchange answers with.
     id_token: Mutex<Option<String>>,
 }
@@ -57,7 +57,7 @@ async fn start_provider(jwk: Value) -> Arc<Provider> {
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let op = Arc::new(Provider {
         issuer: issuer.clone(),
-        jwks: json!({ "keys": [jwk] }),
+        jwks: Mutex::new(json!({ "keys": [jwk] })),
         id_token: Mutex::new(None),
     });
     async fn discovery(State(op): State<Arc<Provider>>) -> Json<Value> {
@@ -74,7 +74,7 @@ async fn start_provider(jwk: Value) -> Arc<Provider> {
         }))
     }
     async fn jwks(State(op): State<Arc<Provider>>) -> Json<Value> {
-        Json(op.jwks.clone())
+        Json(op.jwks.lock().unwrap().clone())
     }
     async fn token(State(op): State<Arc<Provider>>) -> Json<Value> {
         let id_token = op.id_token.lock().unwrap().clone();
@@ -171,6 +171,26 @@ async fn refusals_and_a_sign_in(file: &Path) {
     assert!(b.jar.contains_key("warden_session"));
     let page = b.get("/console").await;
     assert_eq!(page.status, 200, "the session works");
+
+    // The provider adds a key: a token under the new `kid` makes Warden fetch the key
+    // set again, at once. A token naming a made-up `kid` right after finds no key (the set
+    // is not fetched again within ten seconds) and is refused.
+    let (new_key, new_jwk) = ec_key("k2");
+    *op.jwks.lock().unwrap() = json!({ "keys": [jwk.clone(), new_jwk] });
+    let (mut rotated, state, nonce) = start(&server).await;
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some("k2".into());
+    *op.id_token.lock().unwrap() =
+        Some(jsonwebtoken::encode(&h, &claims(&op, "eve", &nonce), &new_key).unwrap());
+    let r = callback(&mut rotated, &op, &state, &op.issuer).await;
+    assert_eq!(r.status, 303, "a rotated key is fetched: {}", r.body);
+    let (mut made_up, state, nonce) = start(&server).await;
+    h.kid = Some("k9".into());
+    *op.id_token.lock().unwrap() =
+        Some(jsonwebtoken::encode(&h, &claims(&op, "eve", &nonce), &new_key).unwrap());
+    let r = callback(&mut made_up, &op, &state, &op.issuer).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("not among the provider"), "{}", r.body);
 
     // acme is provider_only: a password session may not act for it, not in the console
     // and not as a bearer at /mcp, while the provider's session may.
@@ -361,7 +381,11 @@ async fn refusals_and_a_sign_in(file: &Path) {
         .iter()
         .filter(|r| r["event"] == "sso_login")
         .collect();
-    assert_eq!(logins.len(), 1, "exactly one sign-in: {logins:?}");
+    assert_eq!(
+        logins.len(),
+        2,
+        "the first sign-in and the one after the rotation: {logins:?}"
+    );
     assert!(records.iter().any(|r| r["event"] == "user_provisioned"));
     assert!(records.iter().any(|r| r["event"] == "role_synced"));
 }

@@ -34,6 +34,8 @@ pub(super) struct Metadata {
 struct Cache {
     metadata: Option<(Metadata, Instant)>,
     jwks: Option<(JwkSet, Instant)>,
+    /// When a token naming an unknown key last made Warden fetch the keys again.
+    refetched_for_kid: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -90,12 +92,23 @@ impl OidcClient {
         token: &str,
     ) -> Result<JwkSet, SsoFailure> {
         let mut cache = self.cache.lock().await;
+        // Fetched again when an hour old (a key the provider withdrew stops working), and
+        // when a token names a key not in the set (a rotation), at most every ten seconds
+        // for that reason, so that tokens with made-up `kid`s cannot hammer the provider.
+        let unknown_kid = cache
+            .jwks
+            .as_ref()
+            .is_some_and(|(keys, _)| id_token::needs_key(token, keys))
+            && cache
+                .refetched_for_kid
+                .is_none_or(|at| at.elapsed() >= JWKS_REFETCH_GAP);
         let stale = match &cache.jwks {
             None => true,
-            Some((keys, at)) => {
-                id_token::needs_key(token, keys) && at.elapsed() >= JWKS_REFETCH_GAP
-            }
+            Some((_, at)) => at.elapsed() >= METADATA_FOR || unknown_kid,
         };
+        if unknown_kid {
+            cache.refetched_for_kid = Some(Instant::now());
+        }
         if stale {
             let keys: JwkSet = serde_json::from_value(get_json(http, jwks_uri, None).await?)
                 .map_err(|e| {

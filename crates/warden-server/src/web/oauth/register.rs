@@ -28,9 +28,8 @@ pub(super) async fn register(
         }
     };
     match s.auth.register(&meta, &addr.ip().to_string()).await {
-        Ok(client) => json_no_store(
-            StatusCode::CREATED,
-            json!({
+        Ok(client) => {
+            let mut body = json!({
                 "client_id": client.id.to_string(),
                 "client_id_issued_at": client.created_at.timestamp(),
                 "client_name": client.name,
@@ -39,8 +38,12 @@ pub(super) async fn register(
                 "response_types": ["code"],
                 "token_endpoint_auth_method": "none",
                 "scope": SCOPES.join(" "),
-            }),
-        ),
+            });
+            if let Some(t) = &meta.application_type {
+                body["application_type"] = json!(t);
+            }
+            json_no_store(StatusCode::CREATED, body)
+        }
         Err(RegisterError::Invalid(e)) => {
             oauth_error(StatusCode::BAD_REQUEST, e.code(), e.description())
         }
