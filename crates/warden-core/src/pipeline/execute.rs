@@ -135,10 +135,10 @@ impl Pipeline {
         let mut asks = Vec::new();
         let mut elicited = None;
         if let Some(ask) = &tool.elicit {
-            match answer(ELICIT_KEY).and_then(elicit_answer) {
+            match answer(&ask.key).and_then(elicit_answer) {
                 Some(a) => elicited = Some(a),
                 None => asks.push((
-                    ELICIT_KEY.to_string(),
+                    ask.key.clone(),
                     Ask::Elicit {
                         message: ask.message.clone(),
                         schema: ask.schema.clone(),
@@ -148,10 +148,10 @@ impl Pipeline {
         }
         let mut sampled = None;
         if let Some(sample) = &tool.sample {
-            match answer(SAMPLE_KEY).and_then(sample_answer) {
+            match answer(&sample.key).and_then(sample_answer) {
                 Some(t) => sampled = Some(t),
                 None => asks.push((
-                    SAMPLE_KEY.to_string(),
+                    sample.key.clone(),
                     Ask::Sample {
                         prompt: self.templates.render_sample(tool, args)?,
                         max_tokens: sample.max_tokens,
@@ -182,9 +182,6 @@ impl Pipeline {
     }
 }
 
-/// The keys Warden's questions go under in `inputRequests` and come back under.
-pub const ELICIT_KEY: &str = "elicit";
-pub const SAMPLE_KEY: &str = "sample";
 /// The confirmation ledger's tool name prefix for request states.
 const INPUT_STATE_TOOL: &str = "input-state:";
 

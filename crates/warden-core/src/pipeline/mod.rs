@@ -54,7 +54,6 @@ use std::sync::Arc;
 pub use arguments::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
 pub use confirm::CONFIRM_KEY;
 pub use error::{CallError, PromptError, Rejection, ResourceError};
-pub use execute::{ELICIT_KEY, SAMPLE_KEY};
 pub use explain::explain;
 pub use input_policy::policy_variables;
 pub use measure::{OPERATION_DURATION, POLICY_DENIALS, UNKNOWN};

@@ -516,12 +516,16 @@ pub const SAMPLE_TEXT: &str = "sample_text";
 pub struct Elicit {
     pub message: String,
     pub schema: serde_json::Map<String, serde_json::Value>,
+    /// Its key in an MCP 2026-07-28 `input_required` result and the answers.
+    pub key: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub prompt: String,
     pub max_tokens: u32,
+    /// Its key in an MCP 2026-07-28 `input_required` result and the answers.
+    pub key: String,
 }
 
 #[derive(Debug, Clone)]

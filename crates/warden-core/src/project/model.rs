@@ -438,6 +438,10 @@ pub struct ElicitSpec {
     pub message: String,
     /// JSON Schema (flat object of primitive properties) for the requested answer.
     pub schema: Spanned<serde_json::Value>,
+    /// The key the question and its answer go under for MCP 2026-07-28 clients. Default
+    /// `elicit`.
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -447,6 +451,10 @@ pub struct SampleSpec {
     pub prompt: Spanned<String>,
     #[serde(default)]
     pub max_tokens: Option<u32>,
+    /// The key the request and its answer go under for MCP 2026-07-28 clients. Default
+    /// `sample`.
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

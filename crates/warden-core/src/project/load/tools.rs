@@ -13,6 +13,29 @@ use crate::project::params::input_schema;
 use crate::project::{Access, ContentBlock, Dialect, Returns, Tool, model};
 
 impl Checker<'_> {
+    /// An answer key: letters, digits, `_` and `-`, 1 to 64 long.
+    fn answer_key(&mut self, key: Option<&Spanned<String>>, default: &str, field: &str) -> String {
+        let Some(k) = key else {
+            return default.to_string();
+        };
+        let ok = !k.value.is_empty()
+            && k.value.len() <= 64
+            && k.value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            self.err(
+                k,
+                field,
+                format!(
+                    "'{}' is not a key; use 1 to 64 letters, digits, '_' or '-'",
+                    k.value
+                ),
+            );
+        }
+        k.value.clone()
+    }
+
     pub(super) fn tool(
         &mut self,
         t: model::ToolSpec,
@@ -132,6 +155,11 @@ impl Checker<'_> {
                     Some(crate::project::Elicit {
                         message: e.value.message,
                         schema: m,
+                        key: self.answer_key(
+                            e.value.key.as_ref(),
+                            "elicit",
+                            &format!("{field}.elicit.key"),
+                        ),
                     })
                 }
                 _ => {
@@ -159,6 +187,11 @@ impl Checker<'_> {
                 Some(crate::project::Sample {
                     prompt: s.value.prompt.value,
                     max_tokens: s.value.max_tokens.unwrap_or(256),
+                    key: self.answer_key(
+                        s.value.key.as_ref(),
+                        "sample",
+                        &format!("{field}.sample.key"),
+                    ),
                 })
             }
         };
