@@ -95,7 +95,8 @@ pub struct AuthServer {
     trail: Option<crate::console::TrailKeys>,
     /// The identity providers people may sign in with (`login.providers`); `None` without.
     federation: Option<Arc<crate::sso::Federation>>,
-    /// Fetches Client ID Metadata Documents (a `client_id` that is an https URL).
+    /// Fetches Client ID Metadata Documents (a `client_id` that is an https URL); without
+    /// one, such a `client_id` is refused.
     documents: Option<Arc<crate::cimd::CimdFetcher>>,
 }
 
@@ -139,7 +140,7 @@ impl AuthServer {
             consent_key: tokio::sync::OnceCell::new(),
             trail: None,
             federation: None,
-            documents: crate::cimd::CimdFetcher::new().ok().map(Arc::new),
+            documents: None,
         })
     }
 
@@ -161,8 +162,8 @@ impl AuthServer {
         self
     }
 
-    /// Another fetcher for client metadata documents (tests: a simulated resolver and a test
-    /// CA), or none (a URL `client_id` is then refused).
+    /// The fetcher for client metadata documents (`CimdFetcher::new` when serving; tests: a
+    /// simulated resolver and a test CA), or none (a URL `client_id` is then refused).
     pub fn with_client_documents(
         mut self,
         documents: Option<Arc<crate::cimd::CimdFetcher>>,

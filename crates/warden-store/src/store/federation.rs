@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{millis, now_millis};
-use super::{Backend, BeginWrite, Store};
+use super::rows::{UserRow, millis, now_millis};
+use super::{Backend, BeginWrite, INSERT_USER, Store};
 use crate::StoreError;
 use crate::model::{GrantId, User, UserId, normalize_email};
 
@@ -32,8 +32,6 @@ const SET_REFRESH: &str = "UPDATE federated_identities SET refresh_sealed = $2 W
 const SESSION_IDENTITY: &str = "UPDATE browser_sessions SET identity_id = $2 WHERE token_hash = $1";
 const GRANT_IDENTITY_SET: &str = "UPDATE grants SET identity_id = $2 WHERE id = $1";
 const GRANT_IDENTITY: &str = "SELECT identity_id FROM grants WHERE id = $1";
-const INSERT_USER: &str = "INSERT INTO users (id, email, display_name, password_hash, created_at, disabled_at) \
-     VALUES ($1, $2, $3, NULL, $4, NULL)";
 
 /// A sign-in under way at a provider, as stored when the person was sent there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,14 +204,14 @@ impl Store {
         let user_id = UserId::new_random();
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_millis();
-        let identity: FederatedIdentity = on_pool!(self, pool => async {
+        let (user, identity) = on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(INSERT_USER)
+            let user = sqlx::query_as::<_, UserRow>(INSERT_USER)
                 .bind(user_id.to_string())
                 .bind(&email)
                 .bind(display_name)
                 .bind(now)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| conflict_or(e, "a user", "email", &email))?;
             let identity = sqlx::query_as::<_, IdentityRow>(INSERT_IDENTITY)
@@ -228,18 +226,10 @@ impl Store {
                 .await
                 .map_err(|e| conflict_or(e, "an identity", "subject", subject))?;
             tx.commit().await?;
-            Ok::<_, StoreError>(identity)
+            Ok::<_, StoreError>((user, identity))
         }
-        .await)?
-        .try_into()?;
-        let user = self
-            .user_by_id(user_id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt {
-                entity: "user",
-                detail: "a provisioned user is missing after its commit".into(),
-            })?;
-        Ok((user, identity))
+        .await)?;
+        Ok((user.try_into()?, identity.try_into()?))
     }
 
     /// A sign-in through the identity: its e-mail as the provider gave it now, and the

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::account::{PageQuery, form_admin};
-use super::{console_error, console_page, console_url, member, see_other, shown};
+use super::{admin_page, console_error, console_page, console_url, see_other, shown};
 use crate::web::oauth::{AuthState, csrf_unavailable, new_csrf};
 
 const PAGE: &str = "/console/admin/access";
@@ -29,13 +29,8 @@ pub(super) async fn list(
     headers: HeaderMap,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, Response> {
-    let back_to = q
-        .org
-        .as_deref()
-        .map_or_else(|| PAGE.to_string(), |o| console_url(PAGE, o, None));
-    let m = member(&s, &headers, addr, q.org.as_deref(), &back_to).await?;
+    let (m, admin) = admin_page(&s, &headers, addr, q.org.as_deref(), PAGE).await?;
     let console = s.auth.console();
-    let admin = console.admin(&m, PAGE).await.map_err(console_error)?;
     let keys = console.org_keys(&admin).await.map_err(console_error)?;
     let apps = console.org_apps(&admin).await.map_err(console_error)?;
     let Some((csrf, cookie)) = new_csrf(&s) else {

@@ -13,7 +13,7 @@ use warden_auth::console::Added;
 use warden_store::Role;
 
 use super::account::{PageQuery, form_admin, gated_error, notice};
-use super::{console_error, console_page, console_url, member, see_other, shown};
+use super::{admin_page, console_error, console_page, console_url, see_other, shown};
 use crate::web::oauth::{AuthState, csrf_unavailable, new_csrf};
 
 const PAGE: &str = "/console/admin/members";
@@ -24,19 +24,11 @@ pub(super) async fn list(
     headers: HeaderMap,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let back_to = match &q.org {
-        Some(o) => console_url(PAGE, o, None),
-        None => PAGE.to_string(),
-    };
-    let m = match member(&s, &headers, addr, q.org.as_deref(), &back_to).await {
-        Ok(m) => m,
+    let (m, admin) = match admin_page(&s, &headers, addr, q.org.as_deref(), PAGE).await {
+        Ok(pair) => pair,
         Err(page) => return page,
     };
     let console = s.auth.console();
-    let admin = match console.admin(&m, PAGE).await {
-        Ok(a) => a,
-        Err(e) => return console_error(e),
-    };
     let members = match console.members(&admin).await {
         Ok(list) => list,
         Err(e) => return console_error(e),

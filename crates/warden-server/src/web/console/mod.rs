@@ -87,6 +87,34 @@ async fn member(
         .map_err(console_error)
 }
 
+/// Where sign-in continues to for the console page `path` (of `org`, if named).
+fn back_to(path: &str, org: Option<&str>) -> String {
+    match org {
+        Some(o) => console_url(path, o, None),
+        None => path.to_string(),
+    }
+}
+
+/// The signed-in person on the Admin page `page` of `org` (a browser without a session is
+/// sent to sign in and back here), with their Admin permit: refused with 403, and recorded,
+/// for anyone else.
+async fn admin_page(
+    s: &AuthState,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    org: Option<&str>,
+    page: &str,
+) -> Result<(Member, warden_auth::console::Admin), Response> {
+    let m = member(s, headers, addr, org, &back_to(page, org)).await?;
+    let admin = s
+        .auth
+        .console()
+        .admin(&m, page)
+        .await
+        .map_err(console_error)?;
+    Ok((m, admin))
+}
+
 /// Where a console page for `org` lives, with a fixed notice `done` (never text from the
 /// request).
 fn console_url(path: &str, org: &str, done: Option<&str>) -> String {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use warden_auth::console::ConsoleError;
 use warden_store::Role;
 
-use super::{console_error, console_page, console_url, member};
+use super::{admin_page, console_error, console_page};
 use crate::web::message;
 use crate::web::oauth::AuthState;
 
@@ -31,13 +31,8 @@ pub(super) async fn page(
     headers: HeaderMap,
     Query(q): Query<ToolsQuery>,
 ) -> Result<Response, Response> {
-    let back_to = q
-        .org
-        .as_deref()
-        .map_or_else(|| PAGE.to_string(), |o| console_url(PAGE, o, None));
-    let m = member(&s, &headers, addr, q.org.as_deref(), &back_to).await?;
+    let (m, admin) = admin_page(&s, &headers, addr, q.org.as_deref(), PAGE).await?;
     let console = s.auth.console();
-    let admin = console.admin(&m, PAGE).await.map_err(console_error)?;
     let Some(live) = &s.pipeline else {
         return Err(message(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,7 +15,7 @@ use warden_auth::console::{ChainStatus, Member, TrailPage, TrailQuery};
 use warden_store::audit::Record;
 
 use super::account::form_admin;
-use super::{console_error, console_url, member};
+use super::{admin_page, back_to, console_error, member};
 use crate::web::oauth::{AuthState, csrf_unavailable, new_csrf};
 use crate::web::page;
 
@@ -148,13 +148,6 @@ fn page_context(
     (rows, older)
 }
 
-fn back_to(path: &str, org: Option<&str>) -> String {
-    match org {
-        Some(o) => console_url(path, o, None),
-        None => path.to_string(),
-    }
-}
-
 pub(super) async fn activity(
     State(s): State<AuthState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -228,16 +221,8 @@ pub(super) async fn audit(
     headers: HeaderMap,
     Query(q): Query<TrailParams>,
 ) -> Result<Response, Response> {
-    let m = member(
-        &s,
-        &headers,
-        addr,
-        q.org.as_deref(),
-        &back_to(AUDIT, q.org.as_deref()),
-    )
-    .await?;
+    let (m, admin) = admin_page(&s, &headers, addr, q.org.as_deref(), AUDIT).await?;
     let console = s.auth.console();
-    let admin = console.admin(&m, AUDIT).await.map_err(console_error)?;
     let query = q.query(true);
     let p = console.audit(&admin, &query).await.map_err(console_error)?;
     // The chain is verified on the first page only; paging through does not repeat it.
