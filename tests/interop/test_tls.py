@@ -36,8 +36,9 @@ def _name(cn):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_ca_and_leaf(d: Path):
-    """A CA, and a leaf for 127.0.0.1 and localhost signed by it: (ca.pem, cert.pem, key.pem)."""
+def make_ca_and_leaf(d: Path, dns_names=("localhost",), ips=("127.0.0.1",)):
+    """A CA, and a leaf for `ips` and `dns_names` (by default 127.0.0.1 and localhost) signed
+    by it: (ca.pem, cert.pem, key.pem) in `d`."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("Warden interop CA")).issuer_name(_name("Warden interop CA"))
@@ -52,8 +53,8 @@ def make_ca_and_leaf(d: Path):
     leaf = (x509.CertificateBuilder().subject_name(_name("warden")).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([*(x509.IPAddress(ipaddress.ip_address(i)) for i in ips),
+                                                        *(x509.DNSName(n) for n in dns_names)]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     ca_pem, cert_pem, key_pem = d / "ca.pem", d / "cert.pem", d / "key.pem"

@@ -21,6 +21,17 @@
 //
 // tests/interop/test_balancer.py runs it with the pinned Node 22 against HAProxy in front of
 // three `warden serve` instances.
+//
+// Options, in the environment (unset: the behaviour above, which test_balancer relies on):
+//   CIMD_URL=https://host/client.json  the app identifies itself with this Client ID Metadata
+//                                      Document URL (OAuthClientProvider.clientMetadataUrl)
+//                                      instead of registering; the document must list
+//                                      REDIRECT_URI below (tests/interop/test_cimd.py)
+//   VERSION_NEGOTIATION=legacy|auto    v2's Client versionNegotiation mode (SDK default: legacy)
+//   SDK_LINE=v1                        the v1 SDK (`@modelcontextprotocol/sdk`, 2025-11-25 only)
+//                                      instead of v2, loaded and finished as its docs show
+// The summary also says which client_id the app used, whether it registered (POST
+// /register), and the protocol version it negotiated.
 
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -29,7 +40,37 @@ import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
-const SDK = '@modelcontextprotocol/client';
+const SDK_LINE = process.env.SDK_LINE || 'v2';
+const CIMD_URL = process.env.CIMD_URL || undefined;
+const VERSION_NEGOTIATION = process.env.VERSION_NEGOTIATION || undefined;
+// Each line as its docs show: v1 hands finishAuth the code; v2 the whole callback query (and
+// checks RFC 9207 `iss`).
+const LINES = {
+  v1: {
+    sdk: '@modelcontextprotocol/sdk',
+    load() {
+      const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
+      const { StreamableHTTPClientTransport } = require('@modelcontextprotocol/sdk/client/streamableHttp.js');
+      const { UnauthorizedError } = require('@modelcontextprotocol/sdk/client/auth.js');
+      const version = installedVersion('@modelcontextprotocol/sdk/client/index.js', this.sdk);
+      return { Client, StreamableHTTPClientTransport, UnauthorizedError, version };
+    },
+    finishAuth: (transport, params) => transport.finishAuth(params.get('code')),
+    protocolVersion: (client, transport) => transport.protocolVersion,
+  },
+  v2: {
+    sdk: '@modelcontextprotocol/client',
+    load() {
+      const { Client, StreamableHTTPClientTransport, UnauthorizedError } = require(this.sdk);
+      return { Client, StreamableHTTPClientTransport, UnauthorizedError, version: installedVersion(this.sdk, this.sdk) };
+    },
+    finishAuth: (transport, params) => transport.finishAuth(params),
+    protocolVersion: (client) => client.getNegotiatedProtocolVersion(),
+  },
+};
+const LINE = LINES[SDK_LINE];
+const SDK = LINE?.sdk;
+const CLIENT_NAME = `warden-interop-ts-${SDK_LINE}`;
 const CALLS = 9;
 const TIMEOUT_MS = 120_000;
 // The app's registered redirect URI. The headless person stops at the redirect to it, so no
@@ -289,8 +330,12 @@ class HeadlessPerson {
 // ---------------------------------------------------------------------------------------------
 
 class InMemoryOAuthClientProvider {
-  constructor(onRedirect) {
+  constructor(onRedirect, clientMetadataUrl) {
     this.onRedirect = onRedirect;
+    // Read by the SDK's auth(): with the server's client_id_metadata_document_supported, this
+    // URL is the client_id and nothing is registered. (The SDK falls back to registering
+    // silently otherwise: the summary's `registered` tells.)
+    if (clientMetadataUrl) this.clientMetadataUrl = clientMetadataUrl;
     this.creds = new Map();
     this.storedTokens = undefined;
     this.verifier = undefined;
@@ -302,7 +347,7 @@ class InMemoryOAuthClientProvider {
   }
   get clientMetadata() {
     return {
-      client_name: 'warden-interop-ts-v2',
+      client_name: CLIENT_NAME,
       redirect_uris: [REDIRECT_URI],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
@@ -375,14 +420,15 @@ async function main() {
     process.argv[4] ?? process.env.WARDEN_PASSWORD,
   ];
   check(url && email && password, 'usage: ts_oauth_client.mjs MCP_URL EMAIL PASSWORD (or MCP_URL, WARDEN_EMAIL, WARDEN_PASSWORD)');
+  check(LINE, `SDK_LINE must be v1 or v2, not '${SDK_LINE}'`);
+  check(!(VERSION_NEGOTIATION && SDK_LINE === 'v1'), 'VERSION_NEGOTIATION is a v2 option; v1 speaks only 2025-11-25');
   let sdk;
   try {
-    sdk = require(SDK);
+    sdk = LINE.load();
   } catch (e) {
     fail(`cannot load ${SDK} (set NODE_PATH to the test tools' node_modules): ${e.message}`);
   }
-  const { Client, StreamableHTTPClientTransport, UnauthorizedError } = sdk;
-  const version = installedVersion(SDK, SDK);
+  const { Client, StreamableHTTPClientTransport, UnauthorizedError, version } = sdk;
   const mcpUrl = new URL(url);
 
   // The app's side of the redirect: redirectToAuthorization hands the URL to the (headless)
@@ -393,7 +439,7 @@ async function main() {
     const callback = person.authorize(authUrl, REDIRECT_URI);
     callback.catch(() => {}); // awaited below; keep an early failure from going unhandled
     authorizations.push({ url: authUrl, callback });
-  });
+  }, CIMD_URL);
 
   // Only records which requests went out (paths and statuses) for the summary and the messages.
   const wire = [];
@@ -404,7 +450,10 @@ async function main() {
     return res;
   };
   const newTransport = () => new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider, fetch: recordingFetch });
-  const client = new Client({ name: 'warden-interop-ts-v2', version: '1.0.0' });
+  const client = new Client(
+    { name: CLIENT_NAME, version: '1.0.0' },
+    VERSION_NEGOTIATION ? { versionNegotiation: { mode: VERSION_NEGOTIATION } } : undefined,
+  );
 
   // 1. Connect: the 401 sends the SDK through discovery, registration and redirectToAuthorization.
   let transport = newTransport();
@@ -426,8 +475,8 @@ async function main() {
   for (const name of ['code', 'state', 'iss']) check(params.get(name), `the redirect to the app carries no ${name}: ${callback.href}`);
   check(params.get('state') === provider.lastState, `state mismatch: sent ${provider.lastState}, got ${params.get('state')}`);
 
-  // 3. finishAuth with the callback's query (v2: checks iss per RFC 9207, redeems the code).
-  await transport.finishAuth(params);
+  // 3. finishAuth with the callback (v2: its query, and checks iss per RFC 9207; v1: the code).
+  await LINE.finishAuth(transport, params);
   const tokens = provider.tokens();
   check(tokens?.access_token, 'finishAuth saved no tokens');
 
@@ -443,6 +492,7 @@ async function main() {
     check(Array.isArray(found) && found.length === 2, `call ${i}: expected 2 rows, got ${JSON.stringify(found)?.slice(0, 300)}`);
   }
   check(authorizations.length === 1, `the SDK asked for authorization again during the calls (${authorizations.length} in all)`);
+  const protocolVersion = LINE.protocolVersion(client, transport) ?? null;
   await client.close();
 
   const summary = {
@@ -458,6 +508,10 @@ async function main() {
     token_type: tokens.token_type,
     refresh_token: Boolean(tokens.refresh_token),
     mcp_posts: wire.filter((w) => w.startsWith(`POST ${mcpUrl.pathname} `)).length,
+    client_id: [...provider.creds.values()][0]?.client_id ?? null,
+    authorize_client_id: auth.url.searchParams.get('client_id'),
+    registered: wire.some((w) => w.startsWith('POST /register ')),
+    protocol_version: protocolVersion,
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }

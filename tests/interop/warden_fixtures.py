@@ -71,23 +71,27 @@ def _members(file):
 
 
 @contextmanager
-def server(file, *extra):
+def server(file, *extra, env=None, log=None):
+    """`warden serve` on a free port; yields its MCP URL. `env` adds to its environment; a
+    list passed as `log` collects what it writes on stderr (for failure messages)."""
+    log = [] if log is None else log
     proc = subprocess.Popen(
         [WARDEN, "serve", "-p", str(file), "--bind", "127.0.0.1:0", *extra],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "WARDEN_LOG": "info"},
+        env={**os.environ, "WARDEN_LOG": "info", **(env or {})},
     )
     url = None
     for line in proc.stderr:
+        log.append(line.rstrip("\n"))
         m = re.search(r"serving MCP on (https?://\S+)", line)
         if m:
             url = m.group(1)
             break
-    assert url, "warden did not report its address"
+    assert url, "warden did not report its address:\n" + "\n".join(log[-20:])
     # Keep draining stderr so the server never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    threading.Thread(target=lambda: [log.append(l.rstrip("\n")) for l in proc.stderr], daemon=True).start()
     try:
         yield url
     finally:

@@ -21,6 +21,7 @@ mod policy_test;
 mod reload;
 mod reload_cmd;
 mod serve;
+mod test_hooks;
 mod why;
 
 #[global_allocator]

@@ -205,14 +205,17 @@ async fn stdio_identity(
 
 /// The fetcher for Client ID Metadata Documents. Without one (no TLS roots, say), a URL
 /// `client_id` is refused and dynamic registration still works.
-fn client_documents() -> Option<Arc<warden_auth::cimd::CimdFetcher>> {
-    match warden_auth::cimd::CimdFetcher::new() {
+fn client_documents() -> anyhow::Result<Option<Arc<warden_auth::cimd::CimdFetcher>>> {
+    if let Some(hooked) = crate::test_hooks::client_documents()? {
+        return Ok(Some(hooked));
+    }
+    Ok(match warden_auth::cimd::CimdFetcher::new() {
         Ok(f) => Some(Arc::new(f)),
         Err(e) => {
             tracing::warn!(error = %e, "client metadata documents are off: a URL client_id will be refused");
             None
         }
-    }
+    })
 }
 
 /// The identity providers of `login.providers`, with the key that seals their refresh
@@ -270,7 +273,7 @@ pub(crate) async fn serve_http(
             .with_abuse_limits(pipeline.project().server.abuse_limits)
             .with_audit_signer(opened.signer())
             .with_federation(federation(&cfg.sign_in, &issuer)?)
-            .with_client_documents(client_documents());
+            .with_client_documents(client_documents()?);
             let mailer = warden_server::web::mailer::Mailer::new(cfg.mailer.clone());
             Some(
                 warden_server::web::oauth::AuthState::new(Arc::new(auth), mailer)

@@ -161,8 +161,9 @@ async fn unused_clients_are_capped_per_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unused_clients_are_purged_on_schedule_and_authorized_ones_kept() {
-    let limits =
-        "    unused_clients: { per_address: 5, expire_after_seconds: 3, purge_every_seconds: 1 }\n";
+    // The expiry leaves room for five registrations and a sign-in (Argon2) on a loaded
+    // 2-core machine: at 3 s, CI once saw the client to be authorized purged first.
+    let limits = "    unused_clients: { per_address: 5, expire_after_seconds: 10, purge_every_seconds: 1 }\n";
     on_each_backend("purge", limits, |file| async move {
         let server = Server::start(&file);
         let base = base(&server);
@@ -184,7 +185,7 @@ async fn unused_clients_are_purged_on_schedule_and_authorized_ones_kept() {
             .unwrap()
             .parse()
             .unwrap();
-        assert!((1..=3).contains(&retry), "{retry}");
+        assert!((1..=10).contains(&retry), "{retry}");
         // One client is authorized: it is used, and survives the purge.
         let used = ids[0].clone();
         authorize(&base, &used).await;
@@ -192,7 +193,7 @@ async fn unused_clients_are_purged_on_schedule_and_authorized_ones_kept() {
         assert_eq!(authorize_page(&base, &ids[1]).await, 200);
         // After the expiry and a purge, the others are gone and the address may register
         // again (up to the cap less the one kept, which is no longer unused).
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(12)).await;
         assert_eq!(authorize_page(&base, &ids[1]).await, 400, "purged");
         assert_eq!(authorize_page(&base, &used).await, 200, "authorized: kept");
         for _ in 0..5 {
