@@ -150,7 +150,7 @@ fn ran(server_answer: &Value) -> bool {
 /// Multi round-trip requests: a question comes back as `input_required` with a state; the
 /// answer with that state completes the call. The state is single-use and bound to the
 /// caller, the tool and the arguments: a tampered, replayed, foreign or re-targeted state
-/// is refused (-32602) and nothing runs; answers without a state are asked again.
+/// is refused (-32602) and nothing runs; answers without a state are taken as they are.
 #[tokio::test]
 async fn a_question_round_trips_and_its_state_cannot_be_abused() {
     let (_dir, file, key) = init_project();
@@ -274,8 +274,15 @@ async fn a_question_round_trips_and_its_state_cannot_be_abused() {
         "{r}"
     );
 
-    // Answers without a state are not trusted: the question is asked again.
-    let (_, r) = call(&server, &key, args.clone(), Some(answer("Mallory")), None).await;
+    // Answers without a state are taken as they are (an answer adds no authority: the
+    // same client could give it when asked); a malformed one is asked again.
+    let (_, r) = call(&server, &key, args.clone(), Some(answer("Bea")), None).await;
+    assert_eq!(
+        r["result"]["content"][0]["text"], "approved by Bea: renewal",
+        "{r}"
+    );
+    let bad = json!({"elicit": {"action": "accept", "content": "not an object"}});
+    let (_, r) = call(&server, &key, args.clone(), Some(bad), None).await;
     assert_eq!(r["result"]["resultType"], "input_required", "{r}");
 
     // Round 2 with the first state: the call completes with the answer.
@@ -311,7 +318,7 @@ async fn a_question_round_trips_and_its_state_cannot_be_abused() {
         "{r}"
     );
 
-    // The trail: questions asked, refusals by rule, one completed call.
+    // The trail: questions asked, refusals by rule, two completed calls (Bea's, Ana's).
     let records = common::audit_log(&file, &[]);
     let calls: Vec<&Value> = records
         .iter()
@@ -331,7 +338,7 @@ async fn a_question_round_trips_and_its_state_cannot_be_abused() {
     );
     assert_eq!(
         calls.iter().filter(|r| r["outcome"] == "success").count(),
-        1,
+        2,
         "{calls:?}"
     );
 }
@@ -443,4 +450,119 @@ async fn a_write_is_confirmed_through_the_round_trip_and_only_for_the_call_previ
         1,
         "{records:?}"
     );
+}
+
+const TWO_ROUNDS: &str = r#"tools:
+  - name: plan_trip
+    description: Asks where, then when, then the client's roots
+    access: read
+    elicit:
+      - key: where
+        message: Where to?
+        schema: { type: object, properties: { city: { type: string } }, required: [city] }
+      - key: when
+        round: 2
+        message: When?
+        schema: { type: object, properties: { day: { type: string } }, required: [day] }
+    roots: { key: folders, round: 2 }
+    sql: |
+      SELECT json_extract(:answers, '$.where.content.city') || ' on ' || json_extract(:answers, '$.when.content.day') || ' from ' || json_extract(:roots, '$[0].uri') AS text
+    content: [{ type: text, column: text }]
+"#;
+
+/// Questions in rounds: the second round is asked only once the first is answered, and its
+/// state carries the first round's answers, bound into it: an edited carried answer is
+/// refused like an edited token, and the call completes with every round's answers.
+#[tokio::test]
+async fn rounds_carry_earlier_answers_that_cannot_be_edited() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replacen("tools:\n", TWO_ROUNDS, 1)).unwrap();
+    let server = Server::start(&file);
+    let caps = |params: &mut Value| {
+        params["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+            json!({"elicitation": {}, "roots": {}});
+    };
+    let send = |responses: Option<Value>, state: Option<String>| {
+        let mut params = json!({"name": "plan_trip", "arguments": {}, "_meta": meta()});
+        caps(&mut params);
+        if let Some(r) = responses {
+            params["inputResponses"] = r;
+        }
+        if let Some(s) = state {
+            params["requestState"] = json!(s);
+        }
+        let (server, key) = (&server, &key);
+        async move {
+            let r = server
+                .client()
+                .post(&server.url)
+                .bearer_auth(key)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "plan_trip")
+                .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
+                .send()
+                .await
+                .unwrap();
+            sse_response(&r.text().await.unwrap(), 7)
+        }
+    };
+    let first = send(None, None).await;
+    let asked: Vec<&String> = first["result"]["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(asked, ["where"], "round 1 asks only round 1: {first}");
+    let state1 = first["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let second = send(
+        Some(json!({"where": {"action": "accept", "content": {"city": "Lisbon"}}})),
+        Some(state1),
+    )
+    .await;
+    let mut asked: Vec<&String> = second["result"]["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    asked.sort();
+    assert_eq!(asked, ["folders", "when"], "{second}");
+    assert_eq!(
+        second["result"]["inputRequests"]["folders"]["method"],
+        "roots/list"
+    );
+    let state2 = second["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (token, carried) = state2.split_once('.').expect("the state carries round 1");
+
+    // The carried answers edited (Lisbon becomes Paris): refused, nothing runs.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let edited = String::from_utf8(b64.decode(carried).unwrap())
+        .unwrap()
+        .replace("Lisbon", "Paris");
+    let forged = format!("{token}.{}", b64.encode(edited));
+    let answers = json!({
+        "when": {"action": "accept", "content": {"day": "Friday"}},
+        "folders": {"roots": [{"uri": "file:///work/trips", "name": "trips"}]},
+    });
+    let r = send(Some(answers.clone()), Some(forged)).await;
+    assert_eq!(r["error"]["code"], -32602, "edited carried answers: {r}");
+
+    // The genuine state still completes the call, with every round's answers, once.
+    let done = send(Some(answers.clone()), Some(state2.clone())).await;
+    assert_eq!(
+        done["result"]["content"][0]["text"], "Lisbon on Friday from file:///work/trips",
+        "{done}"
+    );
+    let again = send(Some(answers), Some(state2)).await;
+    assert_eq!(again["error"]["code"], -32602, "replayed: {again}");
 }

@@ -29,8 +29,7 @@ impl Pipeline {
         // result, and the state it answers under is the confirmation token itself. (A write
         // tool that also asks questions keeps the token flow: one state per round.)
         if !confirm
-            && tool.elicit.is_none()
-            && tool.sample.is_none()
+            && tool.questions.is_empty()
             && let Some(round) = req.channel.input_round().filter(|r| r.can_elicit)
         {
             return self

@@ -37,6 +37,7 @@ pub mod limits;
 mod measure;
 mod output;
 mod prompt;
+mod questions;
 mod record;
 mod reload;
 mod request;

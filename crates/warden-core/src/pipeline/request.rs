@@ -24,6 +24,10 @@ pub trait ClientChannel: Send + Sync {
     ) -> BoxFuture<'_, Result<Elicited, String>>;
     /// Asks the client's model for a completion.
     fn sample(&self, prompt: String, max_tokens: u32) -> BoxFuture<'_, Result<String, String>>;
+    /// Asks the client for its roots (each `{uri, name}`).
+    fn list_roots(&self) -> BoxFuture<'_, Result<Vec<Value>, String>> {
+        Box::pin(async { Err("this client cannot be asked for its roots".to_string()) })
+    }
     /// For a client of MCP 2026-07-28, which is never sent requests of the server's own:
     /// what it sent back on this round of the call (multi round-trip requests). `None`
     /// for an older client, which is asked through [`Self::elicit`] and [`Self::sample`].
@@ -40,6 +44,19 @@ pub struct InputRound {
     pub state: Option<String>,
     pub can_elicit: bool,
     pub can_sample: bool,
+    pub can_list_roots: bool,
+}
+
+impl InputRound {
+    /// May the client be asked what needs `capability` (`elicitation`, `sampling`, `roots`)?
+    pub fn can(&self, capability: &str) -> bool {
+        match capability {
+            "elicitation" => self.can_elicit,
+            "sampling" => self.can_sample,
+            "roots" => self.can_list_roots,
+            _ => false,
+        }
+    }
 }
 
 /// One question for the client, under the key its answer comes back with.
@@ -53,6 +70,7 @@ pub enum Ask {
         prompt: String,
         max_tokens: u32,
     },
+    Roots,
 }
 
 /// The client must answer `asks` and call again with them and `state`.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::exec::SqlValue;
-use crate::project::{Project, PromptMessage, Tool};
+use crate::project::{Project, PromptMessage, QuestionKind, Tool};
 
 use super::error::{CallError, PromptError};
 
@@ -20,8 +20,8 @@ pub(super) struct Templates {
     broken: HashMap<String, String>,
 }
 
-fn sample_key(tool: &str) -> String {
-    format!("tool/{tool}/sample")
+fn question_key(tool: &str, key: &str) -> String {
+    format!("tool/{tool}/q/{key}")
 }
 
 fn message_key(prompt: &str, index: usize) -> String {
@@ -35,8 +35,13 @@ impl Templates {
             broken: HashMap::new(),
         };
         for tool in &project.tools {
-            if let Some(s) = &tool.sample {
-                t.add(sample_key(&tool.name), s.prompt.clone());
+            for q in &tool.questions {
+                let source = match &q.kind {
+                    QuestionKind::Elicit { message, .. } => message,
+                    QuestionKind::Sample { prompt, .. } => prompt,
+                    QuestionKind::Roots => continue,
+                };
+                t.add(question_key(&tool.name, &q.key), source.clone());
             }
         }
         for p in &project.prompts {
@@ -71,10 +76,12 @@ impl Templates {
             .map_err(|e| e.to_string())
     }
 
-    /// A tool's sampling prompt, with the call's bound values by parameter name.
-    pub(super) fn render_sample(
+    /// A question's text (an elicitation's message, a sampling prompt), with the call's
+    /// bound values by parameter name.
+    pub(super) fn render_question(
         &self,
         tool: &Tool,
+        key: &str,
         args: &[SqlValue],
     ) -> Result<String, CallError> {
         let mut ctx = Map::new();
@@ -88,7 +95,7 @@ impl Templates {
             };
             ctx.insert(name.clone(), j);
         }
-        self.render(&sample_key(&tool.name), value(&Value::Object(ctx)))
+        self.render(&question_key(&tool.name, key), value(&Value::Object(ctx)))
             .map_err(|e| CallError::Client(format!("cannot render a template of this tool: {e}")))
     }
 

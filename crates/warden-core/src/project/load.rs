@@ -21,6 +21,7 @@ mod params;
 mod parse;
 mod policies;
 mod prompts;
+mod questions;
 mod resources;
 mod server;
 mod sign_in;

@@ -501,8 +501,12 @@ pub struct Tool {
     pub progress_steps: u32,
     pub log: Vec<String>,
     pub idempotent: bool,
-    pub elicit: Option<Elicit>,
-    pub sample: Option<Sample>,
+    /// What the client is asked before the SQL runs, in the order asked (by round).
+    pub questions: Vec<Question>,
+    /// How a client of the MCP tasks extension gets the call; `None`: never as a task.
+    pub task: Option<TaskMode>,
+    /// For a task: whether the questions are asked before it is created.
+    pub ask_before_task: bool,
     /// The project's global rules, then the tool's own.
     pub policies: crate::policy::PolicySet,
 }
@@ -511,21 +515,59 @@ pub struct Tool {
 pub const ELICIT_ACTION: &str = "elicit_action";
 pub const ELICIT_CONTENT: &str = "elicit_content";
 pub const SAMPLE_TEXT: &str = "sample_text";
+pub const ROOTS: &str = "roots";
+pub const ANSWERS: &str = "answers";
 
-#[derive(Debug, Clone)]
-pub struct Elicit {
-    pub message: String,
-    pub schema: serde_json::Map<String, serde_json::Value>,
-    /// Its key in an MCP 2026-07-28 `input_required` result and the answers.
+/// One question a tool asks its caller's client before its SQL runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    /// Its key in an MCP 2026-07-28 `input_required` result, the answers and `:answers`.
     pub key: String,
+    /// Asked with the others of its round, once every earlier round is answered (1 first).
+    pub round: u32,
+    pub kind: QuestionKind,
 }
 
-#[derive(Debug, Clone)]
-pub struct Sample {
-    pub prompt: String,
-    pub max_tokens: u32,
-    /// Its key in an MCP 2026-07-28 `input_required` result and the answers.
-    pub key: String,
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuestionKind {
+    /// Ask the user (elicitation); `message` is a template over the tool's parameters.
+    Elicit {
+        message: String,
+        schema: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Ask the client's model (sampling); `prompt` is a template over the parameters.
+    Sample { prompt: String, max_tokens: u32 },
+    /// Ask for the client's roots.
+    Roots,
+}
+
+impl QuestionKind {
+    /// The client capability it needs.
+    pub fn capability(&self) -> &'static str {
+        match self {
+            Self::Elicit { .. } => "elicitation",
+            Self::Sample { .. } => "sampling",
+            Self::Roots => "roots",
+        }
+    }
+}
+
+/// `task:` on a tool (the MCP tasks extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskMode {
+    /// A task for a client that declared the extension; a direct answer for the others.
+    Optional,
+    /// Only as a task: a client that did not declare the extension is refused (-32021).
+    Required,
+}
+
+impl Tool {
+    /// Its questions of kind elicitation, in order.
+    pub fn elicitations(&self) -> impl Iterator<Item = &Question> {
+        self.questions
+            .iter()
+            .filter(|q| matches!(q.kind, QuestionKind::Elicit { .. }))
+    }
 }
 
 #[derive(Debug, Clone)]

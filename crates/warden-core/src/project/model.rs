@@ -421,14 +421,82 @@ pub struct ToolSpec {
     /// Output fields (dotted paths, matched at any depth) that hold sensitive values.
     #[serde(default)]
     pub sensitive: Vec<Spanned<String>>,
-    /// Ask the user for input (MCP elicitation) before the SQL runs; the answer is bound as
-    /// `:elicit_action` and `:elicit_content` (JSON text).
+    /// Ask the user for input (MCP elicitation) before the SQL runs: one question or a list.
+    /// The first answer is bound as `:elicit_action` and `:elicit_content` (JSON text), and
+    /// every answer under its key in `:answers`.
     #[serde(default)]
-    pub elicit: Option<Spanned<ElicitSpec>>,
+    pub elicit: Option<Spanned<OneOrMany<ElicitSpec>>>,
     /// Ask the client's model (MCP sampling) before the SQL runs; the reply is bound as
     /// `:sample_text`.
     #[serde(default)]
     pub sample: Option<Spanned<SampleSpec>>,
+    /// Ask the client for its roots (MCP `roots/list`) before the SQL runs; they are bound as
+    /// `:roots` (a JSON array of `{uri, name}`).
+    #[serde(default)]
+    pub roots: Option<Spanned<RootsSpec>>,
+    /// `optional` or `required`: how an MCP 2026-07-28 client of the tasks extension gets the
+    /// call (as a task it polls). Without it the call is always answered directly.
+    #[serde(default)]
+    pub task: Option<Spanned<String>>,
+    /// For a task: ask the questions `before` the task is created (default), or `during` it.
+    #[serde(default)]
+    pub ask: Option<Spanned<String>>,
+}
+
+/// One item, or a list of them.
+#[derive(Debug)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Self::One(t) => vec![t],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+// By hand rather than `untagged`: a mapping goes to `T` and a sequence to `Vec<T>` directly,
+// so their own errors (an unknown field, with its line) come through unbuffered.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping or a list of mappings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(m)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                s: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(s))
+                    .map(OneOrMany::Many)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootsSpec {
+    /// The key the request and its answer go under for MCP 2026-07-28 clients. Default
+    /// `roots`.
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    /// The round it is asked in (1 first); default 1.
+    #[serde(default)]
+    pub round: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -439,9 +507,13 @@ pub struct ElicitSpec {
     /// JSON Schema (flat object of primitive properties) for the requested answer.
     pub schema: Spanned<serde_json::Value>,
     /// The key the question and its answer go under for MCP 2026-07-28 clients. Default
-    /// `elicit`.
+    /// `elicit` (`elicit_2`, ... for the later ones of a list).
     #[serde(default)]
     pub key: Option<Spanned<String>>,
+    /// The round it is asked in (1 first); the questions of a round are asked together, and
+    /// a round only once the one before is answered. Default 1.
+    #[serde(default)]
+    pub round: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,6 +527,9 @@ pub struct SampleSpec {
     /// `sample`.
     #[serde(default)]
     pub key: Option<Spanned<String>>,
+    /// The round it is asked in (1 first); default 1.
+    #[serde(default)]
+    pub round: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,8 +22,8 @@ use rmcp::model::{
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
     Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
     ReadResourceResult, Resource, ResourceContents, ResourceTemplate, SamplingMessage,
-    ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool, ToolAnnotations,
-    UnsubscribeRequestParams,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
+    ToolAnnotations, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -250,6 +250,7 @@ fn input_required(i: InputRequired) -> Result<InputRequiredResult, ErrorData> {
                     "maxTokens": max_tokens,
                 },
             }),
+            Ask::Roots => json!({ "method": "roots/list", "params": {} }),
         };
         let request: InputRequest = serde_json::from_value(request)
             .map_err(|e| ErrorData::internal_error(format!("cannot ask the client: {e}"), None))?;
@@ -505,6 +506,21 @@ impl ClientChannel for PeerChannel<'_> {
         })
     }
 
+    fn list_roots(&self) -> BoxFuture<'_, Result<Vec<Value>, String>> {
+        Box::pin(async move {
+            let r = self
+                .ctx
+                .peer
+                .list_roots()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(r.roots
+                .into_iter()
+                .filter_map(|root| serde_json::to_value(root).ok())
+                .collect())
+        })
+    }
+
     fn sample(&self, prompt: String, max_tokens: u32) -> BoxFuture<'_, Result<String, String>> {
         Box::pin(async move {
             let params = CreateMessageRequestParams::new(
@@ -601,6 +617,7 @@ impl ServerHandler for WardenMcp {
                 state: req.request_state.clone(),
                 can_elicit: caps.elicitation.is_some(),
                 can_sample: caps.sampling.is_some(),
+                can_list_roots: caps.roots.is_some(),
             }
         });
         let channel = PeerChannel {
@@ -869,6 +886,23 @@ impl ServerHandler for WardenMcp {
         let severity = LEVELS.iter().position(|l| *l == name).unwrap_or(6);
         self.log_level.store(severity as u8, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// MCP 2026-07-28 `subscriptions/listen`: the stream is held open (rmcp acknowledges it
+    /// first, tagged with its id, and ends it when the client goes). Of what was asked, only
+    /// updates of resources this project serves are kept; rmcp narrows the rest to what
+    /// `get_info` advertises (no list-changed notifications: lists change only with a reload
+    /// or a role, and a call is authorized afresh whatever a list said).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let pipeline = self.pipeline.current();
+        let mut accepted = requested.clone();
+        if let Some(uris) = &mut accepted.resource_subscriptions {
+            uris.retain(|u| pipeline.find_resource(u).is_some());
+        }
+        Some(accepted)
     }
 
     /// rmcp routes a known method whose params do not parse here; answer -32602 (invalid

@@ -512,3 +512,76 @@ fn identity_providers_load_with_presets_and_every_mistake_is_named() {
             .contains("'a' names two providers")
     );
 }
+
+#[test]
+fn questions_in_rounds_and_tasks_are_checked() {
+    let tool = |extra: &str| {
+        format!(
+            "{BASE}tools:\n  - name: t\n    description: d\n    access: read\n    sql: SELECT :answers AS a\n{extra}"
+        )
+    };
+    // A list of questions in two rounds, roots, a task asked during: all well.
+    let good = tool(
+        "    elicit:\n      - { key: a, message: 'A for {{ x }}?', schema: { type: object } }\n      - { key: b, round: 2, message: B?, schema: { type: object } }\n    roots: { key: r }\n    task: optional\n    ask: during\n",
+    );
+    let project = load_str(&good, Path::new("p.yaml"), |_| None).unwrap();
+    let t = &project.tools[0];
+    let keys: Vec<(&str, u32)> = t
+        .questions
+        .iter()
+        .map(|q| (q.key.as_str(), q.round))
+        .collect();
+    assert_eq!(keys, [("a", 1), ("r", 1), ("b", 2)]);
+    assert_eq!(t.task, Some(crate::project::TaskMode::Optional));
+    assert!(!t.ask_before_task);
+    for (extra, want) in [
+        (
+            "    elicit:\n      - { key: a, message: A?, schema: { type: object } }\n      - { key: a, message: B?, schema: { type: object } }\n",
+            "two questions use the key 'a'",
+        ),
+        (
+            "    elicit: { message: A?, schema: { type: object }, round: 2 }\n",
+            "no question is asked in round 1",
+        ),
+        ("    elicit: []\n", "an empty list asks nothing"),
+        (
+            "    elicit: { message: '{{ x', schema: { type: object } }\n",
+            "template error",
+        ),
+        ("    task: sometimes\n", "'sometimes' is not a task mode"),
+        ("    ask: during\n", "only a tool with `task`"),
+        (
+            "    task: optional\n    ask: during\n",
+            "this tool asks nothing",
+        ),
+        (
+            "    task: optional\n    ask: later\n",
+            "'later' is not a choice",
+        ),
+    ] {
+        let problems = errors(&tool(extra));
+        assert!(
+            problems.iter().any(|p| p.contains(want)),
+            "{want} in {problems:#?}"
+        );
+    }
+    // A write runs once confirmed, never as a task; nor does any tool with several instances.
+    let problems = errors(&format!(
+        "{BASE}tools:\n  - name: t\n    description: d\n    access: write\n    sql: DELETE FROM x\n    task: optional\n"
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("tools[0].task") && p.contains("read tools")),
+        "{problems:#?}"
+    );
+    let problems = errors(&format!(
+        "{BASE}server:\n  sessions: stateless\ntools:\n  - name: t\n    description: d\n    access: read\n    sql: SELECT 1 AS a\n    task: optional\n"
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("tools[0].task") && p.contains("stateless")),
+        "{problems:#?}"
+    );
+}

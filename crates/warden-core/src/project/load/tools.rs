@@ -14,7 +14,12 @@ use crate::project::{Access, ContentBlock, Dialect, Returns, Tool, model};
 
 impl Checker<'_> {
     /// An answer key: letters, digits, `_` and `-`, 1 to 64 long.
-    fn answer_key(&mut self, key: Option<&Spanned<String>>, default: &str, field: &str) -> String {
+    pub(super) fn answer_key(
+        &mut self,
+        key: Option<&Spanned<String>>,
+        default: &str,
+        field: &str,
+    ) -> String {
         let Some(k) = key else {
             return default.to_string();
         };
@@ -107,20 +112,47 @@ impl Checker<'_> {
             crate::pipeline::CALLER_USER_ID,
             crate::pipeline::CALLER_EMAIL,
         ];
-        if t.elicit.is_some() {
-            provided.extend([
-                crate::project::ELICIT_ACTION,
-                crate::project::ELICIT_CONTENT,
-            ]);
+        if self.stateless {
+            // An older client is asked mid-call, by a request answered on another request:
+            // without sessions, another instance may get it.
+            if let Some(e) = &t.elicit {
+                self.err(e, format!("{field}.elicit"), "asking the client mid-call needs MCP sessions, and `server.sessions` is stateless; remove `elicit`, or serve one instance with `sessions: stateful`");
+            }
+            if let Some(s) = &t.sample {
+                self.err(s, format!("{field}.sample"), "asking the client's model mid-call needs MCP sessions, and `server.sessions` is stateless; remove `sample`, or serve one instance with `sessions: stateful`");
+            }
+            if let Some(r) = &t.roots {
+                self.err(r, format!("{field}.roots"), "asking the client for its roots mid-call needs MCP sessions, and `server.sessions` is stateless; remove `roots`, or serve one instance with `sessions: stateful`");
+            }
         }
-        if t.sample.is_some() {
-            provided.push(crate::project::SAMPLE_TEXT);
+        let settings = self.task_settings(
+            t.task.as_ref(),
+            t.ask.as_ref(),
+            access == Access::Write,
+            t.elicit.is_some() || t.sample.is_some() || t.roots.is_some(),
+            field,
+        );
+        let questions = self.questions(t.elicit, t.sample, t.roots, t.name.referenced, field);
+        use crate::project::{
+            ANSWERS, ELICIT_ACTION, ELICIT_CONTENT, QuestionKind, ROOTS, SAMPLE_TEXT,
+        };
+        if !questions.is_empty() {
+            provided.push(ANSWERS);
+        }
+        for q in &questions {
+            match q.kind {
+                QuestionKind::Elicit { .. } => provided.extend([ELICIT_ACTION, ELICIT_CONTENT]),
+                QuestionKind::Sample { .. } => provided.push(SAMPLE_TEXT),
+                QuestionKind::Roots => provided.push(ROOTS),
+            }
         }
         for p in &declared {
             if [
-                crate::project::ELICIT_ACTION,
-                crate::project::ELICIT_CONTENT,
-                crate::project::SAMPLE_TEXT,
+                ELICIT_ACTION,
+                ELICIT_CONTENT,
+                SAMPLE_TEXT,
+                ROOTS,
+                ANSWERS,
                 crate::confirm::CONFIRM,
                 crate::confirm::TOKEN,
                 crate::pipeline::CALLER_ORG,
@@ -136,65 +168,6 @@ impl Checker<'_> {
                 );
             }
         }
-        if self.stateless {
-            // Elicitation and sampling are requests to the client in the middle of a call,
-            // answered on another request: without sessions, another instance may get it.
-            if let Some(e) = &t.elicit {
-                self.err(e, format!("{field}.elicit"), "asking the client mid-call needs MCP sessions, and `server.sessions` is stateless; remove `elicit`, or serve one instance with `sessions: stateful`");
-            }
-            if let Some(s) = &t.sample {
-                self.err(s, format!("{field}.sample"), "asking the client's model mid-call needs MCP sessions, and `server.sessions` is stateless; remove `sample`, or serve one instance with `sessions: stateful`");
-            }
-        }
-        let elicit = match t.elicit {
-            None => None,
-            Some(e) => match e.value.schema.value {
-                serde_json::Value::Object(m)
-                    if m.get("type").and_then(|v| v.as_str()) == Some("object") =>
-                {
-                    Some(crate::project::Elicit {
-                        message: e.value.message,
-                        schema: m,
-                        key: self.answer_key(
-                            e.value.key.as_ref(),
-                            "elicit",
-                            &format!("{field}.elicit.key"),
-                        ),
-                    })
-                }
-                _ => {
-                    self.err(
-                        &e.value.schema,
-                        format!("{field}.elicit.schema"),
-                        "must be a JSON Schema object with `type: object`",
-                    );
-                    None
-                }
-            },
-        };
-        let sample = match t.sample {
-            None => None,
-            Some(s) => {
-                if let Err(e) =
-                    minijinja::Environment::new().template_from_str(&s.value.prompt.value)
-                {
-                    self.err(
-                        &s.value.prompt,
-                        format!("{field}.sample.prompt"),
-                        format!("template error: {e}"),
-                    );
-                }
-                Some(crate::project::Sample {
-                    prompt: s.value.prompt.value,
-                    max_tokens: s.value.max_tokens.unwrap_or(256),
-                    key: self.answer_key(
-                        s.value.key.as_ref(),
-                        "sample",
-                        &format!("{field}.sample.key"),
-                    ),
-                })
-            }
-        };
         if let Some(s) = &statement {
             for n in &s.names {
                 if !declared.contains(n) && !provided.contains(&n.as_str()) {
@@ -308,8 +281,9 @@ impl Checker<'_> {
             progress_steps,
             log: t.log,
             idempotent: t.idempotent,
-            elicit,
-            sample,
+            questions,
+            task: settings.task,
+            ask_before_task: settings.ask_before_task,
             policies,
         })
     }
