@@ -566,3 +566,199 @@ async fn rounds_carry_earlier_answers_that_cannot_be_edited() {
     let again = send(Some(answers), Some(state2)).await;
     assert_eq!(again["error"]["code"], -32602, "replayed: {again}");
 }
+
+const TASK_TOOL: &str = r#"tools:
+  - name: vendor_review
+    description: Reviews a vendor as a task, asking the reviewer's verdict on the way
+    access: read
+    task: optional
+    ask: during
+    params:
+      - { name: vendor, type: string, required: true, max_length: 20 }
+    elicit:
+      key: verdict
+      message: "Verdict on {{ vendor }}?"
+      schema: { type: object, properties: { ok: { type: boolean } }, required: [ok] }
+    sql: |
+      SELECT 'review of ' || :vendor || ': ' || json_extract(:elicit_content, '$.ok') AS text
+    content: [{ type: text, column: text }]
+"#;
+
+/// One 2026-07-28 request from a client of the tasks extension (and elicitation); the
+/// `Mcp-Name` header is the tool's name or the task id.
+async fn task_rpc(server: &Server, key: &str, method: &str, mut params: Value) -> Value {
+    params["_meta"] = meta();
+    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({
+        "elicitation": {},
+        "extensions": {"io.modelcontextprotocol/tasks": {}},
+    });
+    let name = params["name"]
+        .as_str()
+        .or(params["taskId"].as_str())
+        .unwrap()
+        .to_string();
+    let r = server
+        .client()
+        .post(&server.url)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .header("mcp-name", name)
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap();
+    sse_response(&r.text().await.unwrap(), 7)
+}
+
+/// Polls `tasks/get` until the task reaches `status` (or a final one), for at most 10 s.
+async fn until(server: &Server, key: &str, id: &str, status: &str) -> Value {
+    for _ in 0..100 {
+        let got = task_rpc(server, key, "tasks/get", json!({"taskId": id})).await;
+        let s = got["result"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if s == status || ["completed", "failed", "cancelled"].contains(&s.as_str()) {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("task {id} never reached {status}");
+}
+
+/// The tasks extension: a call becomes a task owned by its caller. To anyone else, its id
+/// is unknown, exactly like an id that does not exist: they cannot read it, answer its
+/// questions or cancel it. Its owner answers its question through `tasks/update` and reads
+/// the result; each round is a call on the record. A client without the extension gets
+/// the call answered directly.
+#[tokio::test]
+async fn a_task_belongs_to_its_caller() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replacen("tools:\n", TASK_TOOL, 1)).unwrap();
+    let bo_key = common::add_member(&file, "bo@acme.example", "member", "mcp:read", false);
+    let server = Server::start(&file);
+    let call = json!({"name": "vendor_review", "arguments": {"vendor": "V-001"}});
+
+    let created = task_rpc(&server, &key, "tools/call", call.clone()).await;
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    assert!(created["result"].get("requestState").is_none(), "{created}");
+    let id = created["result"]["taskId"].as_str().unwrap().to_string();
+    let parked = until(&server, &key, &id, "input_required").await;
+    assert_eq!(parked["result"]["status"], "input_required", "{parked}");
+    assert_eq!(
+        parked["result"]["inputRequests"]["verdict"]["params"]["message"], "Verdict on V-001?",
+        "{parked}"
+    );
+
+    // Bo, of the same organisation: the task is not his. Same answer as for no task at all.
+    let nothing = task_rpc(
+        &server,
+        &bo_key,
+        "tasks/get",
+        json!({"taskId": "no-such-task"}),
+    )
+    .await;
+    assert_eq!(nothing["error"]["code"], -32602, "{nothing}");
+    let answer = json!({"verdict": {"action": "accept", "content": {"ok": false}}});
+    for (method, params) in [
+        ("tasks/get", json!({"taskId": id})),
+        (
+            "tasks/update",
+            json!({"taskId": id, "inputResponses": answer}),
+        ),
+        ("tasks/cancel", json!({"taskId": id})),
+    ] {
+        let r = task_rpc(&server, &bo_key, method, params).await;
+        assert_eq!(r["error"]["code"], -32602, "{method}: {r}");
+        assert!(r.get("result").is_none(), "{method}: {r}");
+    }
+    let still = task_rpc(&server, &key, "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(
+        still["result"]["status"], "input_required",
+        "Bo changed nothing: {still}"
+    );
+
+    // Ana answers; the task completes with her answer.
+    let answer = json!({"verdict": {"action": "accept", "content": {"ok": true}}});
+    let ack = task_rpc(
+        &server,
+        &key,
+        "tasks/update",
+        json!({"taskId": id, "inputResponses": answer}),
+    )
+    .await;
+    assert_eq!(ack["result"], json!({"resultType": "complete"}), "{ack}");
+    let done = until(&server, &key, &id, "completed").await;
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+    assert_eq!(
+        done["result"]["result"]["content"][0]["text"], "review of V-001: 1",
+        "{done}"
+    );
+
+    // A cancelled task stops, and says so.
+    let created = task_rpc(&server, &key, "tools/call", call.clone()).await;
+    let id2 = created["result"]["taskId"].as_str().unwrap().to_string();
+    until(&server, &key, &id2, "input_required").await;
+    let ack = task_rpc(&server, &key, "tasks/cancel", json!({"taskId": id2})).await;
+    assert_eq!(ack["result"], json!({"resultType": "complete"}), "{ack}");
+    let cancelled = until(&server, &key, &id2, "cancelled").await;
+    assert_eq!(cancelled["result"]["status"], "cancelled", "{cancelled}");
+
+    // Without the extension, the call is answered directly (here: its question).
+    let (_, direct) = tool_call(
+        &server,
+        &key,
+        "vendor_review",
+        json!({"vendor": "V-001"}),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(direct["result"]["resultType"], "input_required", "{direct}");
+
+    // The record: each round of the task is a call of Ana's.
+    let records = common::audit_log(&file, &[]);
+    let rounds: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "vendor_review" && r["user_email"] == "ana@acme.example")
+        .collect();
+    assert!(
+        rounds.iter().any(|r| r["outcome"] == "input_required"),
+        "{rounds:?}"
+    );
+    assert!(
+        rounds.iter().any(|r| r["outcome"] == "success"),
+        "{rounds:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["user_email"] != "bo@acme.example" || r["action"] != "vendor_review"),
+        "Bo ran nothing"
+    );
+}
+
+/// A runaway agent cannot pile up tasks: past 32 unfinished ones, the next call is refused
+/// (-32029) until one finishes or is cancelled.
+#[tokio::test]
+async fn unfinished_tasks_are_capped_per_caller() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replacen("tools:\n", TASK_TOOL, 1)).unwrap();
+    let server = Server::start(&file);
+    let call = json!({"name": "vendor_review", "arguments": {"vendor": "V-001"}});
+    let mut ids = Vec::new();
+    for _ in 0..32 {
+        let r = task_rpc(&server, &key, "tools/call", call.clone()).await;
+        ids.push(r["result"]["taskId"].as_str().unwrap().to_string());
+    }
+    let refused = task_rpc(&server, &key, "tools/call", call.clone()).await;
+    assert_eq!(refused["error"]["code"], -32029, "{refused}");
+    task_rpc(&server, &key, "tasks/cancel", json!({"taskId": ids[0]})).await;
+    until(&server, &key, &ids[0], "cancelled").await;
+    let again = task_rpc(&server, &key, "tools/call", call).await;
+    assert_eq!(again["result"]["resultType"], "task", "{again}");
+}

@@ -14,16 +14,17 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, CompletionInfo, ContentBlock, CreateMessageRequestParams, CustomRequest,
-    CustomResult, ElicitRequestParams, ElicitationSchema, ErrorCode, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, Implementation, InitializeResult, InputRequest,
-    InputRequests, InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, SamplingMessage,
-    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
-    ToolAnnotations, UnsubscribeRequestParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+    ClientCapabilities, CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
+    CreateMessageRequestParams, CreateTaskResult, CustomRequest, CustomResult, ElicitRequestParams,
+    ElicitationSchema, ErrorCode, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    GetTaskParams, GetTaskResult, Implementation, InitializeResult, InputRequest, InputRequests,
+    InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument,
+    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, SamplingMessage, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, SubscriptionFilter, TASKS_EXTENSION_ID, Tool, ToolAnnotations,
+    UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -37,7 +38,9 @@ use warden_core::pipeline::{
     Ask, CallError, CallRequest, ClientChannel, Content, Elicited, InputRequired, InputRound,
     LivePipeline, Pipeline, PromptError, Rejection, ResourceBody, ResourceError, Source,
 };
-use warden_core::project::{Access, ResourceUri, Speaker};
+use warden_core::project::{Access, ResourceUri, Speaker, TaskMode};
+
+use super::tasks::{self, Tasks};
 
 /// One MCP connection's handler. Cheap to create: rmcp's HTTP service makes one per session.
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ pub struct WardenMcp {
     notice: Option<Arc<str>>,
     /// Over stdio, the API key that identifies the caller; re-checked on every request.
     stdio_key: Option<Arc<StdioKey>>,
+    /// Calls made tasks (the MCP tasks extension), shared by every session of the server.
+    tasks: Arc<Tasks>,
 }
 
 /// The caller's API key over stdio, and the server that checks it.
@@ -75,6 +80,7 @@ impl WardenMcp {
             log_level: Arc::new(AtomicU8::new(6)),
             notice: None,
             stdio_key: None,
+            tasks: Arc::new(Tasks::default()),
         }
     }
 
@@ -238,25 +244,48 @@ fn call_error(e: CallError) -> Result<CallToolResponse, ErrorData> {
 fn input_required(i: InputRequired) -> Result<InputRequiredResult, ErrorData> {
     let mut requests = InputRequests::new();
     for (key, ask) in i.asks {
-        let request = match ask {
-            Ask::Elicit { message, schema } => json!({
-                "method": "elicitation/create",
-                "params": { "mode": "form", "message": message, "requestedSchema": schema },
-            }),
-            Ask::Sample { prompt, max_tokens } => json!({
-                "method": "sampling/createMessage",
-                "params": {
-                    "messages": [{ "role": "user", "content": { "type": "text", "text": prompt } }],
-                    "maxTokens": max_tokens,
-                },
-            }),
-            Ask::Roots => json!({ "method": "roots/list", "params": {} }),
-        };
-        let request: InputRequest = serde_json::from_value(request)
-            .map_err(|e| ErrorData::internal_error(format!("cannot ask the client: {e}"), None))?;
-        requests.insert(key, request);
+        requests.insert(key, input_request(ask)?);
     }
     Ok(InputRequiredResult::new(Some(requests), Some(i.state)))
+}
+
+/// One question, as the request the client is to answer.
+pub(super) fn input_request(ask: Ask) -> Result<InputRequest, ErrorData> {
+    let request = match ask {
+        Ask::Elicit { message, schema } => json!({
+            "method": "elicitation/create",
+            "params": { "mode": "form", "message": message, "requestedSchema": schema },
+        }),
+        Ask::Sample { prompt, max_tokens } => json!({
+            "method": "sampling/createMessage",
+            "params": {
+                "messages": [{ "role": "user", "content": { "type": "text", "text": prompt } }],
+                "maxTokens": max_tokens,
+            },
+        }),
+        Ask::Roots => json!({ "method": "roots/list", "params": {} }),
+    };
+    serde_json::from_value(request)
+        .map_err(|e| ErrorData::internal_error(format!("cannot ask the client: {e}"), None))
+}
+
+/// A pipeline result as MCP's.
+pub(super) fn tool_result(result: warden_core::pipeline::ToolResult) -> CallToolResult {
+    let mut r = CallToolResult::success(result.content.into_iter().map(block).collect());
+    r.structured_content = result.structured;
+    r
+}
+
+/// A task's failure as MCP says it: a tool result (the task completes) or a JSON-RPC error
+/// (it fails).
+pub(super) fn task_error(e: CallError) -> Result<CallToolResult, ErrorData> {
+    match call_error(e)? {
+        CallToolResponse::Complete(r) => Ok(r),
+        _ => Err(ErrorData::internal_error(
+            "the call asked something a task cannot ask",
+            None,
+        )),
+    }
 }
 
 fn resource_error(e: ResourceError) -> ErrorData {
@@ -556,6 +585,12 @@ impl ServerHandler for WardenMcp {
             .build();
         let pipeline = self.pipeline.current();
         let project = pipeline.project();
+        let mut caps = caps;
+        if project.tools.iter().any(|t| t.task.is_some()) {
+            caps.extensions
+                .get_or_insert_with(Default::default)
+                .insert(TASKS_EXTENSION_ID.to_string(), Map::new());
+        }
         let mut instructions = String::new();
         if let Some(n) = &self.notice {
             instructions.push_str(n);
@@ -620,6 +655,38 @@ impl ServerHandler for WardenMcp {
                 can_list_roots: caps.roots.is_some(),
             }
         });
+        let pipeline = self.pipeline.current();
+        if let Some(round) = &round
+            && let Some(mode) = pipeline.project().tool(&req.name).and_then(|t| {
+                let asking_first = t.ask_before_task
+                    && !t.questions.is_empty()
+                    && req.request_state.is_none()
+                    && req.input_responses.is_none();
+                t.task.filter(|_| !asking_first)
+            })
+        {
+            let declared = ctx
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks());
+            if declared {
+                let call = tasks::Call {
+                    pipeline: pipeline.clone(),
+                    caller: principal.clone(),
+                    tool: req.name.to_string(),
+                    arguments: req.arguments.clone(),
+                    source: self.source,
+                    peer: peer(&ctx),
+                    first: round.clone(),
+                };
+                let task = self.tasks.start(call)?;
+                return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
+            }
+            if mode == TaskMode::Required {
+                return Err(ErrorData::missing_required_client_capability(
+                    ClientCapabilities::builder().enable_tasks().build(),
+                ));
+            }
+        }
         let channel = PeerChannel {
             ctx: &ctx,
             log_level: &self.log_level,
@@ -636,19 +703,8 @@ impl ServerHandler for WardenMcp {
             cancel: ctx.ct.clone(),
             channel: &channel,
         };
-        match self
-            .pipeline
-            .current()
-            .call_tool(request)
-            .instrument(span)
-            .await
-        {
-            Ok(result) => {
-                let mut r =
-                    CallToolResult::success(result.content.into_iter().map(block).collect());
-                r.structured_content = result.structured;
-                Ok(r.into())
-            }
+        match pipeline.call_tool(request).instrument(span).await {
+            Ok(result) => Ok(tool_result(result).into()),
             Err(e) => call_error(e),
         }
     }
@@ -888,6 +944,35 @@ impl ServerHandler for WardenMcp {
         Ok(())
     }
 
+    async fn get_task(
+        &self,
+        req: GetTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let principal = self.principal(&ctx).await?;
+        let task = self.tasks.get(principal.as_ref(), &req.task_id)?;
+        Ok(GetTaskResult::new(task))
+    }
+
+    async fn update_task(
+        &self,
+        req: UpdateTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let principal = self.principal(&ctx).await?;
+        self.tasks
+            .update(principal.as_ref(), &req.task_id, req.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        req: CancelTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let principal = self.principal(&ctx).await?;
+        self.tasks.cancel(principal.as_ref(), &req.task_id)
+    }
+
     /// MCP 2026-07-28 `subscriptions/listen`: the stream is held open (rmcp acknowledges it
     /// first, tagged with its id, and ends it when the client goes). Of what was asked, only
     /// updates of resources this project serves are kept; rmcp narrows the rest to what
@@ -922,7 +1007,10 @@ impl ServerHandler for WardenMcp {
         if modern(&ctx) && REMOVED.contains(&req.method.as_str()) {
             return Err(removed_in_2026(&req.method));
         }
-        const KNOWN: [&str; 12] = [
+        const KNOWN: [&str; 15] = [
+            "tasks/get",
+            "tasks/update",
+            "tasks/cancel",
             "tools/call",
             "tools/list",
             "resources/read",

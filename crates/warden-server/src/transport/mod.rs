@@ -7,4 +7,5 @@ pub mod http;
 pub mod mcp;
 pub mod session;
 pub mod stdio;
+pub mod tasks;
 pub mod trace;

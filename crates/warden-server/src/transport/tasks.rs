@@ -1,0 +1,278 @@
+//! The MCP tasks extension (`io.modelcontextprotocol/tasks`, MCP 2026-07-28): a tool call a
+//! client gets as a task it polls with `tasks/get`, answers with `tasks/update` and stops
+//! with `tasks/cancel`.
+//!
+//! A task belongs to the principal (organisation and user) whose call made it, as a session
+//! does (`session.rs`): to anyone else its id is unknown (-32602), whether it exists or not.
+//! The task runs the call through the pipeline like any other, round after round: when the
+//! pipeline has questions, they are posted as the task's `inputRequests` and the answers come
+//! back through `tasks/update` under the round's `requestState`, so each round is authorized,
+//! checked and recorded as a call of its own.
+//!
+//! Tasks live in this process's memory (rmcp's `TaskManager`) for [`TTL_MS`]: a restart
+//! forgets them, and the loader refuses `task` with `server.sessions: stateless`, where the
+//! next request may reach another instance. At most [`PER_OWNER`] unfinished tasks per
+//! principal and [`IN_ALL`] in all.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::mcp;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResult, DetailedTask, ErrorCode, Task};
+use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+use warden_core::audit::Peer;
+use warden_core::identity::Principal;
+use warden_core::pipeline::{
+    CallError, CallRequest, ClientChannel, Elicited, InputRound, Pipeline, Source,
+};
+
+/// How long a task is kept from its creation (an unfinished one then fails): longer than a
+/// round's `requestState` lives (5 minutes), so a question is never outlived by its task.
+pub const TTL_MS: u64 = 10 * 60 * 1000;
+/// Suggested polling interval.
+pub const POLL_MS: u64 = 250;
+/// Unfinished tasks one principal may have at once.
+pub const PER_OWNER: usize = 32;
+/// Unfinished tasks in all.
+pub const IN_ALL: usize = 1024;
+
+/// Who a task belongs to: organisation and user; `None` under `auth: none`.
+type Owner = Option<(String, String)>;
+
+fn owner_of(p: Option<&Principal>) -> Owner {
+    p.map(|p| (p.org.clone(), p.user_id.clone()))
+}
+
+/// Each task's owner, and when it began.
+type Owners = HashMap<String, (Owner, Instant)>;
+
+/// Every task of this server, with its owner.
+#[derive(Default)]
+pub struct Tasks {
+    manager: TaskManager,
+    owners: Mutex<Owners>,
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tasks(..)")
+    }
+}
+
+/// What a task's call needs, owned: it outlives the request that made it.
+pub struct Call {
+    pub pipeline: Arc<Pipeline>,
+    pub caller: Option<Principal>,
+    pub tool: String,
+    pub arguments: Option<Map<String, Value>>,
+    pub source: Source,
+    pub peer: Peer,
+    /// The answers and state the creating request carried, and what the client may be asked.
+    pub first: InputRound,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments and answers may hold sensitive values; they are never printed.
+        f.debug_struct("Call")
+            .field("tool", &self.tool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tasks {
+    /// Starts `call` as a task owned by its caller; its first state, as the client sees it.
+    pub fn start(&self, call: Call) -> Result<Task, ErrorData> {
+        let owner = owner_of(call.caller.as_ref());
+        {
+            let owners = self.lock()?;
+            let unfinished: Vec<&String> = owners
+                .keys()
+                .filter(|id| {
+                    self.manager
+                        .get_task(id)
+                        .is_ok_and(|t| !t.status().is_terminal())
+                })
+                .collect();
+            let mine = unfinished
+                .iter()
+                .filter(|id| owners.get(**id).is_some_and(|(o, _)| *o == owner))
+                .count();
+            if mine >= PER_OWNER || unfinished.len() >= IN_ALL {
+                return Err(ErrorData::new(
+                    ErrorCode(mcp::LIMITED),
+                    format!(
+                        "too many unfinished tasks ({PER_OWNER} per user, {IN_ALL} in all); wait for one to finish, or cancel one with tasks/cancel"
+                    ),
+                    None,
+                ));
+            }
+        }
+        let options = TaskOptions::new()
+            .with_ttl_ms(TTL_MS)
+            .with_poll_interval_ms(POLL_MS);
+        let task = self.manager.spawn(options, move |ctx| {
+            Box::pin(
+                std::panic::AssertUnwindSafe(run(call, ctx))
+                    .catch_unwind()
+                    .map(|r| {
+                        r.unwrap_or_else(|_| {
+                            Err(TaskExit::Error(ErrorData::internal_error(
+                                "the task stopped unexpectedly",
+                                None,
+                            )))
+                        })
+                    }),
+            )
+        });
+        let mut owners = self.lock()?;
+        // Every task is gone from the manager two lifetimes after it began.
+        let keep = Duration::from_millis(2 * TTL_MS) + Duration::from_secs(60);
+        owners.retain(|_, (_, at)| at.elapsed() < keep);
+        owners.insert(task.task_id.clone(), (owner, Instant::now()));
+        Ok(task)
+    }
+
+    pub fn get(&self, caller: Option<&Principal>, id: &str) -> Result<DetailedTask, ErrorData> {
+        self.owned(caller, id)?;
+        self.manager.get_task(id).map_err(|_| unknown(id))
+    }
+
+    pub fn update(
+        &self,
+        caller: Option<&Principal>,
+        id: &str,
+        responses: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<(), ErrorData> {
+        self.owned(caller, id)?;
+        self.manager
+            .update_task(id, responses)
+            .map_err(|_| unknown(id))
+    }
+
+    pub fn cancel(&self, caller: Option<&Principal>, id: &str) -> Result<(), ErrorData> {
+        self.owned(caller, id)?;
+        self.manager.cancel_task(id).map_err(|_| unknown(id))
+    }
+
+    /// The same answer for a task that is someone else's as for one that does not exist.
+    fn owned(&self, caller: Option<&Principal>, id: &str) -> Result<(), ErrorData> {
+        let owners = self.lock()?;
+        match owners.get(id) {
+            Some((owner, _)) if *owner == owner_of(caller) => Ok(()),
+            Some(_) => {
+                tracing::warn!(target: "warden::security", "a task was asked for by someone other than its owner");
+                Err(unknown(id))
+            }
+            None => Err(unknown(id)),
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Owners>, ErrorData> {
+        self.owners
+            .lock()
+            .map_err(|_| ErrorData::internal_error("tasks are unavailable", None))
+    }
+}
+
+fn unknown(id: &str) -> ErrorData {
+    let shown: String = id.chars().take(64).collect();
+    ErrorData::invalid_params(
+        format!(
+            "no task '{shown}' (it may have expired: tasks are kept {} minutes)",
+            TTL_MS / 60_000
+        ),
+        None,
+    )
+}
+
+/// The task's work: the call, round after round, until it ends or is cancelled.
+async fn run(call: Call, ctx: TaskContext) -> Result<CallToolResult, TaskExit> {
+    let mut round = call.first.clone();
+    // A key is posted once in a task's life; a question asked again goes under a new one.
+    let mut used: HashSet<String> = HashSet::new();
+    loop {
+        let cancel = CancellationToken::new();
+        let channel = TaskChannel {
+            round: round.clone(),
+        };
+        let request = CallRequest {
+            tool: &call.tool,
+            caller: call.caller.as_ref(),
+            arguments: call.arguments.as_ref(),
+            source: call.source,
+            peer: call.peer.clone(),
+            cancel: cancel.clone(),
+            channel: &channel,
+        };
+        let outcome = {
+            let running = call.pipeline.call_tool(request);
+            tokio::pin!(running);
+            tokio::select! {
+                r = &mut running => r,
+                () = ctx.cancelled() => {
+                    // The call stops where it can and is recorded as cancelled.
+                    cancel.cancel();
+                    let _ = running.await;
+                    return Err(TaskExit::Cancelled);
+                }
+            }
+        };
+        let asked = match outcome {
+            Ok(r) => return Ok(mcp::tool_result(r)),
+            Err(CallError::InputRequired(i)) => *i,
+            Err(e) => return mcp::task_error(e).map_err(TaskExit::Error),
+        };
+        let mut posted = Vec::new();
+        let mut waits = Vec::new();
+        for (key, ask) in asked.asks {
+            let mut wire = key.clone();
+            let mut n = 1;
+            while !used.insert(wire.clone()) {
+                n += 1;
+                wire = format!("{key}.{n}");
+            }
+            waits.push(ctx.request_input(wire, mcp::input_request(ask)?));
+            posted.push(key);
+        }
+        let answers = futures::future::join_all(waits).await;
+        let mut responses = Map::new();
+        for (key, answer) in posted.into_iter().zip(answers) {
+            responses.insert(key, answer?);
+        }
+        round = InputRound {
+            responses,
+            state: Some(asked.state),
+            ..call.first.clone()
+        };
+    }
+}
+
+/// A task cannot be sent notifications or requests: its questions go through `inputRequests`.
+struct TaskChannel {
+    round: InputRound,
+}
+
+impl ClientChannel for TaskChannel {
+    fn progress(&self, _: u32, _: u32, _: String) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn log(&self, _: String) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn elicit(&self, _: String, _: Map<String, Value>) -> BoxFuture<'_, Result<Elicited, String>> {
+        Box::pin(async { Err("a task asks through its inputRequests".to_string()) })
+    }
+    fn sample(&self, _: String, _: u32) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async { Err("a task asks through its inputRequests".to_string()) })
+    }
+    fn input_round(&self) -> Option<&InputRound> {
+        Some(&self.round)
+    }
+}
