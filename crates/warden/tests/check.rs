@@ -303,7 +303,7 @@ fn an_unknown_parameter_type_is_exactly_one_problem() {
     );
     let got = problems(&check(&file), 1);
     assert!(
-        got[0].contains("tools[0].params[3].type: unknown type 'int'; did you mean `integer`? use string, integer, number or boolean"),
+        got[0].contains("tools[0].params[3].type: unknown type 'int'; did you mean `integer`? use string, integer, number, boolean, object or array"),
         "{got:?}"
     );
 }

@@ -762,3 +762,144 @@ async fn unfinished_tasks_are_capped_per_caller() {
     let again = task_rpc(&server, &key, "tools/call", call).await;
     assert_eq!(again["result"]["resultType"], "task", "{again}");
 }
+
+const ASKING_PROMPT: &str = r#"prompts:
+  - name: brief_for
+    description: A brief, after asking what it is for
+    arguments:
+      - { name: vendor, required: true }
+    elicit:
+      key: purpose
+      message: "What is the brief on {{ vendor }} for?"
+      schema: { type: object, properties: { purpose: { type: string } }, required: [purpose] }
+    template: "Brief on {{ vendor }} for {{ answers.purpose.content.purpose }}."
+"#;
+
+const HEADER_TOOL: &str = r#"tools:
+  - name: vendor_by_region
+    description: Counts vendors, with the region also in an HTTP header
+    access: read
+    params:
+      - { name: region, type: string, required: true, header: Region, max_length: 20 }
+    sql: SELECT :region AS region
+"#;
+
+/// A prompt asks too: its question comes back as `input_required`, and its answer under the
+/// state renders it. The state is bound to the prompt's arguments: another vendor's call
+/// under it is refused.
+#[tokio::test]
+async fn a_prompt_asks_through_the_result() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replacen("prompts:\n", ASKING_PROMPT, 1)).unwrap();
+    let server = Server::start(&file);
+    let get = |arguments: Value, responses: Option<Value>, state: Option<String>| {
+        let mut params = json!({"name": "brief_for", "arguments": arguments, "_meta": meta()});
+        params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+        if let Some(r) = responses {
+            params["inputResponses"] = r;
+        }
+        if let Some(s) = state {
+            params["requestState"] = json!(s);
+        }
+        let (server, key) = (&server, &key);
+        async move {
+            let r = server
+                .client()
+                .post(&server.url)
+                .bearer_auth(key)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "prompts/get")
+                .header("mcp-name", "brief_for")
+                .json(
+                    &json!({"jsonrpc": "2.0", "id": 7, "method": "prompts/get", "params": params}),
+                )
+                .send()
+                .await
+                .unwrap();
+            sse_response(&r.text().await.unwrap(), 7)
+        }
+    };
+    let first = get(json!({"vendor": "V-001"}), None, None).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    assert_eq!(
+        first["result"]["inputRequests"]["purpose"]["params"]["message"],
+        "What is the brief on V-001 for?"
+    );
+    let state = first["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = json!({"purpose": {"action": "accept", "content": {"purpose": "renewal"}}});
+    let moved = get(
+        json!({"vendor": "V-002"}),
+        Some(answer.clone()),
+        Some(state.clone()),
+    )
+    .await;
+    assert_eq!(moved["error"]["code"], -32602, "other arguments: {moved}");
+    let done = get(json!({"vendor": "V-001"}), Some(answer), Some(state)).await;
+    assert_eq!(
+        done["result"]["messages"][0]["content"]["text"], "Brief on V-001 for renewal.",
+        "{done}"
+    );
+}
+
+/// A parameter with `header` is advertised with `x-mcp-header`, and a 2026-07-28 request
+/// whose `Mcp-Param-` header is missing or disagrees with the body is refused (400, -32020)
+/// before anything runs; a base64-wrapped header that matches is accepted.
+#[tokio::test]
+async fn a_parameter_header_must_match_the_body() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replacen("tools:\n", HEADER_TOOL, 1)).unwrap();
+    let server = Server::start(&file);
+    let (_, list) = post(&server, &key, "tools/list", json!({})).await;
+    let tool = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "vendor_by_region")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        tool["inputSchema"]["properties"]["region"]["x-mcp-header"],
+        "Region"
+    );
+    let call = |header: Option<&'static str>| {
+        let (server, key) = (&server, &key);
+        async move {
+            let mut params = json!({"name": "vendor_by_region", "arguments": {"region": "emea"}, "_meta": meta()});
+            params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
+            let mut req = server
+                .client()
+                .post(&server.url)
+                .bearer_auth(key)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "vendor_by_region");
+            if let Some(h) = header {
+                req = req.header("mcp-param-region", h);
+            }
+            let r = req
+                .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, sse_response(&r.text().await.unwrap(), 7))
+        }
+    };
+    let (status, ok) = call(Some("emea")).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["result"]["isError"], false, "{ok}");
+    let (status, ok) = call(Some("=?base64?ZW1lYQ==?=")).await;
+    assert_eq!(status, 200, "base64 form: {ok}");
+    for header in [None, Some("apac"), Some("=?base64?ZW1lYQ?=")] {
+        let (status, r) = call(header).await;
+        assert_eq!(status, 400, "{header:?}: {r}");
+        assert_eq!(r["error"]["code"], -32020, "{header:?}: {r}");
+    }
+}

@@ -350,7 +350,9 @@ macro_rules! bind_all {
                 SqlValue::Null(ParamType::Integer) => q.bind(None::<i64>),
                 SqlValue::Null(ParamType::Number) => q.bind(None::<f64>),
                 SqlValue::Null(ParamType::Boolean) => q.bind(None::<bool>),
-                SqlValue::Null(ParamType::String) => q.bind(None::<String>),
+                SqlValue::Null(ParamType::String | ParamType::Object | ParamType::Array) => {
+                    q.bind(None::<String>)
+                }
                 SqlValue::Int(v) => q.bind(*v),
                 SqlValue::Float(v) => q.bind(*v),
                 SqlValue::Text(v) => q.bind(v.clone()),

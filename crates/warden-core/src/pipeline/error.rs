@@ -92,6 +92,15 @@ pub enum PromptError {
     UnknownArgument(String),
     #[error("cannot render the prompt: {0}")]
     Render(String),
+    /// MCP 2026-07-28: the client must answer these and ask again.
+    #[error("the client must answer the prompt's questions first")]
+    InputRequired(Box<super::request::InputRequired>),
+    #[error("the requestState was refused: {0}")]
+    RequestState(String),
+    #[error("this prompt asks through {0}, which the client did not declare")]
+    MissingCapability(&'static str),
+    #[error("the client could not be asked: {0}")]
+    Client(String),
     #[error(transparent)]
     Resource(#[from] ResourceError),
 }

@@ -60,7 +60,8 @@ pub use input_policy::policy_variables;
 pub use measure::{OPERATION_DURATION, POLICY_DENIALS, UNKNOWN};
 pub use reload::{LivePipeline, RestartNeeded, RestartSection};
 pub use request::{
-    Ask, CallRequest, ClientChannel, Elicited, InputRequired, InputRound, NoChannel, Source,
+    Ask, CallRequest, ClientChannel, Elicited, InputRequired, InputRound, NoChannel, PromptRequest,
+    Source,
 };
 pub use response::{
     Content, Preview, PromptMessageOut, ResourceBody, ResourceContents, ToolResult,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{self, Peer};
+use crate::audit;
 use crate::identity::Principal;
 use crate::project::{Access, PromptMessage};
 
@@ -14,7 +14,7 @@ use super::Pipeline;
 use super::error::{PromptError, ResourceError};
 use super::input_policy::resource_variables;
 use super::record;
-use super::request::Source;
+use super::request::{ClientChannel, PromptRequest};
 use super::response::{Content, PromptMessageOut, ResourceBody};
 use super::template;
 
@@ -23,16 +23,20 @@ impl Pipeline {
     /// refusal.
     pub async fn get_prompt(
         &self,
-        name: &str,
-        arguments: &Map<String, Value>,
-        caller: Option<&Principal>,
-        source: Source,
-        peer: &Peer,
-        cancel: &CancellationToken,
+        req: PromptRequest<'_>,
     ) -> Result<Vec<PromptMessageOut>, PromptError> {
+        let PromptRequest {
+            name,
+            arguments,
+            caller,
+            source,
+            peer,
+            cancel,
+            channel,
+        } = req;
         let started = Instant::now();
         let result = self
-            .get_prompt_unrecorded(name, arguments, caller, cancel)
+            .get_prompt_unrecorded(name, arguments, caller, cancel, channel)
             .await;
         let label = Some((
             "gen_ai.prompt.name",
@@ -61,6 +65,7 @@ impl Pipeline {
         arguments: &Map<String, Value>,
         caller: Option<&Principal>,
         cancel: &CancellationToken,
+        channel: &dyn ClientChannel,
     ) -> Result<Vec<PromptMessageOut>, PromptError> {
         let prompt = self
             .project
@@ -86,7 +91,14 @@ impl Pipeline {
             .policies
             .check_input(&vars)
             .map_err(|d| PromptError::Resource(ResourceError::Policy(d)))?;
-        let ctx = template::value(&Value::Object(arguments.clone()));
+        let mut values = arguments.clone();
+        if !prompt.questions.is_empty() {
+            values.extend(
+                self.prompt_answers(prompt, arguments, caller, channel)
+                    .await?,
+            );
+        }
+        let ctx = template::value(&Value::Object(values));
         let mut out = Vec::with_capacity(prompt.messages.len());
         for (i, m) in prompt.messages.iter().enumerate() {
             out.push(match m {

@@ -19,15 +19,16 @@ use serde_json::{Map, Value, json};
 
 use crate::confirm::{Binding, LedgerError, Refusal};
 use crate::exec::SqlValue;
+use crate::identity::Principal;
 use crate::project::{
-    ANSWERS, ELICIT_ACTION, ELICIT_CONTENT, ParamType, Question, QuestionKind, ROOTS, SAMPLE_TEXT,
-    Tool,
+    ANSWERS, ELICIT_ACTION, ELICIT_CONTENT, ParamType, Prompt, Question, QuestionKind, ROOTS,
+    SAMPLE_TEXT, Tool,
 };
 
 use super::Pipeline;
 use super::arguments::bind_extra;
-use super::error::CallError;
-use super::request::{Ask, CallRequest, Elicited, InputRequired, InputRound};
+use super::error::{CallError, PromptError};
+use super::request::{Ask, CallRequest, ClientChannel, Elicited, InputRequired, InputRound};
 
 /// The confirmation ledger's tool name prefix for request states.
 const INPUT_STATE_TOOL: &str = "input-state:";
@@ -89,19 +90,47 @@ impl Pipeline {
         if tool.questions.is_empty() {
             return Ok(());
         }
+        let answers = {
+            let bound: &[SqlValue] = args;
+            self.resolve(
+                &tool.questions,
+                round,
+                &|carried| state_binding(req, tool, bound, carried),
+                &|q| self.ask(tool, q, bound),
+            )
+            .await
+            .map_err(|u| match u {
+                Unanswered::Asked(i) => CallError::InputRequired(Box::new(i)),
+                Unanswered::BadState(why) => CallError::RequestState(why),
+                Unanswered::Missing(c) => CallError::MissingCapability(c),
+                Unanswered::Render(e) => e,
+            })?
+        };
+        bind_answers(tool, args, &answers)
+    }
+
+    /// The answers to `questions` this round completes (with those its state carries), or
+    /// the next round's questions under a new state. `binding` binds a state to the call
+    /// and the answers it carries; `ask` renders a question.
+    pub(super) async fn resolve<E>(
+        &self,
+        questions: &[Question],
+        round: &InputRound,
+        binding: &(dyn Fn(&str) -> Binding + Sync),
+        ask: &(dyn Fn(&Question) -> Result<Ask, E> + Sync),
+    ) -> Result<Map<String, Value>, Unanswered<E>> {
         // Never ask what the client did not say it can answer.
-        if let Some(q) = tool
-            .questions
-            .iter()
-            .find(|q| !round.can(q.kind.capability()))
-        {
-            return Err(CallError::MissingCapability(q.kind.capability()));
+        if let Some(q) = questions.iter().find(|q| !round.can(q.kind.capability())) {
+            return Err(Unanswered::Missing(q.kind.capability()));
         }
         let mut answers = match &round.state {
-            Some(state) => self.redeem_state(tool, args, req, state).await?,
+            Some(state) => self
+                .redeem_state(state, binding)
+                .await
+                .map_err(Unanswered::BadState)?,
             None => Map::new(),
         };
-        for q in &tool.questions {
+        for q in questions {
             if answers.contains_key(&q.key) {
                 continue;
             }
@@ -109,23 +138,22 @@ impl Pipeline {
                 answers.insert(q.key.clone(), v.clone());
             }
         }
-        let pending: Vec<&Question> = tool
-            .questions
+        let pending: Vec<&Question> = questions
             .iter()
             .filter(|q| !answers.contains_key(&q.key))
             .collect();
-        if let Some(next) = pending.iter().map(|q| q.round).min() {
-            let mut asks = Vec::new();
-            for q in pending.into_iter().filter(|q| q.round == next) {
-                asks.push((q.key.clone(), self.ask(tool, q, args)?));
-            }
-            let state = self.mint_state(tool, args, req, &answers).await?;
-            return Err(CallError::InputRequired(Box::new(InputRequired {
-                asks,
-                state,
-            })));
+        let Some(next) = pending.iter().map(|q| q.round).min() else {
+            return Ok(answers);
+        };
+        let mut asks = Vec::new();
+        for q in pending.into_iter().filter(|q| q.round == next) {
+            asks.push((q.key.clone(), ask(q).map_err(Unanswered::Render)?));
         }
-        bind_answers(tool, args, &answers)
+        let state = self
+            .mint_state(&answers, binding)
+            .await
+            .map_err(Unanswered::BadState)?;
+        Err(Unanswered::Asked(InputRequired { asks, state }))
     }
 
     /// The question as the client is to see it, its templates rendered with the arguments.
@@ -145,11 +173,9 @@ impl Pipeline {
 
     async fn mint_state(
         &self,
-        tool: &Tool,
-        args: &[SqlValue],
-        req: &CallRequest<'_>,
         carried: &Map<String, Value>,
-    ) -> Result<String, CallError> {
+        binding: &(dyn Fn(&str) -> Binding + Sync),
+    ) -> Result<String, String> {
         let carried = if carried.is_empty() {
             String::new()
         } else {
@@ -157,9 +183,9 @@ impl Pipeline {
         };
         let token = self
             .confirmations
-            .mint(state_binding(req, tool, args, &carried))
+            .mint(binding(&carried))
             .await
-            .map_err(|e| CallError::RequestState(format!("no state can be issued now ({e})")))?;
+            .map_err(|e| format!("no state can be issued now ({e})"))?;
         Ok(if carried.is_empty() {
             token
         } else {
@@ -170,12 +196,10 @@ impl Pipeline {
     /// The answers of earlier rounds a valid state carries.
     async fn redeem_state(
         &self,
-        tool: &Tool,
-        args: &[SqlValue],
-        req: &CallRequest<'_>,
         state: &str,
-    ) -> Result<Map<String, Value>, CallError> {
-        let altered = || CallError::RequestState(state_refusal(&Refusal::Unknown));
+        binding: &(dyn Fn(&str) -> Binding + Sync),
+    ) -> Result<Map<String, Value>, String> {
+        let altered = || state_refusal(&Refusal::Unknown);
         let (token, carried) = match state.split_once('.') {
             None => (state, String::new()),
             Some((token, b64)) => {
@@ -184,13 +208,11 @@ impl Pipeline {
             }
         };
         self.confirmations
-            .redeem(token, &state_binding(req, tool, args, &carried))
+            .redeem(token, &binding(&carried))
             .await
             .map_err(|e| match e {
-                LedgerError::Refused(r) => CallError::RequestState(state_refusal(&r)),
-                LedgerError::Internal(m) => {
-                    CallError::RequestState(format!("it cannot be checked now ({m})"))
-                }
+                LedgerError::Refused(r) => state_refusal(&r),
+                LedgerError::Internal(m) => format!("it cannot be checked now ({m})"),
             })?;
         if carried.is_empty() {
             return Ok(Map::new());
@@ -200,6 +222,18 @@ impl Pipeline {
             _ => Err(altered()),
         }
     }
+}
+
+/// Why a round's questions did not resolve to answers.
+pub(super) enum Unanswered<E> {
+    /// The next round's questions, and the state to send back with their answers.
+    Asked(InputRequired),
+    /// The state sent is not valid (why), or none can be issued.
+    BadState(String),
+    /// The client did not declare this capability.
+    Missing(&'static str),
+    /// A question could not be rendered.
+    Render(E),
 }
 
 /// A state's binding: the caller, the tool (under its own prefix, so that a confirmation
@@ -335,4 +369,103 @@ fn roots_answer(v: &Value) -> Option<Value> {
         out.push(Value::Object(root));
     }
     Some(Value::Array(out))
+}
+
+impl Pipeline {
+    /// A prompt's answers, as its templates see them: `answers` (each `{action, content}` by
+    /// key), and the first as `elicit_action` and `elicit_content`. An older client is
+    /// asked now; a 2026-07-28 client through the result, as for tools.
+    pub(super) async fn prompt_answers(
+        &self,
+        prompt: &Prompt,
+        arguments: &Map<String, Value>,
+        caller: Option<&Principal>,
+        channel: &dyn ClientChannel,
+    ) -> Result<Map<String, Value>, PromptError> {
+        let ctx = super::template::value(&Value::Object(arguments.clone()));
+        let ask = |q: &Question| -> Result<Ask, PromptError> {
+            match &q.kind {
+                QuestionKind::Elicit { schema, .. } => Ok(Ask::Elicit {
+                    message: self
+                        .templates
+                        .render_prompt_question(&prompt.name, &q.key, &ctx)?,
+                    schema: schema.clone(),
+                }),
+                _ => Err(PromptError::Render("a prompt only asks the user".into())),
+            }
+        };
+        let raw = match channel.input_round() {
+            Some(round) => {
+                let binding = |carried: &str| prompt_binding(caller, prompt, arguments, carried);
+                self.resolve(&prompt.questions, round, &binding, &ask)
+                    .await
+                    .map_err(|u| match u {
+                        Unanswered::Asked(i) => PromptError::InputRequired(Box::new(i)),
+                        Unanswered::BadState(why) => PromptError::RequestState(why),
+                        Unanswered::Missing(c) => PromptError::MissingCapability(c),
+                        Unanswered::Render(e) => e,
+                    })?
+            }
+            None => {
+                let mut answers = Map::new();
+                for q in &prompt.questions {
+                    if let Ask::Elicit { message, schema } = ask(q)? {
+                        let a = channel
+                            .elicit(message, schema)
+                            .await
+                            .map_err(PromptError::Client)?;
+                        answers.insert(
+                            q.key.clone(),
+                            json!({ "action": a.action, "content": a.content }),
+                        );
+                    }
+                }
+                answers
+            }
+        };
+        let mut out = Map::new();
+        let mut all = Map::new();
+        for q in &prompt.questions {
+            let Some(a) = raw.get(&q.key).and_then(elicit_answer) else {
+                return Err(PromptError::Client(format!(
+                    "the answer to '{}' is not an elicitation result",
+                    q.key
+                )));
+            };
+            let answer = json!({ "action": a.action, "content": a.content });
+            if all.is_empty() {
+                out.insert(ELICIT_ACTION.into(), answer["action"].clone());
+                out.insert(ELICIT_CONTENT.into(), answer["content"].clone());
+            }
+            all.insert(q.key.clone(), answer);
+        }
+        out.insert(ANSWERS.into(), Value::Object(all));
+        Ok(out)
+    }
+}
+
+/// A prompt's state binding: the caller, the prompt (under the state prefix), its arguments
+/// (by name, in order) and the answers the state carries.
+fn prompt_binding(
+    caller: Option<&Principal>,
+    prompt: &Prompt,
+    arguments: &Map<String, Value>,
+    carried: &str,
+) -> Binding {
+    let mut values: Vec<SqlValue> = Vec::new();
+    let mut names: Vec<&String> = arguments.keys().collect();
+    names.sort();
+    for n in names {
+        values.push(SqlValue::Text(n.clone()));
+        values.push(SqlValue::Text(arguments[n].to_string()));
+    }
+    if !carried.is_empty() {
+        values.push(SqlValue::Text(carried.to_string()));
+    }
+    Binding {
+        user: caller.map_or_else(|| "local".to_string(), |c| c.user_id.clone()),
+        org: caller.map_or_else(|| "local".to_string(), |c| c.org.clone()),
+        tool: format!("{INPUT_STATE_TOOL}prompt:{}", prompt.name),
+        args_hash: crate::confirm::args_hash(&prompt.name, &values),
+    }
 }

@@ -174,6 +174,16 @@ pub(super) fn finish_prompt<T>(e: &mut Event, result: &Result<T, PromptError>, s
         Ok(_) => {}
         Err(PromptError::Resource(r)) => resource_failure(e, r),
         Err(err @ PromptError::Unknown(_)) => e.deny("lookup", "prompt.unknown", err.to_string()),
+        Err(PromptError::InputRequired(i)) => {
+            // Never the state: it is a single-use secret.
+            e.outcome = Outcome::InputRequired;
+            e.detail =
+                Some(json!({"asked": i.asks.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()}));
+        }
+        Err(PromptError::RequestState(m)) => e.deny("input", "input.request_state", m.clone()),
+        Err(err @ PromptError::MissingCapability(_)) => {
+            e.deny("input", "input.capability", err.to_string());
+        }
         Err(err) => {
             e.outcome = Outcome::ToolError;
             e.reason = Some(err.to_string());

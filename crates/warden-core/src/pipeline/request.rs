@@ -108,6 +108,19 @@ impl ClientChannel for NoChannel {
     }
 }
 
+/// One `prompts/get`.
+pub struct PromptRequest<'a> {
+    pub name: &'a str,
+    pub arguments: &'a Map<String, Value>,
+    /// The authenticated caller; `None` only under `auth: none`.
+    pub caller: Option<&'a Principal>,
+    pub source: Source,
+    pub peer: &'a Peer,
+    pub cancel: &'a CancellationToken,
+    /// Where the prompt's questions are asked.
+    pub channel: &'a dyn ClientChannel,
+}
+
 /// One `tools/call`.
 pub struct CallRequest<'a> {
     pub tool: &'a str,
@@ -127,6 +140,16 @@ impl std::fmt::Debug for CallRequest<'_> {
         // Arguments may hold sensitive values; they are never printed.
         f.debug_struct("CallRequest")
             .field("tool", &self.tool)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PromptRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments are never printed.
+        f.debug_struct("PromptRequest")
+            .field("name", &self.name)
             .field("source", &self.source)
             .finish_non_exhaustive()
     }

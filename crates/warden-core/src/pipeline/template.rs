@@ -24,6 +24,10 @@ fn question_key(tool: &str, key: &str) -> String {
     format!("tool/{tool}/q/{key}")
 }
 
+fn prompt_question_key(prompt: &str, key: &str) -> String {
+    format!("prompt/{prompt}/q/{key}")
+}
+
 fn message_key(prompt: &str, index: usize) -> String {
     format!("prompt/{prompt}/{index}")
 }
@@ -45,6 +49,11 @@ impl Templates {
             }
         }
         for p in &project.prompts {
+            for q in &p.questions {
+                if let QuestionKind::Elicit { message, .. } = &q.kind {
+                    t.add(prompt_question_key(&p.name, &q.key), message.clone());
+                }
+            }
             for (i, m) in p.messages.iter().enumerate() {
                 match m {
                     PromptMessage::Text { template, .. } => {
@@ -97,6 +106,17 @@ impl Templates {
         }
         self.render(&question_key(&tool.name, key), value(&Value::Object(ctx)))
             .map_err(|e| CallError::Client(format!("cannot render a template of this tool: {e}")))
+    }
+
+    /// A prompt's question, rendered with its arguments.
+    pub(super) fn render_prompt_question(
+        &self,
+        prompt: &str,
+        key: &str,
+        ctx: &minijinja::Value,
+    ) -> Result<String, PromptError> {
+        self.render(&prompt_question_key(prompt, key), ctx.clone())
+            .map_err(PromptError::Render)
     }
 
     /// Message `index` of prompt `prompt` (its text, or its resource URI).

@@ -175,7 +175,15 @@ async fn run(
             let mut args = Map::new();
             args.insert("topic".into(), Value::String("risk".into()));
             match p
-                .get_prompt("summary", &args, who, Source::Http, &peer, &cancel)
+                .get_prompt(super::PromptRequest {
+                    name: "summary",
+                    arguments: &args,
+                    caller: who,
+                    source: Source::Http,
+                    peer: &peer,
+                    cancel: &cancel,
+                    channel: &super::NoChannel,
+                })
                 .await
             {
                 Ok(m) => {

@@ -584,6 +584,8 @@ pub struct Param {
     pub max_length: Option<u64>,
     pub pattern: Option<regex::Regex>,
     pub sensitive: bool,
+    /// The `Mcp-Param-` header that carries the value too (advertised as `x-mcp-header`).
+    pub header: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -632,6 +634,8 @@ pub struct Prompt {
     pub description: Option<String>,
     pub arguments: Vec<PromptArgument>,
     pub messages: Vec<PromptMessage>,
+    /// What the user is asked before the prompt is rendered, in the order asked.
+    pub questions: Vec<Question>,
 }
 
 #[derive(Debug)]

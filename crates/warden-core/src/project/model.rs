@@ -403,6 +403,10 @@ pub struct ToolSpec {
     /// JSON Schema of the structured result; when present, results carry `structuredContent`.
     #[serde(default)]
     pub output_schema: Option<Spanned<serde_json::Value>>,
+    /// The input schema to advertise instead of the one derived from `params` (any JSON
+    /// Schema 2020-12 keywords); its properties must be exactly the parameters.
+    #[serde(default)]
+    pub input_schema: Option<Spanned<serde_json::Value>>,
     /// How a row becomes MCP content instead of JSON text (images, audio, resources).
     #[serde(default)]
     pub content: Vec<Spanned<ContentSpec>>,
@@ -559,6 +563,11 @@ pub struct ParamSpec {
     /// A sensitive value is never echoed in errors (and, later, never audited).
     #[serde(default)]
     pub sensitive: bool,
+    /// MCP 2026-07-28: the client also sends the value in the `Mcp-Param-<header>` HTTP
+    /// header (so a gateway can route on it), and a request whose header and body disagree
+    /// is refused.
+    #[serde(default)]
+    pub header: Option<Spanned<String>>,
 }
 
 /// One MCP content block built from a result row's columns.
@@ -618,6 +627,10 @@ pub struct PromptSpec {
     /// Several messages, each with a role and a template or an embedded resource/image.
     #[serde(default)]
     pub messages: Vec<Spanned<PromptMessageSpec>>,
+    /// Ask the user before rendering (as for tools); the answers are in the templates as
+    /// `elicit_action`, `elicit_content` (the first) and `answers`.
+    #[serde(default)]
+    pub elicit: Option<Spanned<OneOrMany<ElicitSpec>>>,
 }
 
 #[derive(Debug, Deserialize)]

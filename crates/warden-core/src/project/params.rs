@@ -12,6 +12,10 @@ pub enum ParamType {
     Integer,
     Number,
     Boolean,
+    /// A JSON object, bound as its JSON text.
+    Object,
+    /// A JSON array, bound as its JSON text.
+    Array,
 }
 
 impl ParamType {
@@ -21,6 +25,8 @@ impl ParamType {
             "integer" => Self::Integer,
             "number" => Self::Number,
             "boolean" => Self::Boolean,
+            "object" => Self::Object,
+            "array" => Self::Array,
             _ => return None,
         })
     }
@@ -31,6 +37,8 @@ impl ParamType {
             Self::Integer => "integer",
             Self::Number => "number",
             Self::Boolean => "boolean",
+            Self::Object => "object",
+            Self::Array => "array",
         }
     }
 
@@ -40,6 +48,8 @@ impl ParamType {
             Self::Integer => v.is_i64() || v.is_u64() && v.as_i64().is_some(),
             Self::Number => v.is_number(),
             Self::Boolean => v.is_boolean(),
+            Self::Object => v.is_object(),
+            Self::Array => v.is_array(),
         }
     }
 }
@@ -174,6 +184,9 @@ impl Param {
         }
         if let Some(d) = &self.default {
             p.insert("default".into(), d.clone());
+        }
+        if let Some(h) = &self.header {
+            p.insert("x-mcp-header".into(), json!(h));
         }
         Value::Object(p)
     }

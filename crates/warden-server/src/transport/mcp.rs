@@ -36,7 +36,8 @@ use warden_core::audit::Peer;
 use warden_core::identity::Principal;
 use warden_core::pipeline::{
     Ask, CallError, CallRequest, ClientChannel, Content, Elicited, InputRequired, InputRound,
-    LivePipeline, Pipeline, PromptError, Rejection, ResourceBody, ResourceError, Source,
+    LivePipeline, Pipeline, PromptError, PromptRequest, Rejection, ResourceBody, ResourceError,
+    Source,
 };
 use warden_core::project::{Access, ResourceUri, Speaker, TaskMode};
 
@@ -269,6 +270,28 @@ pub(super) fn input_request(ask: Ask) -> Result<InputRequest, ErrorData> {
         .map_err(|e| ErrorData::internal_error(format!("cannot ask the client: {e}"), None))
 }
 
+/// What a 2026-07-28 client sent with this round (its answers and state) and may be asked;
+/// `None` for older clients, which are asked over their connection.
+fn input_round(
+    ctx: &RequestContext<RoleServer>,
+    responses: Option<&rmcp::model::InputResponses>,
+    state: &Option<String>,
+) -> Option<InputRound> {
+    modern(ctx).then(|| {
+        let caps = ctx.client_capabilities().unwrap_or_default();
+        InputRound {
+            responses: responses
+                .cloned()
+                .map(|r| r.into_iter().collect())
+                .unwrap_or_default(),
+            state: state.clone(),
+            can_elicit: caps.elicitation.is_some(),
+            can_sample: caps.sampling.is_some(),
+            can_list_roots: caps.roots.is_some(),
+        }
+    })
+}
+
 /// A pipeline result as MCP's.
 pub(super) fn tool_result(result: warden_core::pipeline::ToolResult) -> CallToolResult {
     let mut r = CallToolResult::success(result.content.into_iter().map(block).collect());
@@ -411,6 +434,12 @@ pub(crate) fn peer_of(headers: &http::HeaderMap, extensions: &http::Extensions) 
 fn prompt_error(e: PromptError) -> ErrorData {
     match e {
         PromptError::Resource(r) => resource_error(r),
+        PromptError::MissingCapability(c) => {
+            let caps: rmcp::model::ClientCapabilities =
+                serde_json::from_value(json!({ c: {} })).unwrap_or_default();
+            ErrorData::missing_required_client_capability(caps)
+        }
+        PromptError::Client(m) => ErrorData::internal_error(m, None),
         PromptError::Render(m) => {
             ErrorData::internal_error(format!("cannot render the prompt: {m}"), None)
         }
@@ -641,20 +670,7 @@ impl ServerHandler for WardenMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let principal = self.principal(&ctx).await?;
         // A 2026-07-28 client is asked through the result (multi round-trip requests).
-        let round = modern(&ctx).then(|| {
-            let caps = ctx.client_capabilities().unwrap_or_default();
-            InputRound {
-                responses: req
-                    .input_responses
-                    .clone()
-                    .map(|r| r.into_iter().collect())
-                    .unwrap_or_default(),
-                state: req.request_state.clone(),
-                can_elicit: caps.elicitation.is_some(),
-                can_sample: caps.sampling.is_some(),
-                can_list_roots: caps.roots.is_some(),
-            }
-        });
+        let round = input_round(&ctx, req.input_responses.as_ref(), &req.request_state);
         let pipeline = self.pipeline.current();
         if let Some(round) = &round
             && let Some(mode) = pipeline.project().tool(&req.name).and_then(|t| {
@@ -874,21 +890,33 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let principal = self.principal(&ctx).await?;
+        let channel = PeerChannel {
+            ctx: &ctx,
+            log_level: &self.log_level,
+            round: input_round(&ctx, req.input_responses.as_ref(), &req.request_state),
+        };
         let args = req.arguments.unwrap_or_default();
         let peer = peer(&ctx);
         let pipeline = self.pipeline.current();
-        let messages = pipeline
-            .get_prompt(
-                &req.name,
-                &args,
-                principal.as_ref(),
-                self.source,
-                &peer,
-                &ctx.ct,
-            )
+        let messages = match pipeline
+            .get_prompt(PromptRequest {
+                name: &req.name,
+                arguments: &args,
+                caller: principal.as_ref(),
+                source: self.source,
+                peer: &peer,
+                cancel: &ctx.ct,
+                channel: &channel,
+            })
             .instrument(call_span("prompts/get", &peer))
             .await
-            .map_err(prompt_error)?;
+        {
+            Ok(m) => m,
+            Err(PromptError::InputRequired(i)) => {
+                return Ok(GetPromptResponse::InputRequired(input_required(*i)?));
+            }
+            Err(e) => return Err(prompt_error(e)),
+        };
         let messages = messages
             .into_iter()
             .map(|m| {

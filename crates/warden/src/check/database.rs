@@ -265,7 +265,9 @@ fn pg_type(t: ParamType) -> sqlx::postgres::PgTypeInfo {
         ParamType::Integer => <i64 as Type<Postgres>>::type_info(),
         ParamType::Number => <f64 as Type<Postgres>>::type_info(),
         ParamType::Boolean => <bool as Type<Postgres>>::type_info(),
-        ParamType::String => <String as Type<Postgres>>::type_info(),
+        ParamType::String | ParamType::Object | ParamType::Array => {
+            <String as Type<Postgres>>::type_info()
+        }
     }
 }
 

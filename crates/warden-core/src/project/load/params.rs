@@ -34,7 +34,7 @@ impl Checker<'_> {
         }
         let Some(ty) = ParamType::parse(&p.ty.value) else {
             // Every other setting depends on the type, so that is the one problem to report.
-            let known = ["string", "integer", "number", "boolean"];
+            let known = ["string", "integer", "number", "boolean", "object", "array"];
             let guess = match p.ty.value.to_ascii_lowercase().as_str() {
                 "float" | "double" | "decimal" | "real" | "numeric" => Some("number"),
                 "text" | "str" | "varchar" => Some("string"),
@@ -46,7 +46,7 @@ impl Checker<'_> {
                 &p.ty,
                 format!("{field}.type"),
                 format!(
-                    "unknown type '{}'; {}use string, integer, number or boolean",
+                    "unknown type '{}'; {}use string, integer, number, boolean, object or array",
                     p.ty.value,
                     guess
                         .map(|g| format!("did you mean `{g}`? "))
@@ -140,6 +140,23 @@ impl Checker<'_> {
                 "a required parameter cannot have a default; drop one of them",
             );
         }
+        if let Some(h) = &p.header {
+            // RFC 9110 token characters, as a header name's suffix.
+            let token = !h.value.is_empty()
+                && h.value.len() <= 64
+                && h.value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                self.err(h, format!("{field}.header"), format!("'{}' cannot end a header name; use 1 to 64 letters, digits or '-' (the client sends Mcp-Param-<header>)", h.value));
+            }
+            if matches!(ty, ParamType::Number | ParamType::Object | ParamType::Array) {
+                self.err(h, format!("{field}.header"), format!("a header carries a string, an integer or a boolean, not {} (a number may be written in several ways, so its header could not be compared with the body)", ty.as_str()));
+            }
+            if p.sensitive {
+                self.err(h, format!("{field}.header"), "a sensitive value must not travel in an HTTP header, where proxies and logs see it; remove `header` or `sensitive`");
+            }
+        }
         if self.errors.len() > before {
             return None;
         }
@@ -156,6 +173,7 @@ impl Checker<'_> {
             max_length: p.max_length.map(|v| v.value),
             pattern,
             sensitive: p.sensitive,
+            header: p.header.map(|h| h.value),
         };
         if let Some(d) = &p.default
             && let Err(e) = param.check(&d.value)

@@ -14,11 +14,17 @@ use crate::project::{
 impl Checker<'_> {
     pub(super) fn prompt(
         &mut self,
-        p: model::PromptSpec,
+        mut p: model::PromptSpec,
         field: &str,
         resources: &[Resource],
     ) -> Option<Prompt> {
         let before = self.errors.len();
+        if let Some(e) = &p.elicit
+            && self.stateless
+        {
+            self.err(e, format!("{field}.elicit"), "asking the user mid-request needs MCP sessions, and `server.sessions` is stateless; remove `elicit`, or serve one instance with `sessions: stateful`");
+        }
+        let questions = self.questions(p.elicit.take(), None, None, p.name.referenced, field);
         if !is_tool_name(&p.name.value) {
             self.err(
                 &p.name,
@@ -42,7 +48,15 @@ impl Checker<'_> {
                 completions: a.value.completions,
             });
         }
-        let declared: HashSet<&str> = arguments.iter().map(|a| a.name.as_str()).collect();
+        let mut declared: HashSet<&str> = arguments.iter().map(|a| a.name.as_str()).collect();
+        if !questions.is_empty() {
+            // The answers, which the prompt's questions provide.
+            declared.extend([
+                crate::project::ANSWERS,
+                crate::project::ELICIT_ACTION,
+                crate::project::ELICIT_CONTENT,
+            ]);
+        }
         let mut messages = Vec::new();
         let check_template = |me: &mut Self, t: &Spanned<String>, tfield: String| {
             let env = minijinja::Environment::new();
@@ -147,6 +161,7 @@ impl Checker<'_> {
             description: p.description,
             arguments,
             messages,
+            questions,
         })
     }
 }

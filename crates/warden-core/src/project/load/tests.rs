@@ -301,7 +301,7 @@ fn an_unknown_type_is_one_problem() {
     assert_eq!(
         errs,
         vec![
-            "p.yaml:11:15: tools[0].params[0].type: unknown type 'int'; did you mean `integer`? use string, integer, number or boolean"
+            "p.yaml:11:15: tools[0].params[0].type: unknown type 'int'; did you mean `integer`? use string, integer, number, boolean, object or array"
         ]
     );
 }
@@ -584,4 +584,83 @@ fn questions_in_rounds_and_tasks_are_checked() {
             .any(|p| p.contains("tools[0].task") && p.contains("stateless")),
         "{problems:#?}"
     );
+}
+
+#[test]
+fn parameter_headers_are_checked() {
+    let tool = |params: &str| {
+        format!(
+            "{BASE}tools:\n  - name: t\n    description: d\n    access: read\n    sql: SELECT :a AS a, :b AS b\n    params:\n{params}"
+        )
+    };
+    let good = tool(
+        "      - { name: a, type: string, header: Region }\n      - { name: b, type: integer, header: Shard-Id }\n",
+    );
+    let project = load_str(&good, Path::new("p.yaml"), |_| None).unwrap();
+    let schema = &project.tools[0].input_schema;
+    assert_eq!(schema["properties"]["a"]["x-mcp-header"], "Region");
+    assert_eq!(schema["properties"]["b"]["x-mcp-header"], "Shard-Id");
+    for (params, want) in [
+        (
+            "      - { name: a, type: string, header: 'Bad Name' }\n      - { name: b, type: string }\n",
+            "cannot end a header name",
+        ),
+        (
+            "      - { name: a, type: number, header: Amount }\n      - { name: b, type: string }\n",
+            "not number",
+        ),
+        (
+            "      - { name: a, type: string, header: Token, sensitive: true }\n      - { name: b, type: string }\n",
+            "must not travel in an HTTP header",
+        ),
+        (
+            "      - { name: a, type: string, header: Region }\n      - { name: b, type: string, header: region }\n",
+            "already uses the header",
+        ),
+    ] {
+        let problems = errors(&tool(params));
+        assert!(
+            problems.iter().any(|p| p.contains(want)),
+            "{want} in {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_own_input_schema_must_advertise_exactly_the_parameters() {
+    let tool = |schema: &str| {
+        format!(
+            "{BASE}tools:\n  - name: t\n    description: d\n    access: read\n    sql: SELECT :a AS a, :b AS b\n    params:\n      - {{ name: a, type: string }}\n      - {{ name: b, type: object }}\n    input_schema: {schema}\n"
+        )
+    };
+    let good = tool(
+        "{ type: object, $defs: { x: { type: object } }, properties: { a: { type: string }, b: { $ref: '#/$defs/x' } }, if: { required: [a] }, then: { required: [b] } }",
+    );
+    let project = load_str(&good, Path::new("p.yaml"), |_| None).unwrap();
+    let schema = &project.tools[0].input_schema;
+    assert!(
+        schema.contains_key("$defs") && schema.contains_key("if"),
+        "{schema:?}"
+    );
+    for (schema, want) in [
+        ("{ type: array }", "`type: object`"),
+        (
+            "{ type: object, properties: { a: { type: string } } }",
+            "'b' is missing",
+        ),
+        (
+            "{ type: object, properties: { a: { type: string }, b: { type: object }, c: { type: string } } }",
+            "'c' is not a declared parameter",
+        ),
+        (
+            "{ type: object, properties: { a: { type: integer }, b: { type: object } } }",
+            "is integer, but the parameter is declared string",
+        ),
+    ] {
+        let problems = errors(&tool(schema));
+        assert!(
+            problems.iter().any(|p| p.contains(want)),
+            "{want} in {problems:#?}"
+        );
+    }
 }

@@ -87,6 +87,7 @@ impl Checker<'_> {
             .collect();
         let mut params = Vec::new();
         let mut seen = HashSet::new();
+        let mut headers = HashSet::new();
         for (i, p) in t.params.into_iter().enumerate() {
             let pfield = format!("{field}.params[{i}]");
             if !seen.insert(p.value.name.value.clone()) {
@@ -94,6 +95,18 @@ impl Checker<'_> {
                     &p.value.name,
                     format!("{pfield}.name"),
                     format!("duplicate parameter '{}'", p.value.name.value),
+                );
+            }
+            if let Some(h) = &p.value.header
+                && !headers.insert(h.value.to_ascii_lowercase())
+            {
+                self.err(
+                    h,
+                    format!("{pfield}.header"),
+                    format!(
+                        "another parameter already uses the header '{}' (header names ignore case)",
+                        h.value
+                    ),
                 );
             }
             if let Some(param) = self.param(p.value, &pfield) {
@@ -235,6 +248,10 @@ impl Checker<'_> {
             Some(p) => p.value,
             None => 0,
         };
+        let own_schema = t
+            .input_schema
+            .as_ref()
+            .and_then(|s| self.own_input_schema(s, &params, &format!("{field}.input_schema")));
         // The tool's own rules are checked even when something else in it is wrong, so that
         // one run lists every problem.
         let own = t.policies.as_ref().map(|p| {
@@ -262,7 +279,7 @@ impl Checker<'_> {
             sensitive,
             version: crate::policy::version_of(&policy_text),
         };
-        let mut input_schema = input_schema(&params);
+        let mut input_schema = own_schema.unwrap_or_else(|| input_schema(&params));
         if access == Access::Write {
             add_confirmation_params(&mut input_schema);
         }
@@ -286,6 +303,76 @@ impl Checker<'_> {
             ask_before_task: settings.ask_before_task,
             policies,
         })
+    }
+
+    /// `input_schema`: an object schema whose `properties` are exactly the declared
+    /// parameters, each of the same type where the schema states one. Warden still checks
+    /// every argument against `params`; the schema's other keywords are advertised as
+    /// written.
+    fn own_input_schema(
+        &mut self,
+        schema: &Spanned<serde_json::Value>,
+        params: &[crate::project::Param],
+        field: &str,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let Some(m) = schema
+            .value
+            .as_object()
+            .filter(|m| m.get("type").and_then(|v| v.as_str()) == Some("object"))
+        else {
+            self.err(
+                schema,
+                field,
+                "must be a JSON Schema object with `type: object`",
+            );
+            return None;
+        };
+        let empty = serde_json::Map::new();
+        let properties = match m.get("properties") {
+            None => &empty,
+            Some(serde_json::Value::Object(p)) => p,
+            Some(_) => {
+                self.err(
+                    schema,
+                    format!("{field}.properties"),
+                    "must be a mapping of parameter names to schemas",
+                );
+                return None;
+            }
+        };
+        let before = self.errors.len();
+        for name in properties.keys() {
+            if !params.iter().any(|p| &p.name == name) {
+                self.err(schema, format!("{field}.properties.{name}"), format!("'{name}' is not a declared parameter, so a call that sent it would be refused; declare it in params (type object or array for structured values)"));
+            }
+        }
+        for p in params {
+            match properties.get(&p.name) {
+                None => self.err(
+                    schema,
+                    format!("{field}.properties"),
+                    format!(
+                        "the parameter '{}' is missing; every parameter must be advertised",
+                        p.name
+                    ),
+                ),
+                Some(prop) => {
+                    if let Some(ty) = prop.get("type").and_then(|t| t.as_str())
+                        && ty != p.ty.as_str()
+                    {
+                        self.err(
+                            schema,
+                            format!("{field}.properties.{}.type", p.name),
+                            format!("is {ty}, but the parameter is declared {}", p.ty.as_str()),
+                        );
+                    }
+                    if p.header.is_some() {
+                        self.err(schema, format!("{field}.properties.{}", p.name), "with input_schema, write the header as `x-mcp-header` in the schema, not as `header` on the parameter");
+                    }
+                }
+            }
+        }
+        (self.errors.len() == before).then(|| m.clone())
     }
 
     fn content(&mut self, c: Spanned<model::ContentSpec>, field: &str) -> Option<ContentBlock> {
