@@ -903,3 +903,56 @@ async fn a_parameter_header_must_match_the_body() {
         assert_eq!(r["error"]["code"], -32020, "{header:?}: {r}");
     }
 }
+
+/// A task's rounds run as its owner is when each round runs: an Admin demoted to member
+/// while the task waits for an answer gets the member's answer on the next round (here an
+/// input rule for Admins only refuses it), not the Admin's of the task's start.
+#[tokio::test]
+async fn a_task_round_runs_with_the_owners_rights_of_its_moment() {
+    let (_dir, file, key) = init_project();
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    let tool = TASK_TOOL.replace(
+        "    content: [{ type: text, column: text }]\n",
+        "    content: [{ type: text, column: text }]\n    policies:\n      input:\n        - name: admins-only\n          condition: user.role != 'admin'\n          reason: Reviews are for Admins\n",
+    );
+    std::fs::write(&file, yaml.replacen("tools:\n", &tool, 1)).unwrap();
+    let server = Server::start(&file);
+    let call = json!({"name": "vendor_review", "arguments": {"vendor": "V-001"}});
+    let created = task_rpc(&server, &key, "tools/call", call).await;
+    let id = created["result"]["taskId"].as_str().unwrap().to_string();
+    until(&server, &key, &id, "input_required").await;
+
+    let out = common::run(&[
+        "member",
+        "set-role",
+        "ana@acme.example",
+        "--role",
+        "member",
+        "--org",
+        "acme",
+        "-p",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer = json!({"verdict": {"action": "accept", "content": {"ok": true}}});
+    task_rpc(
+        &server,
+        &key,
+        "tasks/update",
+        json!({"taskId": id, "inputResponses": answer}),
+    )
+    .await;
+    let done = until(&server, &key, &id, "completed").await;
+    assert_eq!(done["result"]["result"]["isError"], true, "{done}");
+    assert!(
+        done["result"]["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Reviews are for Admins"),
+        "{done}"
+    );
+}

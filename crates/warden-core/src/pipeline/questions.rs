@@ -1,5 +1,6 @@
 //! The questions a tool asks its caller's client before its SQL runs (`elicit`, `sample`,
-//! `roots`), and how their answers are bound.
+//! `roots`), and a prompt before it is rendered (`elicit`), and how their answers are bound
+//! (as SQL values for a tool, template values for a prompt).
 //!
 //! An older client is asked over its open connection, one question after another. A client
 //! of MCP 2026-07-28 is asked through the result (multi round-trip requests): the questions

@@ -49,8 +49,19 @@ fn owner_of(p: Option<&Principal>) -> Owner {
     p.map(|p| (p.org.clone(), p.user_id.clone()))
 }
 
-/// Each task's owner, and when it began.
-type Owners = HashMap<String, (Owner, Instant)>;
+/// Each task's owner, when it began, and the owner as last authenticated.
+type Owners = HashMap<String, Entry>;
+
+struct Entry {
+    owner: Owner,
+    began: Instant,
+    /// The principal the next round runs as: the caller who made the task, then whoever
+    /// (the owner, authenticated afresh) last answered it, so a round runs with the role
+    /// and scopes of its moment.
+    latest: Latest,
+}
+
+type Latest = Arc<Mutex<Option<Principal>>>;
 
 /// Every task of this server, with its owner.
 #[derive(Default)]
@@ -102,7 +113,7 @@ impl Tasks {
                 .collect();
             let mine = unfinished
                 .iter()
-                .filter(|id| owners.get(**id).is_some_and(|(o, _)| *o == owner))
+                .filter(|id| owners.get(**id).is_some_and(|e| e.owner == owner))
                 .count();
             if mine >= PER_OWNER || unfinished.len() >= IN_ALL {
                 return Err(ErrorData::new(
@@ -114,12 +125,14 @@ impl Tasks {
                 ));
             }
         }
+        let latest: Latest = Arc::new(Mutex::new(call.caller.clone()));
+        let slot = latest.clone();
         let options = TaskOptions::new()
             .with_ttl_ms(TTL_MS)
             .with_poll_interval_ms(POLL_MS);
         let task = self.manager.spawn(options, move |ctx| {
             Box::pin(
-                std::panic::AssertUnwindSafe(run(call, ctx))
+                std::panic::AssertUnwindSafe(run(call, slot, ctx))
                     .catch_unwind()
                     .map(|r| {
                         r.unwrap_or_else(|_| {
@@ -134,8 +147,15 @@ impl Tasks {
         let mut owners = self.lock()?;
         // Every task is gone from the manager two lifetimes after it began.
         let keep = Duration::from_millis(2 * TTL_MS) + Duration::from_secs(60);
-        owners.retain(|_, (_, at)| at.elapsed() < keep);
-        owners.insert(task.task_id.clone(), (owner, Instant::now()));
+        owners.retain(|_, e| e.began.elapsed() < keep);
+        owners.insert(
+            task.task_id.clone(),
+            Entry {
+                owner,
+                began: Instant::now(),
+                latest,
+            },
+        );
         Ok(task)
     }
 
@@ -150,7 +170,12 @@ impl Tasks {
         id: &str,
         responses: impl IntoIterator<Item = (String, Value)>,
     ) -> Result<(), ErrorData> {
-        self.owned(caller, id)?;
+        let latest = self.owned(caller, id)?;
+        // The next round runs as the owner is now (a changed role or scopes apply).
+        *latest
+            .lock()
+            .map_err(|_| ErrorData::internal_error("tasks are unavailable", None))? =
+            caller.cloned();
         self.manager
             .update_task(id, responses)
             .map_err(|_| unknown(id))
@@ -162,10 +187,10 @@ impl Tasks {
     }
 
     /// The same answer for a task that is someone else's as for one that does not exist.
-    fn owned(&self, caller: Option<&Principal>, id: &str) -> Result<(), ErrorData> {
+    fn owned(&self, caller: Option<&Principal>, id: &str) -> Result<Latest, ErrorData> {
         let owners = self.lock()?;
         match owners.get(id) {
-            Some((owner, _)) if *owner == owner_of(caller) => Ok(()),
+            Some(e) if e.owner == owner_of(caller) => Ok(e.latest.clone()),
             Some(_) => {
                 tracing::warn!(target: "warden::security", "a task was asked for by someone other than its owner");
                 Err(unknown(id))
@@ -193,7 +218,7 @@ fn unknown(id: &str) -> ErrorData {
 }
 
 /// The task's work: the call, round after round, until it ends or is cancelled.
-async fn run(call: Call, ctx: TaskContext) -> Result<CallToolResult, TaskExit> {
+async fn run(call: Call, latest: Latest, ctx: TaskContext) -> Result<CallToolResult, TaskExit> {
     let mut round = call.first.clone();
     // A key is posted once in a task's life; a question asked again goes under a new one.
     let mut used: HashSet<String> = HashSet::new();
@@ -202,9 +227,12 @@ async fn run(call: Call, ctx: TaskContext) -> Result<CallToolResult, TaskExit> {
         let channel = TaskChannel {
             round: round.clone(),
         };
+        let caller = latest.lock().map(|p| p.clone()).map_err(|_| {
+            TaskExit::Error(ErrorData::internal_error("tasks are unavailable", None))
+        })?;
         let request = CallRequest {
             tool: &call.tool,
-            caller: call.caller.as_ref(),
+            caller: caller.as_ref(),
             arguments: call.arguments.as_ref(),
             source: call.source,
             peer: call.peer.clone(),

@@ -141,13 +141,7 @@ impl Checker<'_> {
             );
         }
         if let Some(h) = &p.header {
-            // RFC 9110 token characters, as a header name's suffix.
-            let token = !h.value.is_empty()
-                && h.value.len() <= 64
-                && h.value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !token {
+            if !is_header_token(&h.value) {
                 self.err(h, format!("{field}.header"), format!("'{}' cannot end a header name; use 1 to 64 letters, digits or '-' (the client sends Mcp-Param-<header>)", h.value));
             }
             if matches!(ty, ParamType::Number | ParamType::Object | ParamType::Array) {
@@ -187,4 +181,12 @@ impl Checker<'_> {
         }
         Some(param)
     }
+}
+
+/// RFC 9110 token characters, 1 to 64 of them: what may follow `Mcp-Param-` in a header name.
+pub(super) fn is_header_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

@@ -50,6 +50,21 @@ impl Checker<'_> {
         }
         let mut declared: HashSet<&str> = arguments.iter().map(|a| a.name.as_str()).collect();
         if !questions.is_empty() {
+            for a in &arguments {
+                if [
+                    crate::project::ANSWERS,
+                    crate::project::ELICIT_ACTION,
+                    crate::project::ELICIT_CONTENT,
+                ]
+                .contains(&a.name.as_str())
+                {
+                    self.err(
+                        &p.name,
+                        format!("{field}.arguments"),
+                        format!("'{}' is reserved for the answers to this prompt's questions; rename the argument", a.name),
+                    );
+                }
+            }
             // The answers, which the prompt's questions provide.
             declared.extend([
                 crate::project::ANSWERS,

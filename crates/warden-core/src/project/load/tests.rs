@@ -656,6 +656,14 @@ fn an_own_input_schema_must_advertise_exactly_the_parameters() {
             "{ type: object, properties: { a: { type: integer }, b: { type: object } } }",
             "is integer, but the parameter is declared string",
         ),
+        (
+            "{ type: object, properties: { a: { type: string, x-mcp-header: 'No Spaces' }, b: { type: object } } }",
+            "must be 1 to 64 letters",
+        ),
+        (
+            "{ type: object, properties: { a: { type: string }, b: { type: object, x-mcp-header: B } } }",
+            "not object",
+        ),
     ] {
         let problems = errors(&tool(schema));
         assert!(
@@ -663,4 +671,16 @@ fn an_own_input_schema_must_advertise_exactly_the_parameters() {
             "{want} in {problems:#?}"
         );
     }
+}
+
+#[test]
+fn a_prompt_that_asks_reserves_the_answer_names() {
+    let yaml = format!(
+        "{BASE}prompts:\n  - name: p\n    arguments:\n      - {{ name: answers }}\n    elicit: {{ message: Why?, schema: {{ type: object }} }}\n    template: 'For {{{{ elicit_action }}}}'\n"
+    );
+    let problems = errors(&yaml);
+    assert!(
+        problems.iter().any(|p| p.contains("'answers' is reserved")),
+        "{problems:#?}"
+    );
 }

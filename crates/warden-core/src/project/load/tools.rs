@@ -6,10 +6,11 @@ use std::collections::HashSet;
 
 use serde_saphyr::Spanned;
 
+use super::params::is_header_token;
 use super::policies::{Applies, describe_policies};
 use super::{Checker, is_tool_name};
 use crate::exec::sql;
-use crate::project::params::input_schema;
+use crate::project::params::{ParamType, input_schema};
 use crate::project::{Access, ContentBlock, Dialect, Returns, Tool, model};
 
 impl Checker<'_> {
@@ -341,6 +342,7 @@ impl Checker<'_> {
             }
         };
         let before = self.errors.len();
+        let mut headers = HashSet::new();
         for name in properties.keys() {
             if !params.iter().any(|p| &p.name == name) {
                 self.err(schema, format!("{field}.properties.{name}"), format!("'{name}' is not a declared parameter, so a call that sent it would be refused; declare it in params (type object or array for structured values)"));
@@ -368,6 +370,33 @@ impl Checker<'_> {
                     }
                     if p.header.is_some() {
                         self.err(schema, format!("{field}.properties.{}", p.name), "with input_schema, write the header as `x-mcp-header` in the schema, not as `header` on the parameter");
+                    }
+                    if let Some(h) = prop.get("x-mcp-header") {
+                        let pfield = format!("{field}.properties.{}.x-mcp-header", p.name);
+                        match h.as_str() {
+                            Some(name) if is_header_token(name) => {
+                                if !headers.insert(name.to_ascii_lowercase()) {
+                                    self.err(schema, pfield.clone(), format!("another parameter already uses the header '{name}' (header names ignore case)"));
+                                }
+                            }
+                            _ => self.err(schema, pfield.clone(), "must be 1 to 64 letters, digits or '-' (the client sends Mcp-Param-<header>)"),
+                        }
+                        if matches!(
+                            p.ty,
+                            ParamType::Number | ParamType::Object | ParamType::Array
+                        ) {
+                            self.err(
+                                schema,
+                                pfield.clone(),
+                                format!(
+                                    "a header carries a string, an integer or a boolean, not {}",
+                                    p.ty.as_str()
+                                ),
+                            );
+                        }
+                        if p.sensitive {
+                            self.err(schema, pfield, "a sensitive value must not travel in an HTTP header, where proxies and logs see it");
+                        }
                     }
                 }
             }
