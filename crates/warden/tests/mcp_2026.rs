@@ -92,6 +92,39 @@ const ASKING_TOOL: &str = r#"tools:
     content: [{ type: text, column: text }]
 "#;
 
+/// One MCP 2026-07-28 request: `_meta` naming these client capabilities, the revision's
+/// standard headers (`Mcp-Name` is `name`) and any `extra` ones; its status and response.
+async fn send_2026(
+    server: &Server,
+    key: &str,
+    method: &str,
+    name: &str,
+    mut params: Value,
+    caps: Value,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    params["_meta"] = meta();
+    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = caps;
+    let mut req = server
+        .client()
+        .post(&server.url)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .header("mcp-name", name);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let r = req
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, sse_response(&r.text().await.unwrap(), 7))
+}
+
 /// A 2026-07-28 `tools/call` from a client that can be asked (elicitation), with the
 /// answers and state of the round before, if any.
 async fn tool_call(
@@ -109,22 +142,16 @@ async fn tool_call(
     if let Some(s) = state {
         params["requestState"] = json!(s);
     }
-    params["_meta"] = meta();
-    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
-    let r = server
-        .client()
-        .post(&server.url)
-        .bearer_auth(key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, sse_response(&r.text().await.unwrap(), 7))
+    send_2026(
+        server,
+        key,
+        "tools/call",
+        tool,
+        params,
+        json!({"elicitation": {}}),
+        &[],
+    )
+    .await
 }
 
 async fn call(
@@ -479,13 +506,8 @@ async fn rounds_carry_earlier_answers_that_cannot_be_edited() {
     let yaml = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, yaml.replacen("tools:\n", TWO_ROUNDS, 1)).unwrap();
     let server = Server::start(&file);
-    let caps = |params: &mut Value| {
-        params["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
-            json!({"elicitation": {}, "roots": {}});
-    };
     let send = |responses: Option<Value>, state: Option<String>| {
-        let mut params = json!({"name": "plan_trip", "arguments": {}, "_meta": meta()});
-        caps(&mut params);
+        let mut params = json!({"name": "plan_trip", "arguments": {}});
         if let Some(r) = responses {
             params["inputResponses"] = r;
         }
@@ -494,19 +516,10 @@ async fn rounds_carry_earlier_answers_that_cannot_be_edited() {
         }
         let (server, key) = (&server, &key);
         async move {
-            let r = server
-                .client()
-                .post(&server.url)
-                .bearer_auth(key)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("mcp-method", "tools/call")
-                .header("mcp-name", "plan_trip")
-                .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
-                .send()
+            let caps = json!({"elicitation": {}, "roots": {}});
+            send_2026(server, key, "tools/call", "plan_trip", params, caps, &[])
                 .await
-                .unwrap();
-            sse_response(&r.text().await.unwrap(), 7)
+                .1
         }
     };
     let first = send(None, None).await;
@@ -586,30 +599,19 @@ const TASK_TOOL: &str = r#"tools:
 
 /// One 2026-07-28 request from a client of the tasks extension (and elicitation); the
 /// `Mcp-Name` header is the tool's name or the task id.
-async fn task_rpc(server: &Server, key: &str, method: &str, mut params: Value) -> Value {
-    params["_meta"] = meta();
-    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({
-        "elicitation": {},
-        "extensions": {"io.modelcontextprotocol/tasks": {}},
-    });
+async fn task_rpc(server: &Server, key: &str, method: &str, params: Value) -> Value {
     let name = params["name"]
         .as_str()
         .or(params["taskId"].as_str())
         .unwrap()
         .to_string();
-    let r = server
-        .client()
-        .post(&server.url)
-        .bearer_auth(key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method)
-        .header("mcp-name", name)
-        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
-        .send()
+    let caps = json!({
+        "elicitation": {},
+        "extensions": {"io.modelcontextprotocol/tasks": {}},
+    });
+    send_2026(server, key, method, &name, params, caps, &[])
         .await
-        .unwrap();
-    sse_response(&r.text().await.unwrap(), 7)
+        .1
 }
 
 /// Polls `tasks/get` until the task reaches `status` (or a final one), for at most 10 s.
@@ -794,8 +796,7 @@ async fn a_prompt_asks_through_the_result() {
     std::fs::write(&file, yaml.replacen("prompts:\n", ASKING_PROMPT, 1)).unwrap();
     let server = Server::start(&file);
     let get = |arguments: Value, responses: Option<Value>, state: Option<String>| {
-        let mut params = json!({"name": "brief_for", "arguments": arguments, "_meta": meta()});
-        params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+        let mut params = json!({"name": "brief_for", "arguments": arguments});
         if let Some(r) = responses {
             params["inputResponses"] = r;
         }
@@ -804,21 +805,10 @@ async fn a_prompt_asks_through_the_result() {
         }
         let (server, key) = (&server, &key);
         async move {
-            let r = server
-                .client()
-                .post(&server.url)
-                .bearer_auth(key)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("mcp-method", "prompts/get")
-                .header("mcp-name", "brief_for")
-                .json(
-                    &json!({"jsonrpc": "2.0", "id": 7, "method": "prompts/get", "params": params}),
-                )
-                .send()
+            let caps = json!({"elicitation": {}});
+            send_2026(server, key, "prompts/get", "brief_for", params, caps, &[])
                 .await
-                .unwrap();
-            sse_response(&r.text().await.unwrap(), 7)
+                .1
         }
     };
     let first = get(json!({"vendor": "V-001"}), None, None).await;
@@ -870,26 +860,21 @@ async fn a_parameter_header_must_match_the_body() {
     let call = |header: Option<&'static str>| {
         let (server, key) = (&server, &key);
         async move {
-            let mut params = json!({"name": "vendor_by_region", "arguments": {"region": "emea"}, "_meta": meta()});
-            params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
-            let mut req = server
-                .client()
-                .post(&server.url)
-                .bearer_auth(key)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("mcp-method", "tools/call")
-                .header("mcp-name", "vendor_by_region");
-            if let Some(h) = header {
-                req = req.header("mcp-param-region", h);
-            }
-            let r = req
-                .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, sse_response(&r.text().await.unwrap(), 7))
+            let params = json!({"name": "vendor_by_region", "arguments": {"region": "emea"}});
+            let extra: Vec<(&str, &str)> = header
+                .map(|h| ("mcp-param-region", h))
+                .into_iter()
+                .collect();
+            send_2026(
+                server,
+                key,
+                "tools/call",
+                "vendor_by_region",
+                params,
+                json!({}),
+                &extra,
+            )
+            .await
         }
     };
     let (status, ok) = call(Some("emea")).await;

@@ -27,7 +27,7 @@ impl Pipeline {
         let binding = binding(req, tool, tool.name.clone(), args);
         // An MCP 2026-07-28 client that can be asked: the preview is a question in the
         // result, and the state it answers under is the confirmation token itself. (A write
-        // tool that also asks questions keeps the token flow: one state per round.)
+        // tool asks no questions of its own: the loader refuses them.)
         if !confirm
             && tool.questions.is_empty()
             && let Some(round) = req.channel.input_round().filter(|r| r.can_elicit)

@@ -31,6 +31,9 @@ use super::arguments::bind_extra;
 use super::error::{CallError, PromptError};
 use super::request::{Ask, CallRequest, ClientChannel, Elicited, InputRequired, InputRound};
 
+/// The most answers a state carries from round to round, as JSON.
+const MAX_CARRIED: usize = 64 * 1024;
+
 /// The confirmation ledger's tool name prefix for request states.
 const INPUT_STATE_TOOL: &str = "input-state:";
 
@@ -182,6 +185,13 @@ impl Pipeline {
         } else {
             Value::Object(carried.clone()).to_string()
         };
+        if carried.len() > MAX_CARRIED {
+            return Err(format!(
+                "the answers so far are {} KiB, more than a state carries ({} KiB); answer more briefly",
+                carried.len() / 1024,
+                MAX_CARRIED / 1024
+            ));
+        }
         let token = self
             .confirmations
             .mint(binding(&carried))

@@ -686,7 +686,7 @@ impl ServerHandler for WardenMcp {
                 .is_some_and(|c| c.supports_tasks());
             if declared {
                 let call = tasks::Call {
-                    pipeline: pipeline.clone(),
+                    pipeline: self.pipeline.clone(),
                     caller: principal.clone(),
                     tool: req.name.to_string(),
                     arguments: req.arguments.clone(),
@@ -988,8 +988,12 @@ impl ServerHandler for WardenMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let principal = self.principal(&ctx).await?;
-        self.tasks
-            .update(principal.as_ref(), &req.task_id, req.input_responses)
+        self.tasks.update(
+            principal.as_ref(),
+            peer(&ctx),
+            &req.task_id,
+            req.input_responses,
+        )
     }
 
     async fn cancel_task(

@@ -565,6 +565,16 @@ fn questions_in_rounds_and_tasks_are_checked() {
             "{want} in {problems:#?}"
         );
     }
+    // A write asks nothing: its confirmation covers exactly what runs.
+    let problems = errors(&format!(
+        "{BASE}tools:\n  - name: t\n    description: d\n    access: write\n    sql: DELETE FROM x WHERE y = :elicit_action\n    elicit: {{ message: Sure?, schema: {{ type: object }} }}\n"
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("a write tool cannot `elicit`")),
+        "{problems:#?}"
+    );
     // A write runs once confirmed, never as a task; nor does any tool with several instances.
     let problems = errors(&format!(
         "{BASE}tools:\n  - name: t\n    description: d\n    access: write\n    sql: DELETE FROM x\n    task: optional\n"
@@ -663,6 +673,18 @@ fn an_own_input_schema_must_advertise_exactly_the_parameters() {
         (
             "{ type: object, properties: { a: { type: string }, b: { type: object, x-mcp-header: B } } }",
             "not object",
+        ),
+        (
+            "{ type: object, properties: { a: { x-mcp-header: A }, b: { type: object } } }",
+            "must state its `type`",
+        ),
+        (
+            "{ type: object, properties: { a: { type: string }, b: { type: object, properties: { pw: { type: string, x-mcp-header: Pw } } } } }",
+            "only be on a parameter's own property",
+        ),
+        (
+            "{ type: object, properties: { a: { type: string }, b: { type: object } }, $defs: { x: { x-mcp-header: X } } }",
+            "only be on a parameter's own property",
         ),
     ] {
         let problems = errors(&tool(schema));

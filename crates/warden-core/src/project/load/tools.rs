@@ -146,6 +146,19 @@ impl Checker<'_> {
             t.elicit.is_some() || t.sample.is_some() || t.roots.is_some(),
             field,
         );
+        if access == Access::Write {
+            // A write is confirmed against a preview of exactly what will run; an answer
+            // given after the preview would change the write the person approved.
+            for (asks, what) in [
+                (t.elicit.as_ref().map(|e| e.referenced), "elicit"),
+                (t.sample.as_ref().map(|s| s.referenced), "sample"),
+                (t.roots.as_ref().map(|r| r.referenced), "roots"),
+            ] {
+                if let Some(at) = asks {
+                    self.at(at, format!("{field}.{what}"), format!("a write tool cannot `{what}`: its confirmation covers a preview of exactly what will run, and an answer would change the write after it; ask in a read tool first, or take the value as a parameter"));
+                }
+            }
+        }
         let questions = self.questions(t.elicit, t.sample, t.roots, t.name.referenced, field);
         use crate::project::{
             ANSWERS, ELICIT_ACTION, ELICIT_CONTENT, QuestionKind, ROOTS, SAMPLE_TEXT,
@@ -373,6 +386,9 @@ impl Checker<'_> {
                     }
                     if let Some(h) = prop.get("x-mcp-header") {
                         let pfield = format!("{field}.properties.{}.x-mcp-header", p.name);
+                        if prop.get("type").and_then(|t| t.as_str()).is_none() {
+                            self.err(schema, pfield.clone(), "a property with a header must state its `type` (string, integer or boolean), or clients drop the header and every call is refused");
+                        }
                         match h.as_str() {
                             Some(name) if is_header_token(name) => {
                                 if !headers.insert(name.to_ascii_lowercase()) {
@@ -400,6 +416,26 @@ impl Checker<'_> {
                     }
                 }
             }
+        }
+        // rmcp reads `x-mcp-header` along nested `properties` too: only a parameter's own
+        // property may carry one, where the checks above apply.
+        let mut nested = Vec::new();
+        for (name, prop) in properties {
+            if let Some(o) = prop.as_object() {
+                for (k, v) in o {
+                    if k != "x-mcp-header" {
+                        headers_below(v, &format!("{name}.{k}"), &mut nested);
+                    }
+                }
+            }
+        }
+        for (k, v) in m {
+            if k != "properties" {
+                headers_below(v, k, &mut nested);
+            }
+        }
+        for path in nested {
+            self.err(schema, format!("{field}.{path}"), "an `x-mcp-header` may only be on a parameter's own property (`properties.<name>`), where its type and sensitivity are checked");
         }
         (self.errors.len() == before).then(|| m.clone())
     }
@@ -466,5 +502,27 @@ fn add_confirmation_params(schema: &mut serde_json::Map<String, serde_json::Valu
             crate::confirm::TOKEN.into(),
             serde_json::json!({"type": "string", "description": "The token from the preview of exactly this call."}),
         );
+    }
+}
+
+/// Where under `v` (at `path`) an `x-mcp-header` is written.
+fn headers_below(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, c) in o {
+                let here = format!("{path}.{k}");
+                if k == "x-mcp-header" {
+                    out.push(here);
+                } else {
+                    headers_below(c, &here, out);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                headers_below(c, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
     }
 }
