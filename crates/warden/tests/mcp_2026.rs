@@ -92,6 +92,16 @@ const ASKING_TOOL: &str = r#"tools:
     content: [{ type: text, column: text }]
 "#;
 
+/// The example project with `yaml` written at the head of its `section` (`tools`,
+/// `prompts`): its directory, file and the Admin's API key.
+fn project_with(section: &str, yaml: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let (dir, file, key) = init_project();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let head = format!("{section}:\n");
+    std::fs::write(&file, text.replacen(&head, yaml, 1)).unwrap();
+    (dir, file, key)
+}
+
 /// One MCP 2026-07-28 request: `_meta` naming these client capabilities, the revision's
 /// standard headers (`Mcp-Name` is `name`) and any `extra` ones; its status and response.
 async fn send_2026(
@@ -180,9 +190,7 @@ fn ran(server_answer: &Value) -> bool {
 /// is refused (-32602) and nothing runs; answers without a state are taken as they are.
 #[tokio::test]
 async fn a_question_round_trips_and_its_state_cannot_be_abused() {
-    let (_dir, file, key) = init_project();
-    let yaml = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, yaml.replacen("tools:\n", ASKING_TOOL, 1)).unwrap();
+    let (_dir, file, key) = project_with("tools", ASKING_TOOL);
     let bo_key = common::add_member(&file, "bo@acme.example", "member", "mcp:read", false);
     let server = Server::start(&file);
     let args = json!({"note": "renewal"});
@@ -373,9 +381,7 @@ async fn a_question_round_trips_and_its_state_cannot_be_abused() {
 /// A client that did not declare elicitation is not asked: -32021 naming it, HTTP 400.
 #[tokio::test]
 async fn a_client_without_the_capability_is_told_which_it_lacks() {
-    let (_dir, file, key) = init_project();
-    let yaml = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, yaml.replacen("tools:\n", ASKING_TOOL, 1)).unwrap();
+    let (_dir, file, key) = project_with("tools", ASKING_TOOL);
     let server = Server::start(&file);
     let (status, r) = post(
         &server,
@@ -502,9 +508,7 @@ const TWO_ROUNDS: &str = r#"tools:
 /// refused like an edited token, and the call completes with every round's answers.
 #[tokio::test]
 async fn rounds_carry_earlier_answers_that_cannot_be_edited() {
-    let (_dir, file, key) = init_project();
-    let yaml = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, yaml.replacen("tools:\n", TWO_ROUNDS, 1)).unwrap();
+    let (_dir, file, key) = project_with("tools", TWO_ROUNDS);
     let server = Server::start(&file);
     let send = |responses: Option<Value>, state: Option<String>| {
         let mut params = json!({"name": "plan_trip", "arguments": {}});
@@ -637,9 +641,7 @@ async fn until(server: &Server, key: &str, id: &str, status: &str) -> Value {
 /// the call answered directly.
 #[tokio::test]
 async fn a_task_belongs_to_its_caller() {
-    let (_dir, file, key) = init_project();
-    let yaml = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, yaml.replacen("tools:\n", TASK_TOOL, 1)).unwrap();
+    let (_dir, file, key) = project_with("tools", TASK_TOOL);
     let bo_key = common::add_member(&file, "bo@acme.example", "member", "mcp:read", false);
     let server = Server::start(&file);
     let call = json!({"name": "vendor_review", "arguments": {"vendor": "V-001"}});
@@ -747,9 +749,7 @@ async fn a_task_belongs_to_its_caller() {
 /// (-32029) until one finishes or is cancelled.
 #[tokio::test]
 async fn unfinished_tasks_are_capped_per_caller() {
-    let (_dir, file, key) = init_project();
-    let yaml = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, yaml.replacen("tools:\n", TASK_TOOL, 1)).unwrap();
+    let (_dir, file, key) = project_with("tools", TASK_TOOL);
     let server = Server::start(&file);
     let call = json!({"name": "vendor_review", "arguments": {"vendor": "V-001"}});
     let mut ids = Vec::new();
@@ -791,9 +791,7 @@ const HEADER_TOOL: &str = r#"tools:
 /// under it is refused.
 #[tokio::test]
 async fn a_prompt_asks_through_the_result() {
-    let (_dir, file, key) = init_project();
-    let yaml = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, yaml.replacen("prompts:\n", ASKING_PROMPT, 1)).unwrap();
+    let (_dir, file, key) = project_with("prompts", ASKING_PROMPT);
     let server = Server::start(&file);
     let get = |arguments: Value, responses: Option<Value>, state: Option<String>| {
         let mut params = json!({"name": "brief_for", "arguments": arguments});
@@ -841,9 +839,7 @@ async fn a_prompt_asks_through_the_result() {
 /// before anything runs; a base64-wrapped header that matches is accepted.
 #[tokio::test]
 async fn a_parameter_header_must_match_the_body() {
-    let (_dir, file, key) = init_project();
-    let yaml = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, yaml.replacen("tools:\n", HEADER_TOOL, 1)).unwrap();
+    let (_dir, file, key) = project_with("tools", HEADER_TOOL);
     let server = Server::start(&file);
     let (_, list) = post(&server, &key, "tools/list", json!({})).await;
     let tool = list["result"]["tools"]
@@ -894,13 +890,11 @@ async fn a_parameter_header_must_match_the_body() {
 /// input rule for Admins only refuses it), not the Admin's of the task's start.
 #[tokio::test]
 async fn a_task_round_runs_with_the_owners_rights_of_its_moment() {
-    let (_dir, file, key) = init_project();
-    let yaml = std::fs::read_to_string(&file).unwrap();
     let tool = TASK_TOOL.replace(
         "    content: [{ type: text, column: text }]\n",
         "    content: [{ type: text, column: text }]\n    policies:\n      input:\n        - name: admins-only\n          condition: user.role != 'admin'\n          reason: Reviews are for Admins\n",
     );
-    std::fs::write(&file, yaml.replacen("tools:\n", &tool, 1)).unwrap();
+    let (_dir, file, key) = project_with("tools", &tool);
     let server = Server::start(&file);
     let call = json!({"name": "vendor_review", "arguments": {"vendor": "V-001"}});
     let created = task_rpc(&server, &key, "tools/call", call).await;

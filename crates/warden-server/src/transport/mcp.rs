@@ -215,11 +215,7 @@ fn call_error(e: CallError) -> Result<CallToolResponse, ErrorData> {
         // MCP 2026-07-28: the questions, and the state to send back with the answers.
         CallError::InputRequired(i) => return Ok(input_required(*i)?.into()),
         CallError::RequestState(_) => return Err(ErrorData::invalid_params(e.to_string(), None)),
-        CallError::MissingCapability(c) => {
-            let caps: rmcp::model::ClientCapabilities =
-                serde_json::from_value(json!({ c: {} })).unwrap_or_default();
-            return Err(ErrorData::missing_required_client_capability(caps));
-        }
+        CallError::MissingCapability(c) => return Err(missing_capability(c)),
         _ => {}
     }
     if let CallError::Limited(l) = &e {
@@ -239,6 +235,14 @@ fn call_error(e: CallError) -> Result<CallToolResponse, ErrorData> {
     } else {
         Err(ErrorData::invalid_params(e.to_string(), None))
     }
+}
+
+/// -32021 naming the client capability (`elicitation`, `sampling`, `roots`) a question
+/// needs.
+fn missing_capability(capability: &str) -> ErrorData {
+    let caps: rmcp::model::ClientCapabilities =
+        serde_json::from_value(json!({ capability: {} })).unwrap_or_default();
+    ErrorData::missing_required_client_capability(caps)
 }
 
 /// Warden's questions as an `input_required` result.
@@ -434,11 +438,7 @@ pub(crate) fn peer_of(headers: &http::HeaderMap, extensions: &http::Extensions) 
 fn prompt_error(e: PromptError) -> ErrorData {
     match e {
         PromptError::Resource(r) => resource_error(r),
-        PromptError::MissingCapability(c) => {
-            let caps: rmcp::model::ClientCapabilities =
-                serde_json::from_value(json!({ c: {} })).unwrap_or_default();
-            ErrorData::missing_required_client_capability(caps)
-        }
+        PromptError::MissingCapability(c) => missing_capability(c),
         PromptError::Client(m) => ErrorData::internal_error(m, None),
         PromptError::Render(m) => {
             ErrorData::internal_error(format!("cannot render the prompt: {m}"), None)
