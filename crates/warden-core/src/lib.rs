@@ -14,3 +14,4 @@ pub mod identity;
 pub mod pipeline;
 pub mod policy;
 pub mod project;
+pub mod tables;

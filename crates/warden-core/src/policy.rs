@@ -22,10 +22,12 @@ pub use names::{Fields, NameProblem, REQUEST_FIELDS, Scope, Stage, TOOL_FIELDS, 
 /// The text a masked value is replaced with.
 pub const MASK: &str = "****";
 
-/// A compiled CEL condition, with its source for messages.
+/// A compiled CEL condition, with its source for messages. Cloning shares the compiled
+/// program.
+#[derive(Clone)]
 pub struct Condition {
     pub source: String,
-    program: cel::Program,
+    program: std::sync::Arc<cel::Program>,
     reads_response: bool,
     /// Every variable the expression names, found once at compile time: only these are
     /// converted into a call's CEL context.
@@ -51,7 +53,7 @@ impl Condition {
             .collect();
         Ok(Self {
             source: source.to_string(),
-            program,
+            program: std::sync::Arc::new(program),
             reads_response,
             variables,
         })
@@ -85,7 +87,7 @@ impl Condition {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct InputRule {
     pub name: String,
     pub condition: Condition,
@@ -100,7 +102,7 @@ pub enum OutputAction {
     FilterSensitive,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OutputRule {
     pub name: String,
     /// Applies when true; always without one.
@@ -110,7 +112,7 @@ pub struct OutputRule {
 }
 
 /// The rules that apply to one tool: the project's global rules, then the tool's own.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     pub input: Vec<InputRule>,
     pub output: Vec<OutputRule>,

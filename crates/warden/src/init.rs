@@ -20,6 +20,8 @@ pub const VENDOR_COUNT: usize = 80;
 pub struct FirstRun {
     pub org: Option<String>,
     pub admin: Option<String>,
+    /// Put the example data in this PostgreSQL database instead of a SQLite file.
+    pub postgres: Option<String>,
 }
 
 /// `warden init`: the project, then the first organisation and admin: from `--org` and
@@ -37,7 +39,7 @@ pub async fn run(dir: &Path, first: FirstRun) -> anyhow::Result<()> {
         (Some(org), Some(admin)) => Some((org, admin)),
         (None, None) if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => None,
         (None, None) => {
-            let project = init(dir).await?;
+            let project = init_on(dir, first.postgres.as_deref()).await?;
             created(&project, dir);
             println!(
                 "\nNobody can connect yet: Warden serves the members of an organisation. Next:"
@@ -70,7 +72,7 @@ pub async fn run(dir: &Path, first: FirstRun) -> anyhow::Result<()> {
             (org, admin)
         }
     };
-    let project = init(dir).await?;
+    let project = init_on(dir, first.postgres.as_deref()).await?;
     created(&project, dir);
     let store = crate::admin::open_state(&project).await?;
     let audit = warden_store::audit::AuditLog::start(
@@ -97,7 +99,11 @@ pub async fn run(dir: &Path, first: FirstRun) -> anyhow::Result<()> {
 
 fn created(project: &Path, dir: &Path) {
     println!("Created {}", project.display());
-    println!("  data: {}", dir.join("data/vendors.db").display());
+    if dir.join("data/vendors.db").exists() {
+        println!("  data: {}", dir.join("data/vendors.db").display());
+    } else {
+        println!("  data: the PostgreSQL database named in the project file's data.postgres");
+    }
 }
 
 /// Asks at the terminal until `check` accepts the answer (or the default, on Enter).
@@ -131,9 +137,140 @@ fn ask(
     }
 }
 
+/// Inserts the example rows in the open transaction `$tx` (SQLite or PostgreSQL: the
+/// statements are the same).
+macro_rules! insert_rows {
+    ($tx:ident) => {{
+        let mut rng = StdRng::seed_from_u64(0x5741_5244_454e);
+        let data = generate(&mut rng);
+        for v in &data.vendors {
+            sqlx::query("INSERT INTO vendors VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")
+                .bind(&v.id)
+                .bind(&v.name)
+                .bind(v.category)
+                .bind(v.tier)
+                .bind(v.status)
+                .bind(v.country)
+                .bind(&v.owner_email)
+                .bind(v.data_access)
+                .bind(v.annual_spend)
+                .bind(&v.contract_end)
+                .bind(v.risk_score)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        for a in &data.assessments {
+            sqlx::query("INSERT INTO assessments VALUES ($1,$2,$3,$4,$5,$6,$7)")
+                .bind(a.id)
+                .bind(&a.vendor_id)
+                .bind(a.kind)
+                .bind(&a.assessed_on)
+                .bind(a.assessor)
+                .bind(a.rating)
+                .bind(a.score)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        for f in &data.findings {
+            sqlx::query("INSERT INTO findings VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)")
+                .bind(f.id)
+                .bind(f.assessment_id)
+                .bind(&f.vendor_id)
+                .bind(f.title)
+                .bind(f.severity)
+                .bind(f.status)
+                .bind(&f.opened_on)
+                .bind(&f.due_on)
+                .bind(&f.closed_on)
+                .bind(None::<String>)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        for o in &data.obligations {
+            sqlx::query("INSERT INTO obligations VALUES ($1,$2,$3,$4,$5,$6)")
+                .bind(o.id)
+                .bind(&o.vendor_id)
+                .bind(o.framework)
+                .bind(o.requirement)
+                .bind(&o.due_on)
+                .bind(o.status)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+
 /// Creates `dir/warden.yaml` and `dir/data/vendors.db`. Refuses to touch a directory that
 /// already holds a project, so nothing is overwritten.
 pub async fn init(dir: &Path) -> anyhow::Result<PathBuf> {
+    init_on(dir, None).await
+}
+
+/// [`init`], with the example data in the PostgreSQL database `postgres` names when given
+/// (its tables must not exist yet; the schema and rows go in one transaction).
+pub async fn init_on(dir: &Path, postgres: Option<&str>) -> anyhow::Result<PathBuf> {
+    let Some(url) = postgres else {
+        return init_sqlite(dir).await;
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        bail!("--postgres must be a postgres:// or postgresql:// URL (nothing was created)");
+    }
+    let project = dir.join("warden.yaml");
+    let tests = dir.join("policies.test.yaml");
+    for existing in [&project, &tests] {
+        if existing.exists() {
+            bail!(
+                "{} already exists; choose an empty directory (nothing was changed)",
+                existing.display()
+            );
+        }
+    }
+    write_postgres(url).await.context(
+        "cannot create the example tables in the PostgreSQL database (nothing was created)",
+    )?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(&project, postgres_project(url))
+        .with_context(|| format!("cannot write {}", project.display()))?;
+    std::fs::write(&tests, POLICY_TESTS)
+        .with_context(|| format!("cannot write {}", tests.display()))?;
+    Ok(project)
+}
+
+/// The example project for PostgreSQL: the data source, and the few statements SQLite
+/// writes in its own dialect (dates, JSON) in PostgreSQL's.
+fn postgres_project(url: &str) -> String {
+    PROJECT
+        .replace("  sqlite: data/vendors.db", &format!("  postgres: {url}"))
+        .replace(
+            "date('now', '+' || :within_days || ' days')",
+            "to_char(CURRENT_DATE + CAST(:within_days AS integer), 'YYYY-MM-DD')",
+        )
+        .replace("date('now')", "to_char(CURRENT_DATE, 'YYYY-MM-DD')")
+        .replace("SELECT json_object(", "SELECT CAST(json_build_object(")
+        .replace(
+            ")\n      FROM vendors WHERE id = :vendor_id",
+            ") AS TEXT)\n      FROM vendors WHERE id = :vendor_id",
+        )
+}
+
+async fn write_postgres(url: &str) -> anyhow::Result<()> {
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let (exists,): (Option<String>,) =
+        sqlx::query_as("SELECT CAST(to_regclass('vendors') AS TEXT)")
+            .fetch_one(&mut conn)
+            .await?;
+    if exists.is_some() {
+        bail!("the database already has a table named vendors; give an empty database");
+    }
+    let mut tx = conn.begin().await?;
+    sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    insert_rows!(tx);
+    tx.commit().await?;
+    conn.close().await?;
+    Ok(())
+}
+
+async fn init_sqlite(dir: &Path) -> anyhow::Result<PathBuf> {
     let project = dir.join("warden.yaml");
     let db = dir.join("data").join("vendors.db");
     let tests = dir.join("policies.test.yaml");
@@ -172,62 +309,7 @@ async fn write_database(path: &Path) -> anyhow::Result<()> {
         .await?;
     let mut tx = conn.begin().await?;
     sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-    let mut rng = StdRng::seed_from_u64(0x5741_5244_454e);
-    let data = generate(&mut rng);
-    for v in &data.vendors {
-        sqlx::query("INSERT INTO vendors VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")
-            .bind(&v.id)
-            .bind(&v.name)
-            .bind(v.category)
-            .bind(v.tier)
-            .bind(v.status)
-            .bind(v.country)
-            .bind(&v.owner_email)
-            .bind(v.data_access)
-            .bind(v.annual_spend)
-            .bind(&v.contract_end)
-            .bind(v.risk_score)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for a in &data.assessments {
-        sqlx::query("INSERT INTO assessments VALUES ($1,$2,$3,$4,$5,$6,$7)")
-            .bind(a.id)
-            .bind(&a.vendor_id)
-            .bind(a.kind)
-            .bind(&a.assessed_on)
-            .bind(a.assessor)
-            .bind(a.rating)
-            .bind(a.score)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for f in &data.findings {
-        sqlx::query("INSERT INTO findings VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)")
-            .bind(f.id)
-            .bind(f.assessment_id)
-            .bind(&f.vendor_id)
-            .bind(f.title)
-            .bind(f.severity)
-            .bind(f.status)
-            .bind(&f.opened_on)
-            .bind(&f.due_on)
-            .bind(&f.closed_on)
-            .bind(None::<String>)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for o in &data.obligations {
-        sqlx::query("INSERT INTO obligations VALUES ($1,$2,$3,$4,$5,$6)")
-            .bind(o.id)
-            .bind(&o.vendor_id)
-            .bind(o.framework)
-            .bind(o.requirement)
-            .bind(&o.due_on)
-            .bind(o.status)
-            .execute(&mut *tx)
-            .await?;
-    }
+    insert_rows!(tx);
     tx.commit().await?;
     conn.close().await?;
     Ok(())

@@ -98,7 +98,7 @@ enum PolicyCommand {
 enum Command {
     /// Create a new project with a realistic example database, and its first admin.
     #[command(
-        after_help = "Examples:\n  warden init ./vendor-risk                                   at a terminal, asks for the first admin;\n                                                              otherwise prints the commands that add one\n  warden init ./vendor-risk --org acme --admin ana@acme.example\n                                                              creates the organisation, the admin (with a\n                                                              password) and an API key, and prints them once"
+        after_help = "Examples:\n  warden init ./vendor-risk                                   at a terminal, asks for the first admin;\n                                                              otherwise prints the commands that add one\n  warden init ./vendor-risk --org acme --admin ana@acme.example\n                                                              creates the organisation, the admin (with a\n                                                              password) and an API key, and prints them once\n  warden init ./vendor-risk --postgres postgres://me@127.0.0.1/vendors\n                                                              the example data in an empty PostgreSQL database"
     )]
     Init {
         /// Directory to create the project in (created if missing; must not hold a project).
@@ -109,6 +109,10 @@ enum Command {
         /// The first admin's email (with --org).
         #[arg(long, requires = "org")]
         admin: Option<String>,
+        /// Put the example data in this (empty) PostgreSQL database instead of a SQLite
+        /// file, e.g. postgres://user@127.0.0.1/vendors
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// Check a project file and report every problem with its line and field.
     #[command(
@@ -295,8 +299,21 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Init { dir, org, admin } => {
-            init::run(&dir, init::FirstRun { org, admin }).await?;
+        Command::Init {
+            dir,
+            org,
+            admin,
+            postgres,
+        } => {
+            init::run(
+                &dir,
+                init::FirstRun {
+                    org,
+                    admin,
+                    postgres,
+                },
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { project } => check::run(project).await,

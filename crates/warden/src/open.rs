@@ -90,7 +90,7 @@ pub(crate) async fn open(project_file: &Path) -> anyhow::Result<Opened> {
 }
 
 async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
-    let project: Project = project::load_file(project_file).map_err(|e| {
+    let mut project: Project = project::load_file(project_file).map_err(|e| {
         anyhow::anyhow!(
             "{e}\n{} problem(s) in the project file; run `warden check` for the full list",
             e.errors.len()
@@ -100,6 +100,21 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
     // store or signing key behind.
     if let Some(problem) = crate::check::missing_data_file(&project) {
         anyhow::bail!("{problem}");
+    }
+    // The tools `tables:` generate, from the schema as it is now (read-only).
+    let expanded = warden_core::tables::expand(&mut project)
+        .await
+        .map_err(|errors| {
+            anyhow::anyhow!(
+                "{}\n{} problem(s) with `tables:`; run `warden check` for the full list",
+                project::LoadError {
+                    errors: errors.clone()
+                },
+                errors.len()
+            )
+        })?;
+    for (table, tools) in &expanded.tables {
+        tracing::info!(table = %table, tools = tools.len(), "serving table as tools: {}", tools.join(", "));
     }
     let state = admin::open_state_at(&project.auth.state).await?;
     // A server caches bearer lookups while it hears every change (PostgreSQL only).
@@ -152,6 +167,12 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
     // The project's `limits`, in buckets every instance shares. Without authentication
     // there is no caller to limit.
     if authenticated {
+        // Cursors of paged tools are signed with a key every instance on this store shares.
+        let key = state
+            .server_key("table_cursors")
+            .await
+            .context("cannot read the cursor key from the state store")?;
+        pipeline = pipeline.with_cursor_key(warden_core::pipeline::CursorKey::new(key));
         let buckets = warden_auth::rate::SharedLimiter::new(state.clone());
         pipeline =
             pipeline.with_limiter(Arc::new(warden_auth::rate::CallBuckets(Arc::new(buckets))));

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use warden_core::audit::Sink;
 use warden_core::pipeline::{LivePipeline, Pipeline};
-use warden_core::project;
 
 use crate::audit_cmd;
 use crate::open::Opened;
@@ -71,8 +70,8 @@ impl Reload {
     /// The new pipeline, or `None` when the file fails a check or changes a section only
     /// a restart applies (logged and recorded here).
     async fn build(&self, current: &Pipeline, file: &Path) -> Option<Pipeline> {
-        let project = match project::load_file(file) {
-            Ok(p) => p,
+        let project = match warden_core::tables::load_file(file, false).await {
+            Ok((p, _)) => p,
             Err(e) => {
                 for problem in &e.errors {
                     tracing::error!("{problem}");

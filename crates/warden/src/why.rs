@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use warden_core::project;
 
 use crate::admin;
 
@@ -29,7 +28,9 @@ pub(crate) async fn run(
             Err(e) => anyhow::bail!("--args is not valid JSON: {e}"),
         },
     };
-    let project = project::load_file_offline(project_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (project, _) = warden_core::tables::load_file(project_file, true)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = project.tool(tool).ok_or_else(|| {
         let names: Vec<&str> = project.tools.iter().map(|t| t.name.as_str()).collect();
         anyhow::anyhow!(

@@ -42,6 +42,7 @@ impl Pipeline {
                 tool: tool.name.clone(),
                 rows_affected: preview.rows_affected,
                 rows: preview.rows,
+                before: preview.before,
                 token,
                 expires_in_secs: confirm::TTL.as_secs(),
             })));
@@ -65,13 +66,24 @@ impl Pipeline {
         args: &[SqlValue],
         binding: Binding,
         req: &CallRequest<'_>,
-    ) -> Result<(crate::exec::QueryOutput, String), CallError> {
-        let preview = self
-            .data
-            .for_caller(req.caller)
-            .await?
+    ) -> Result<(Previewed, String), CallError> {
+        let data = self.data.for_caller(req.caller).await?;
+        // A generated update or delete shows the row as it is, read first.
+        let before = match tool.generated.as_ref().and_then(|g| g.before.as_ref()) {
+            Some(stmt) => {
+                let bound = super::paging::rebind(&stmt.names, &tool.statement.names, args);
+                Some(data.dry_run(permit, stmt, &bound, &req.cancel).await?.rows)
+            }
+            None => None,
+        };
+        let out = data
             .dry_run(permit, &tool.statement, args, &req.cancel)
             .await?;
+        let preview = Previewed {
+            rows_affected: out.rows_affected,
+            rows: out.rows,
+            before,
+        };
         let token = self
             .confirmations
             .mint(binding)
@@ -113,9 +125,10 @@ impl Pipeline {
         let (preview, token) = self.preview(permit, tool, args, binding, req).await?;
         let rows = serde_json::to_string(&preview.rows).unwrap_or_default();
         let message = format!(
-            "{} would change {} row(s){}. Make this change?",
+            "{} would change {} row(s){}{}. Make this change?",
             tool.name,
             preview.rows_affected,
+            super::response::before_text(preview.before.as_deref()),
             if preview.rows.is_empty() {
                 String::new()
             } else {
@@ -158,6 +171,13 @@ pub(super) fn binding(
         tool: name,
         args_hash: confirm::args_hash(&tool.name, args),
     }
+}
+
+/// What a preview found: the write's effect, and the rows before it when read.
+struct Previewed {
+    rows_affected: u64,
+    rows: Vec<serde_json::Map<String, Value>>,
+    before: Option<Vec<serde_json::Map<String, Value>>>,
 }
 
 /// The key a round-trip confirmation's question goes under.

@@ -36,6 +36,7 @@ mod input_policy;
 pub mod limits;
 mod measure;
 mod output;
+mod paging;
 mod prompt;
 mod questions;
 mod record;
@@ -58,6 +59,7 @@ pub use error::{CallError, PromptError, Rejection, ResourceError};
 pub use explain::explain;
 pub use input_policy::policy_variables;
 pub use measure::{OPERATION_DURATION, POLICY_DENIALS, UNKNOWN};
+pub use paging::CursorKey;
 pub use reload::{LivePipeline, RestartNeeded, RestartSection};
 pub use request::{
     Ask, CallRequest, ClientChannel, Elicited, InputRequired, InputRound, NoChannel, PromptRequest,
@@ -88,6 +90,8 @@ pub struct Pipeline {
     limiter: Option<Arc<dyn limits::CallLimiter>>,
     /// Calls refused by a limit, tallied so that a flood is recorded once a minute a bucket.
     limited: Arc<limits::Tally>,
+    /// Signs the cursors of paged tools (`tables:`).
+    cursors: paging::CursorKey,
 }
 
 impl Pipeline {
@@ -107,6 +111,7 @@ impl Pipeline {
             audit,
             limiter: None,
             limited: Arc::default(),
+            cursors: paging::CursorKey::random(),
         }
     }
 
@@ -127,12 +132,20 @@ impl Pipeline {
             audit,
             limiter: None,
             limited: Arc::default(),
+            cursors: paging::CursorKey::random(),
         })
     }
 
     /// Applies the project's `limits` with `limiter`'s buckets (kept across reloads).
     pub fn with_limiter(mut self, limiter: Arc<dyn limits::CallLimiter>) -> Self {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// Signs paged tools' cursors with `key` (kept across reloads): instances given the same
+    /// key accept each other's cursors.
+    pub fn with_cursor_key(mut self, key: CursorKey) -> Self {
+        self.cursors = key;
         self
     }
 

@@ -12,10 +12,12 @@ use super::error::{CallError, ResourceError};
 use super::response::{Content, ResourceBody, ToolResult};
 
 /// Turns rows into the tool's declared result shape and content blocks.
+/// `next_cursor`: for a paged tool cut short, the cursor of the rows after these.
 pub(super) fn shape(
     tool: &Tool,
     out: QueryOutput,
     vars: &mut Map<String, Value>,
+    next_cursor: Option<String>,
 ) -> Result<ToolResult, CallError> {
     let counted = match tool.access {
         Access::Write => out.rows_affected,
@@ -42,6 +44,9 @@ pub(super) fn shape(
                 Value::Array(out.rows.into_iter().map(Value::Object).collect()),
             );
             m.insert("truncated".into(), json!(out.truncated));
+            if let Some(c) = next_cursor {
+                m.insert("next_cursor".into(), json!(c));
+            }
             if tool.access == Access::Write {
                 m.insert("rows_affected".into(), json!(out.rows_affected));
             }

@@ -229,11 +229,29 @@ pub(super) fn write_gate(
         .trim_start()
         .get(..6)
         .is_some_and(|w| w.eq_ignore_ascii_case("insert"));
+    // A generated write names its table and the row's key (as the sanitized arguments hold
+    // it) in its record.
+    let key = tool.generated.as_ref().map(|g| {
+        let args = event.params.as_ref().and_then(Value::as_object);
+        let key: serde_json::Map<String, Value> = g
+            .key
+            .iter()
+            .map(|k| {
+                let v = args.and_then(|a| a.get(k)).cloned().unwrap_or(Value::Null);
+                (k.clone(), v)
+            })
+            .collect();
+        json!({"table": g.table, "verb": g.verb, "key": key})
+    });
     Box::new(move |out: &QueryOutput| {
         event.ts = audit::now();
         event.duration_us = Some(started.elapsed().as_micros() as u64);
         event.affected = Some(affected_ids(out, inserts));
-        event.detail = Some(json!({"rows_affected": out.rows_affected}));
+        let mut detail = json!({"rows_affected": out.rows_affected});
+        if let (Some(Value::Object(k)), Value::Object(d)) = (key, &mut detail) {
+            d.extend(k);
+        }
+        event.detail = Some(detail);
         Box::pin(async move {
             sink.record(event).await.map_err(|e| e.0)?;
             recorded.store(true, Ordering::Release);

@@ -118,6 +118,7 @@ impl Pipeline {
             unauthenticated: self.unauthenticated.clone(),
             limiter: self.limiter.clone(),
             limited: self.limited.clone(),
+            cursors: self.cursors.clone(),
         })
     }
 }

@@ -42,6 +42,8 @@ pub struct Preview {
     pub rows_affected: u64,
     /// The rows as they would be after the write (its `RETURNING` rows).
     pub rows: Vec<Map<String, Value>>,
+    /// For a generated `update` or `delete`: the row as it is now.
+    pub before: Option<Vec<Map<String, Value>>>,
     pub token: String,
     pub expires_in_secs: u64,
 }
@@ -50,11 +52,12 @@ impl Preview {
     pub fn message(&self) -> String {
         let rows = serde_json::to_string(&self.rows).unwrap_or_default();
         format!(
-            "Confirmation required: this is a preview and nothing was changed. {tool} would change {n} row(s){after}. \
+            "Confirmation required: this is a preview and nothing was changed. {tool} would change {n} row(s){before}{after}. \
              Show this to the user; if they agree, call {tool} again with exactly the same arguments plus \
              \"confirm\": true and \"confirmation_token\": \"{token}\" (valid {secs} seconds, once).",
             tool = self.tool,
             n = self.rows_affected,
+            before = before_text(self.before.as_deref()),
             after = if self.rows.is_empty() {
                 String::new()
             } else {
@@ -63,6 +66,18 @@ impl Preview {
             token = self.token,
             secs = self.expires_in_secs,
         )
+    }
+}
+
+/// "; now they read: [...]" for a preview that read the rows first.
+pub(super) fn before_text(before: Option<&[Map<String, Value>]>) -> String {
+    match before {
+        Some(rows) if !rows.is_empty() => format!(
+            "; now they read: {}",
+            serde_json::to_string(rows).unwrap_or_default()
+        ),
+        Some(_) => "; no such row exists now".into(),
+        None => String::new(),
     }
 }
 

@@ -15,6 +15,7 @@ use super::error::CallError;
 use super::input_policy::tool_variables;
 use super::limits;
 use super::output::shape;
+use super::paging;
 use super::record::{self, write_gate};
 use super::request::CallRequest;
 use super::response::ToolResult;
@@ -150,6 +151,14 @@ impl Pipeline {
         } = split_confirmation(tool, req.arguments)?;
         let mut args = tool.bind_arguments(own_args.as_ref())?;
         bind_caller(&tool.statement.names, &mut args, req.caller);
+        let page = paging::bind(
+            &self.cursors,
+            tool,
+            own_args.as_ref(),
+            &mut args,
+            req,
+            self.project.data.max_rows,
+        )?;
         // Most tools have no rules: build the policy variables only for those that do.
         let mut vars = if tool.policies.is_empty() {
             serde_json::Map::new()
@@ -172,7 +181,10 @@ impl Pipeline {
         } else {
             None
         };
-        let output = self.execute(&permit, tool, &mut args, req, gate).await?;
-        shape(tool, output, &mut vars)
+        let mut output = self.execute(&permit, tool, &mut args, req, gate).await?;
+        let next = page
+            .as_ref()
+            .and_then(|p| paging::finish(&self.cursors, p, &mut output));
+        shape(tool, output, &mut vars, next)
     }
 }

@@ -26,6 +26,7 @@ mod resources;
 mod server;
 mod sign_in;
 mod suggest;
+mod tables;
 mod tools;
 
 use std::collections::HashSet;
@@ -37,6 +38,7 @@ use super::model::{self, ProjectFile};
 use super::{AuthMode, DataConfig, Dialect, FieldLocation, Project, ResourceUri, env};
 
 pub use error::{LoadError, ProjectError};
+pub(crate) use tools::add_confirmation_params;
 
 use policies::{Applies, describe_policies};
 
@@ -226,6 +228,7 @@ impl Checker<'_> {
                 tools.push(t);
             }
         }
+        let tables = self.tables(raw.tables, &global_policies);
         let mut resources = Vec::new();
         let mut uris = HashSet::new();
         for (i, spec) in raw.resources.into_iter().enumerate() {
@@ -295,6 +298,7 @@ impl Checker<'_> {
                 .as_ref()
                 .is_some_and(|a| a.show_write_tools),
             tools,
+            tables,
             resources,
             prompts,
             tool_index,

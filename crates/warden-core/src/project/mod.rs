@@ -11,15 +11,17 @@ mod env;
 mod load;
 pub mod model;
 mod params;
+pub(crate) use params::input_schema;
 pub mod uri_template;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use env::read_secret;
+pub(crate) use load::add_confirmation_params;
 pub use load::{LoadError, ProjectError, load_file, load_file_offline, load_str};
 pub use params::{ArgumentError, ParamType};
 
@@ -43,6 +45,9 @@ pub struct Project {
     /// `limits`: rate limits and quotas on tool calls.
     pub limits: CallLimits,
     pub tools: Vec<Tool>,
+    /// `tables:` as checked at load; their tools are generated once the schema is read
+    /// (`crate::tables::expand`), and added to `tools`.
+    pub tables: Vec<crate::tables::TableSpec>,
     pub resources: Vec<Resource>,
     pub prompts: Vec<Prompt>,
     tool_index: HashMap<String, usize>,
@@ -51,6 +56,26 @@ pub struct Project {
 impl Project {
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.tool_index.get(name).map(|&i| &self.tools[i])
+    }
+
+    /// Adds tools generated from `tables:`; a name already served is refused whole, and
+    /// nothing is added.
+    pub fn add_tools(&mut self, tools: Vec<Tool>) -> Result<(), String> {
+        let mut seen: std::collections::HashSet<&str> =
+            self.tools.iter().map(|t| t.name.as_str()).collect();
+        for t in &tools {
+            if !seen.insert(t.name.as_str()) {
+                return Err(format!(
+                    "the generated tool '{}' has the name of another tool; rename that tool or leave the verb out",
+                    t.name
+                ));
+            }
+        }
+        for t in tools {
+            self.tool_index.insert(t.name.clone(), self.tools.len());
+            self.tools.push(t);
+        }
+        Ok(())
     }
 
     pub fn prompt(&self, name: &str) -> Option<&Prompt> {
@@ -393,6 +418,51 @@ impl std::fmt::Debug for MailerConfig {
 /// In a data location, stands for the caller's organisation.
 pub const ORG_PLACEHOLDER: &str = "{org}";
 
+/// The organisations whose SQLite database `pattern` (a path with `{org}`) names and that
+/// exist, sorted.
+pub fn sqlite_organisations(pattern: &Path) -> Vec<String> {
+    let mut dir = PathBuf::new();
+    let mut found = Vec::new();
+    for part in pattern.components() {
+        let text = part.as_os_str().to_string_lossy();
+        let Some((prefix, suffix)) = text.split_once(ORG_PLACEHOLDER) else {
+            dir.push(part);
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &dir
+        }) else {
+            return Vec::new();
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(org) = name
+                .strip_prefix(prefix)
+                .and_then(|n| n.strip_suffix(suffix))
+                .filter(|o| is_org(o))
+            {
+                let path = PathBuf::from(pattern.to_string_lossy().replace(ORG_PLACEHOLDER, org));
+                if path.is_file() {
+                    found.push(org.to_string());
+                }
+            }
+        }
+        break;
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// An organisation's slug, as the pipeline accepts it.
+fn is_org(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// Where a project's data lives.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DataLocation {
@@ -418,6 +488,8 @@ pub struct DataConfig {
     pub query_timeout: Duration,
     pub max_rows: usize,
     pub max_connections: u32,
+    /// With `{org}`: the organisation whose database `tables:` reads the schema from.
+    pub schema_org: Option<String>,
 }
 
 impl DataConfig {
@@ -509,6 +581,8 @@ pub struct Tool {
     pub ask_before_task: bool,
     /// The project's global rules, then the tool's own.
     pub policies: crate::policy::PolicySet,
+    /// For a tool generated from `tables:`: its table, verb, paging and key.
+    pub generated: Option<crate::tables::Generated>,
 }
 
 /// Names bound by the pipeline itself rather than by the caller.
@@ -586,7 +660,13 @@ pub struct Param {
     pub sensitive: bool,
     /// The `Mcp-Param-` header that carries the value too (advertised as `x-mcp-header`).
     pub header: Option<String>,
+    /// For an `array` generated from `tables:`: the type every item must have (at most
+    /// [`MAX_ITEMS`] of them).
+    pub items: Option<ParamType>,
 }
+
+/// Most items an array parameter with an item type takes.
+pub const MAX_ITEMS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub enum ContentBlock {

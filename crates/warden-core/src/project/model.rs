@@ -47,6 +47,9 @@ pub struct ProjectFile {
     pub limits: Option<Spanned<CallLimitsSection>>,
     #[serde(default)]
     pub tools: Vec<Spanned<ToolSpec>>,
+    /// Tables served as generated tools (list, get, search, ... insert, update, delete).
+    #[serde(default)]
+    pub tables: Vec<Spanned<TableSpec>>,
     #[serde(default)]
     pub resources: Vec<Spanned<ResourceSpec>>,
     #[serde(default)]
@@ -384,6 +387,46 @@ pub struct DataSection {
     /// Most connections held open to the data source. Default 8.
     #[serde(default)]
     pub max_connections: Option<Spanned<u32>>,
+    /// With `{org}` in the location and `tables:`, the organisation whose database the
+    /// tables' schema is read from at start.
+    #[serde(default)]
+    pub schema_org: Option<Spanned<String>>,
+}
+
+/// One table served as generated tools.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// The table's name in the database.
+    pub table: Spanned<String>,
+    /// What the table holds, for the tools' descriptions.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Read verbs: `list`, `get`, `search`, `filter`, `count`, `related`.
+    #[serde(default)]
+    pub read: Vec<Spanned<String>>,
+    /// Write verbs: `insert`, `update`, `delete`.
+    #[serde(default)]
+    pub write: Vec<Spanned<String>>,
+    /// Columns never served, filtered on or written.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// Columns whose values output rules may withhold (`filter_sensitive_fields`); never
+    /// searched, filtered on or counted, and redacted from the trail when written.
+    #[serde(default)]
+    pub sensitive: Vec<Spanned<String>>,
+    /// Columns `search_<table>` looks in.
+    #[serde(default)]
+    pub search: Vec<Spanned<String>>,
+    /// Low-cardinality columns `count_<table>_by` may group by.
+    #[serde(default)]
+    pub count_by: Vec<Spanned<String>>,
+    /// Text columns that hold ISO dates (`YYYY-MM-DD...`): their filters take ranges.
+    #[serde(default)]
+    pub dates: Vec<Spanned<String>>,
+    /// CEL rules for every tool of this table, after the project's global ones.
+    #[serde(default)]
+    pub policies: Option<Spanned<PoliciesSpec>>,
 }
 
 #[derive(Debug, Deserialize)]

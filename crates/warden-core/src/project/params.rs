@@ -100,6 +100,38 @@ impl Param {
                 format!("expected {}, got {}", self.ty.as_str(), type_name(v)),
             ));
         }
+        if let (Some(item), Value::Array(items)) = (self.items, v) {
+            if items.len() > super::MAX_ITEMS {
+                return Err(ArgumentError::new(
+                    &self.name,
+                    format!(
+                        "takes at most {} items, got {}",
+                        super::MAX_ITEMS,
+                        items.len()
+                    ),
+                ));
+            }
+            if let Some((i, bad)) = items.iter().enumerate().find(|(_, x)| !item.accepts(x)) {
+                return Err(ArgumentError::new(
+                    &self.name,
+                    format!(
+                        "item {i}: expected {}, got {}",
+                        item.as_str(),
+                        type_name(bad)
+                    ),
+                ));
+            }
+            if let Some(re) = &self.pattern
+                && let Some(i) = items
+                    .iter()
+                    .position(|x| x.as_str().is_some_and(|s| !re.is_match(s)))
+            {
+                return Err(ArgumentError::new(
+                    &self.name,
+                    format!("item {i} does not match the pattern {}", re.as_str()),
+                ));
+            }
+        }
         if let Some(allowed) = &self.enumeration
             && !allowed.contains(v)
         {
@@ -179,8 +211,23 @@ impl Param {
         if let Some(m) = self.max_length {
             p.insert("maxLength".into(), json!(m));
         }
-        if let Some(re) = &self.pattern {
-            p.insert("pattern".into(), json!(re.as_str()));
+        match (&self.pattern, self.items) {
+            (Some(re), Some(item)) => {
+                p.insert(
+                    "items".into(),
+                    json!({"type": item.as_str(), "pattern": re.as_str()}),
+                );
+            }
+            (Some(re), None) => {
+                p.insert("pattern".into(), json!(re.as_str()));
+            }
+            (None, Some(item)) => {
+                p.insert("items".into(), json!({"type": item.as_str()}));
+            }
+            (None, None) => {}
+        }
+        if self.items.is_some() {
+            p.insert("maxItems".into(), json!(super::MAX_ITEMS));
         }
         if let Some(d) = &self.default {
             p.insert("default".into(), d.clone());
@@ -201,7 +248,7 @@ fn number(n: f64) -> Value {
     }
 }
 
-pub(super) fn input_schema(params: &[Param]) -> Map<String, Value> {
+pub(crate) fn input_schema(params: &[Param]) -> Map<String, Value> {
     let properties: Map<String, Value> = params
         .iter()
         .map(|p| (p.name.clone(), p.schema()))

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor, SqlSafeStr};
 use warden_core::project::{
-    DataConfig, DataLocation, FieldLocation, ORG_PLACEHOLDER, ParamType, Project, ProjectError,
+    DataConfig, DataLocation, FieldLocation, ParamType, Project, ProjectError,
 };
 
 /// What checking the database found.
@@ -49,7 +49,7 @@ pub(crate) async fn check(project: &Project) -> Report {
     }
     match &data.location {
         DataLocation::Sqlite(pattern) => {
-            let orgs = organisations(pattern);
+            let orgs = warden_core::project::sqlite_organisations(pattern);
             let mut report = Report::default();
             for org in &orgs {
                 let cfg = data.for_org(org);
@@ -114,7 +114,9 @@ fn statements(project: &Project) -> Vec<Statement<'_>> {
                 tool.params
                     .iter()
                     .find(|p| &p.name == n)
-                    .map_or(ParamType::String, |p| p.ty)
+                    .map(|p| p.ty)
+                    .or_else(|| paged_type(tool, n))
+                    .unwrap_or(ParamType::String)
             })
             .collect();
         out.push(Statement {
@@ -131,6 +133,17 @@ fn statements(project: &Project) -> Vec<Statement<'_>> {
         });
     }
     out
+}
+
+/// The type a paged tool (`tables:`) binds its page's own names with: the row count, and
+/// each key of the last row seen.
+fn paged_type(tool: &warden_core::project::Tool, name: &str) -> Option<ParamType> {
+    let paging = tool.generated.as_ref()?.paging.as_ref()?;
+    if name == warden_core::tables::FETCH {
+        return Some(ParamType::Integer);
+    }
+    let i: usize = name.strip_prefix("_after_")?.parse().ok()?;
+    paging.keys.get(i).map(|(_, ty)| *ty)
 }
 
 /// Prepares `statements` on one data source (an organisation's, with `org`), adding a
@@ -316,49 +329,4 @@ fn shown(location: &DataLocation) -> String {
         DataLocation::Sqlite(p) => p.display().to_string(),
         DataLocation::Postgres(_) => "the PostgreSQL database".into(),
     }
-}
-
-/// The organisations whose SQLite database `pattern` (a path with `{org}`) names and that
-/// exist, sorted.
-fn organisations(pattern: &Path) -> Vec<String> {
-    let mut dir = PathBuf::new();
-    let mut found = Vec::new();
-    for part in pattern.components() {
-        let text = part.as_os_str().to_string_lossy();
-        let Some((prefix, suffix)) = text.split_once(ORG_PLACEHOLDER) else {
-            dir.push(part);
-            continue;
-        };
-        let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            &dir
-        }) else {
-            return Vec::new();
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if let Some(org) = name
-                .strip_prefix(prefix)
-                .and_then(|n| n.strip_suffix(suffix))
-                .filter(|o| is_org(o))
-            {
-                let path = PathBuf::from(pattern.to_string_lossy().replace(ORG_PLACEHOLDER, org));
-                if path.is_file() {
-                    found.push(org.to_string());
-                }
-            }
-        }
-        break;
-    }
-    found.sort();
-    found.dedup();
-    found
-}
-
-/// An organisation's slug, as the pipeline accepts it.
-fn is_org(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }

@@ -85,12 +85,30 @@ impl Checker<'_> {
             defined: s.defined,
         });
         let max_connections = ranged(self, &conns, "data.max_connections", 1, 100, 8);
+        let schema_org = d.schema_org.as_ref().and_then(|o| {
+            let ok = !o.value.is_empty()
+                && o.value
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                self.err(
+                    o,
+                    "data.schema_org",
+                    format!(
+                        "'{}' is not an organisation slug (lowercase letters, digits and '-')",
+                        o.value
+                    ),
+                );
+            }
+            ok.then(|| o.value.clone())
+        });
         Some(DataConfig {
             location: location?,
             written_at,
             query_timeout: Duration::from_millis(timeout?),
             max_rows: max_rows? as usize,
             max_connections: max_connections? as u32,
+            schema_org,
         })
     }
 }

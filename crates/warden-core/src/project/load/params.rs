@@ -168,6 +168,7 @@ impl Checker<'_> {
             pattern,
             sensitive: p.sensitive,
             header: p.header.map(|h| h.value),
+            items: None,
         };
         if let Some(d) = &p.default
             && let Err(e) = param.check(&d.value)

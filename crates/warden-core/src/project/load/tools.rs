@@ -316,6 +316,7 @@ impl Checker<'_> {
             task: settings.task,
             ask_before_task: settings.ask_before_task,
             policies,
+            generated: None,
         })
     }
 
@@ -492,7 +493,7 @@ impl Checker<'_> {
 }
 
 /// Write tools take `confirm` and `confirmation_token` besides their own parameters.
-fn add_confirmation_params(schema: &mut serde_json::Map<String, serde_json::Value>) {
+pub(crate) fn add_confirmation_params(schema: &mut serde_json::Map<String, serde_json::Value>) {
     if let Some(serde_json::Value::Object(props)) = schema.get_mut("properties") {
         props.insert(
             crate::confirm::CONFIRM.into(),
