@@ -38,7 +38,9 @@ async def exercise(client: Client):
     assert client.protocol_version in ("2025-11-25", "2025-06-18", "2026-07-28")
 
     tools = (await client.list_tools()).tools
-    assert {t.name for t in tools} == EXPECTED_TOOLS
+    # The hand-written tools, and those the example's `tables:` generate (test_tables.py).
+    assert EXPECTED_TOOLS <= {t.name for t in tools}
+    assert {"list_vendors", "get_vendors", "insert_obligations"} <= {t.name for t in tools}
     by_name = {t.name: t for t in tools}
     assert by_name["search_vendors"].annotations.read_only_hint is True
     assert by_name["update_finding_status"].annotations.destructive_hint is True

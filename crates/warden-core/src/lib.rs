@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authz;
 pub mod confirm;
 pub mod exec;
+pub mod files;
 pub mod identity;
 pub mod pipeline;
 pub mod policy;

@@ -164,6 +164,18 @@ async fn open_project(project_file: &Path) -> anyhow::Result<Opened> {
     let mut pipeline = Pipeline::open(Arc::new(project), confirmations, sink.clone())
         .await
         .context("cannot open the project's data")?;
+    // Files: objects per organisation, URLs signed with a key kept outside the database.
+    if let Some(files) = &pipeline.project().files {
+        let signer = warden_core::files::UrlSigner::load_or_create(&files.signing_key)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let service = warden_core::pipeline::Files {
+            store: Arc::new(warden_core::files::Directory::new(files.dir.clone())),
+            signer,
+            max_upload: files.max_upload,
+            base_url: std::sync::OnceLock::new(),
+        };
+        pipeline = pipeline.with_files(Arc::new(service));
+    }
     // The project's `limits`, in buckets every instance shares. Without authentication
     // there is no caller to limit.
     if authenticated {

@@ -74,6 +74,16 @@ pub(crate) async fn run(
         pid_file = crate::reload_cmd::PidFile::create(&project)
             .inspect_err(|e| tracing::warn!("{e:#}; `warden reload` will not find this server"))
             .ok();
+        // File URLs start with the address people use, or else this one.
+        let base = opened
+            .pipeline
+            .current()
+            .project()
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{a}"));
+        opened.pipeline.current().set_files_base_url(base);
         tracing::info!("serving MCP on {scheme}://{a}/mcp")
     })
     .await?;

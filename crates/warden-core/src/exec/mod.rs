@@ -74,6 +74,26 @@ pub struct QueryOutput {
 pub type Gate =
     Box<dyn FnOnce(&QueryOutput) -> futures::future::BoxFuture<'static, Result<(), String>> + Send>;
 
+/// Many rows for one table, inserted in one transaction: `per` rows at a time with `many`
+/// (whose positions are `per` rows' values in turn), the rest one by one with `single`.
+#[derive(Debug)]
+pub struct Batch {
+    pub single: Statement,
+    pub many: Statement,
+    pub per: usize,
+    pub rows: Vec<Vec<SqlValue>>,
+    /// Told how many rows are in so far, after each statement.
+    pub progress: Option<tokio::sync::watch::Sender<u64>>,
+    /// The deadline for the whole batch (longer than one statement's).
+    pub timeout: Duration,
+}
+
+/// What one transaction runs.
+enum Work {
+    One(Statement, Vec<SqlValue>),
+    Batch(Batch),
+}
+
 /// What happens at the end of a write's transaction.
 enum Finish {
     Commit,
@@ -255,6 +275,51 @@ impl DataSource {
             .await
     }
 
+    /// Inserts a batch of rows in one transaction whose COMMIT waits for `gate`, like
+    /// [`DataSource::run_gated`]; an error names the rows of the statement that failed, and
+    /// nothing is written.
+    pub async fn run_batch_gated(
+        &self,
+        permit: &Permit,
+        batch: Batch,
+        cancel: &CancellationToken,
+        gate: Gate,
+    ) -> Result<QueryOutput, ExecError> {
+        write_permit(permit)?;
+        let mut limits = self.limits();
+        limits.timeout = batch.timeout;
+        match self {
+            Self::Sqlite { write, .. } => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut task = tokio::spawn(run_sqlite(
+                    write.clone(),
+                    Work::Batch(batch),
+                    limits,
+                    stop.clone(),
+                    Finish::Gated(gate),
+                ));
+                let joined = tokio::select! {
+                    r = &mut task => r,
+                    () = cancel.cancelled() => {
+                        stop.store(true, Ordering::Relaxed);
+                        task.await
+                    }
+                };
+                joined.map_err(|e| ExecError::Database(format!("the query task failed: {e}")))?
+            }
+            Self::Postgres { pool, .. } => {
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => Err(ExecError::Cancelled),
+                    r = tokio::time::timeout(limits.timeout + Duration::from_secs(1),
+                                             run_postgres(pool, Work::Batch(batch), Access::Write, limits, Finish::Gated(gate))) => {
+                        r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs a write statement in a transaction that is always rolled back: what the write
     /// would do (rows affected, `RETURNING` rows), with nothing changed.
     pub async fn dry_run(
@@ -287,8 +352,7 @@ impl DataSource {
                 let stop = Arc::new(AtomicBool::new(false));
                 let mut task = tokio::spawn(run_sqlite(
                     pool,
-                    stmt.clone(),
-                    args.to_vec(),
+                    Work::One(stmt.clone(), args.to_vec()),
                     limits,
                     stop.clone(),
                     finish,
@@ -310,7 +374,7 @@ impl DataSource {
                     biased;
                     () = cancel.cancelled() => Err(ExecError::Cancelled),
                     r = tokio::time::timeout(limits.timeout + Duration::from_secs(1),
-                                             run_postgres(pool, stmt, args, access, limits, finish)) => {
+                                             run_postgres(pool, Work::One(stmt.clone(), args.to_vec()), access, limits, finish)) => {
                         r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
                     }
                 }
@@ -396,8 +460,7 @@ macro_rules! collect {
 /// the task always reaches its commit or rollback. `stop` asks it to interrupt the statement early.
 async fn run_sqlite(
     pool: SqlitePool,
-    stmt: Statement,
-    args: Vec<SqlValue>,
+    work: Work,
     limits: Limits,
     stop: Arc<AtomicBool>,
     finish: Finish,
@@ -422,21 +485,43 @@ async fn run_sqlite(
             !(late || stop.load(Ordering::Relaxed))
         });
     }
-    let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), &args);
     let mut healthy = true;
     let result = {
         let mut tx = sqlx::Connection::begin(&mut *conn)
             .await
             .map_err(db_error)?;
-        let out = async {
-            Ok(collect!(
-                q.fetch_many(&mut *tx),
-                decode::sqlite_row,
-                sqlite_last_id,
-                limits
-            ))
-        }
-        .await;
+        let out = match &work {
+            Work::One(stmt, args) => {
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
+                async {
+                    Ok(collect!(
+                        q.fetch_many(&mut *tx),
+                        decode::sqlite_row,
+                        sqlite_last_id,
+                        limits
+                    ))
+                }
+                .await
+            }
+            Work::Batch(b) => {
+                let mut out = QueryOutput::default();
+                let mut r = Ok(());
+                for (first, stmt, args) in batch_jobs(b) {
+                    let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), &args);
+                    match q.execute(&mut *tx).await {
+                        Ok(done) => out.rows_affected += done.rows_affected(),
+                        Err(e) => {
+                            r = Err(batch_error(b, first, &stmt, db_error(e)));
+                            break;
+                        }
+                    }
+                    if let Some(p) = &b.progress {
+                        let _ = p.send(out.rows_affected);
+                    }
+                }
+                r.map(|()| out)
+            }
+        };
         armed.store(false, Ordering::Release);
         // The gate runs with the write lock held and the statement done, before COMMIT.
         let out = match (out, finish) {
@@ -491,8 +576,7 @@ async fn run_sqlite(
 
 async fn run_postgres(
     pool: &PgPool,
-    stmt: &Statement,
-    args: &[SqlValue],
+    work: Work,
     access: Access,
     limits: Limits,
     finish: Finish,
@@ -509,17 +593,39 @@ async fn run_postgres(
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-    let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
-    let out = match async {
-        Ok::<_, ExecError>(collect!(
-            q.fetch_many(&mut *tx),
-            decode::pg_row,
-            pg_last_id,
-            limits
-        ))
-    }
-    .await
-    {
+    let outcome = match &work {
+        Work::One(stmt, args) => {
+            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
+            async {
+                Ok::<_, ExecError>(collect!(
+                    q.fetch_many(&mut *tx),
+                    decode::pg_row,
+                    pg_last_id,
+                    limits
+                ))
+            }
+            .await
+        }
+        Work::Batch(b) => {
+            let mut out = QueryOutput::default();
+            let mut r = Ok(());
+            for (first, stmt, args) in batch_jobs(b) {
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), &args);
+                match q.execute(&mut *tx).await {
+                    Ok(done) => out.rows_affected += done.rows_affected(),
+                    Err(e) => {
+                        r = Err(batch_error(b, first, &stmt, db_error(e)));
+                        break;
+                    }
+                }
+                if let Some(p) = &b.progress {
+                    let _ = p.send(out.rows_affected);
+                }
+            }
+            r.map(|()| out)
+        }
+    };
+    let out = match outcome {
         Ok(out) => out,
         Err(ExecError::Database(m)) if m.contains("statement timeout") => {
             return Err(ExecError::Timeout(limits.timeout));
@@ -538,6 +644,38 @@ async fn run_postgres(
         Finish::Rollback => tx.rollback().await.map_err(db_error)?,
     }
     Ok(out)
+}
+
+/// A batch's statements in order: `(index of its first row, statement, values)`.
+fn batch_jobs(b: &Batch) -> impl Iterator<Item = (usize, Statement, Vec<SqlValue>)> + '_ {
+    let per = b.per.max(1);
+    let full = b.rows.len() / per * per;
+    let many = b.rows[..full]
+        .chunks(per)
+        .enumerate()
+        .map(move |(i, chunk)| {
+            (
+                i * per,
+                b.many.clone(),
+                chunk.iter().flatten().cloned().collect(),
+            )
+        });
+    let single = b.rows[full..]
+        .iter()
+        .enumerate()
+        .map(move |(i, row)| (full + i, b.single.clone(), row.clone()));
+    many.chain(single)
+}
+
+/// A database error of one of a batch's statements, naming its rows (1-based).
+fn batch_error(b: &Batch, first: usize, stmt: &Statement, e: ExecError) -> ExecError {
+    let n = if stmt.text == b.many.text { b.per } else { 1 };
+    let (from, to) = (first + 1, first + n);
+    match e {
+        ExecError::Database(m) if n == 1 => ExecError::Database(format!("row {from}: {m}")),
+        ExecError::Database(m) => ExecError::Database(format!("one of rows {from} to {to}: {m}")),
+        other => other,
+    }
 }
 
 fn sqlite_last_id(done: &sqlx::sqlite::SqliteQueryResult) -> Option<i64> {

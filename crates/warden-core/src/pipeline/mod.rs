@@ -32,6 +32,8 @@ mod data;
 mod error;
 mod execute;
 mod explain;
+mod files;
+mod ingest;
 mod input_policy;
 pub mod limits;
 mod measure;
@@ -57,6 +59,7 @@ pub use arguments::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
 pub use confirm::CONFIRM_KEY;
 pub use error::{CallError, PromptError, Rejection, ResourceError};
 pub use explain::explain;
+pub use files::{Download, FileRefusal, FileUse, Files};
 pub use input_policy::policy_variables;
 pub use measure::{OPERATION_DURATION, POLICY_DENIALS, UNKNOWN};
 pub use paging::CursorKey;
@@ -92,6 +95,8 @@ pub struct Pipeline {
     limited: Arc<limits::Tally>,
     /// Signs the cursors of paged tools (`tables:`).
     cursors: paging::CursorKey,
+    /// Objects and signed URLs (`files:`), shared by reloaded pipelines.
+    files: Option<Arc<files::Files>>,
 }
 
 impl Pipeline {
@@ -112,6 +117,7 @@ impl Pipeline {
             limiter: None,
             limited: Arc::default(),
             cursors: paging::CursorKey::random(),
+            files: None,
         }
     }
 
@@ -133,6 +139,7 @@ impl Pipeline {
             limiter: None,
             limited: Arc::default(),
             cursors: paging::CursorKey::random(),
+            files: None,
         })
     }
 

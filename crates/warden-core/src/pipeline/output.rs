@@ -87,6 +87,7 @@ pub(super) fn shape(
         structured: tool.output_schema.is_some().then_some(value),
         policy: report,
         rows: counted,
+        detail: None,
     })
 }
 
@@ -131,6 +132,7 @@ fn content_result(tool: &Tool, rows: Vec<Map<String, Value>>) -> Result<ToolResu
         structured: None,
         policy: Default::default(),
         rows: 0,
+        detail: None,
     })
 }
 

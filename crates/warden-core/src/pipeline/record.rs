@@ -73,6 +73,14 @@ pub(super) fn finish_tool(e: &mut Event, result: &Result<ToolResult, CallError>,
                 e.detail =
                     Some(json!({"policy": {"fired": r.policy.fired, "version": r.policy.version}}));
             }
+            if let Some(Value::Object(d)) = &r.detail {
+                let mut all = match e.detail.take() {
+                    Some(Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                all.extend(d.clone());
+                e.detail = Some(Value::Object(all));
+            }
             return;
         }
         Err(err) => err,
@@ -222,6 +230,7 @@ pub(super) fn write_gate(
     tool: &Tool,
     started: Instant,
     recorded: Arc<AtomicBool>,
+    extra: Option<Value>,
 ) -> crate::exec::Gate {
     let inserts = tool
         .statement
@@ -231,18 +240,22 @@ pub(super) fn write_gate(
         .is_some_and(|w| w.eq_ignore_ascii_case("insert"));
     // A generated write names its table and the row's key (as the sanitized arguments hold
     // it) in its record.
-    let key = tool.generated.as_ref().map(|g| {
-        let args = event.params.as_ref().and_then(Value::as_object);
-        let key: serde_json::Map<String, Value> = g
-            .key
-            .iter()
-            .map(|k| {
-                let v = args.and_then(|a| a.get(k)).cloned().unwrap_or(Value::Null);
-                (k.clone(), v)
-            })
-            .collect();
-        json!({"table": g.table, "verb": g.verb, "key": key})
-    });
+    let key = tool
+        .generated
+        .as_ref()
+        .filter(|g| g.ingest.is_none())
+        .map(|g| {
+            let args = event.params.as_ref().and_then(Value::as_object);
+            let key: serde_json::Map<String, Value> = g
+                .key
+                .iter()
+                .map(|k| {
+                    let v = args.and_then(|a| a.get(k)).cloned().unwrap_or(Value::Null);
+                    (k.clone(), v)
+                })
+                .collect();
+            json!({"table": g.table, "verb": g.verb, "key": key})
+        });
     Box::new(move |out: &QueryOutput| {
         event.ts = audit::now();
         event.duration_us = Some(started.elapsed().as_micros() as u64);
@@ -250,6 +263,9 @@ pub(super) fn write_gate(
         let mut detail = json!({"rows_affected": out.rows_affected});
         if let (Some(Value::Object(k)), Value::Object(d)) = (key, &mut detail) {
             d.extend(k);
+        }
+        if let (Some(Value::Object(x)), Value::Object(d)) = (extra, &mut detail) {
+            d.extend(x);
         }
         event.detail = Some(detail);
         Box::pin(async move {

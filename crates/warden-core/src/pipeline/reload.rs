@@ -119,6 +119,7 @@ impl Pipeline {
             limiter: self.limiter.clone(),
             limited: self.limited.clone(),
             cursors: self.cursors.clone(),
+            files: self.files.clone(),
         })
     }
 }

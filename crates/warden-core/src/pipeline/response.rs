@@ -33,6 +33,8 @@ pub struct ToolResult {
     pub policy: crate::policy::PolicyReport,
     /// Rows the statement returned (a read) or changed (a write), for the daily quotas.
     pub rows: u64,
+    /// What the call's record keeps besides (a file URL's object and expiry, ...).
+    pub detail: Option<Value>,
 }
 
 /// What a previewed write would do.

@@ -168,6 +168,24 @@ impl Pipeline {
         tool.policies
             .check_input(&vars)
             .map_err(CallError::Policy)?;
+        if let Some(builtin) = tool.builtin {
+            return self
+                .builtin(builtin, tool, own_args.as_ref(), req, &mut vars)
+                .await;
+        }
+        if let Some(ingest) = tool.generated.as_ref().and_then(|g| g.ingest.clone()) {
+            let call = super::ingest::WriteCall {
+                permit: &permit,
+                confirm,
+                token,
+                started,
+                event,
+                recorded,
+            };
+            return self
+                .ingest(call, tool, &ingest, own_args.as_ref(), req, &mut vars)
+                .await;
+        }
         let gate = if tool.access == Access::Write {
             self.confirm(&permit, tool, &args, confirm, token, req)
                 .await?;
@@ -177,6 +195,7 @@ impl Pipeline {
                 tool,
                 started,
                 recorded,
+                None,
             ))
         } else {
             None

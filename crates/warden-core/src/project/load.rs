@@ -17,6 +17,7 @@ mod auth;
 mod call_limits;
 mod data;
 mod error;
+mod files;
 mod params;
 mod parse;
 mod policies;
@@ -229,6 +230,19 @@ impl Checker<'_> {
             }
         }
         let tables = self.tables(raw.tables, &global_policies);
+        let (files, file_tools) = self.files(raw.files, &global_policies);
+        for t in file_tools {
+            if !seen.insert(t.name.clone()) {
+                self.errors.push(ProjectError {
+                    file: self.file.clone(),
+                    line: None,
+                    column: None,
+                    field: "files".into(),
+                    message: format!("with `files`, Warden provides the tool '{}'; rename your tool of that name", t.name),
+                });
+            }
+            tools.push(t);
+        }
         let mut resources = Vec::new();
         let mut uris = HashSet::new();
         for (i, spec) in raw.resources.into_iter().enumerate() {
@@ -299,6 +313,7 @@ impl Checker<'_> {
                 .is_some_and(|a| a.show_write_tools),
             tools,
             tables,
+            files,
             resources,
             prompts,
             tool_index,

@@ -48,6 +48,8 @@ pub struct Project {
     /// `tables:` as checked at load; their tools are generated once the schema is read
     /// (`crate::tables::expand`), and added to `tools`.
     pub tables: Vec<crate::tables::TableSpec>,
+    /// `files`: objects and signed URLs; `None` serves no file tools or URLs.
+    pub files: Option<FilesConfig>,
     pub resources: Vec<Resource>,
     pub prompts: Vec<Prompt>,
     tool_index: HashMap<String, usize>,
@@ -415,6 +417,26 @@ impl std::fmt::Debug for MailerConfig {
     }
 }
 
+/// `files`: where each organisation's objects are kept, the key URLs are signed with, and
+/// the largest upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesConfig {
+    pub dir: PathBuf,
+    pub signing_key: PathBuf,
+    pub max_upload: u64,
+}
+
+/// A tool Warden itself provides (with `files`), with no SQL of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// `request_upload_url`: a PUT URL for a new object (needs write access).
+    UploadUrl,
+    /// `request_download_url`: a GET URL for a stored object.
+    DownloadUrl,
+    /// `list_files`: the organisation's stored objects.
+    ListFiles,
+}
+
 /// In a data location, stands for the caller's organisation.
 pub const ORG_PLACEHOLDER: &str = "{org}";
 
@@ -583,6 +605,8 @@ pub struct Tool {
     pub policies: crate::policy::PolicySet,
     /// For a tool generated from `tables:`: its table, verb, paging and key.
     pub generated: Option<crate::tables::Generated>,
+    /// For a tool Warden provides itself: which (its `statement` is empty and never run).
+    pub builtin: Option<Builtin>,
 }
 
 /// Names bound by the pipeline itself rather than by the caller.

@@ -50,6 +50,9 @@ pub struct ProjectFile {
     /// Tables served as generated tools (list, get, search, ... insert, update, delete).
     #[serde(default)]
     pub tables: Vec<Spanned<TableSpec>>,
+    /// Each organisation's files, moved through short-lived signed URLs.
+    #[serde(default)]
+    pub files: Option<Spanned<FilesSection>>,
     #[serde(default)]
     pub resources: Vec<Spanned<ResourceSpec>>,
     #[serde(default)]
@@ -424,9 +427,29 @@ pub struct TableSpec {
     /// Text columns that hold ISO dates (`YYYY-MM-DD...`): their filters take ranges.
     #[serde(default)]
     pub dates: Vec<Spanned<String>>,
+    /// Most rows one `ingest_<table>` call takes. Default 100000.
+    #[serde(default)]
+    pub max_ingest_rows: Option<Spanned<u32>>,
     /// CEL rules for every tool of this table, after the project's global ones.
     #[serde(default)]
     pub policies: Option<Spanned<PoliciesSpec>>,
+}
+
+/// `files`: where objects are kept and how URLs to them are signed.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSection {
+    /// Directory of the organisations' objects (one subdirectory each), relative to the
+    /// project file. Default `data/files`.
+    #[serde(default)]
+    pub dir: Option<Spanned<String>>,
+    /// The key that signs file URLs, relative to the project file; created on first use.
+    /// Keep it outside the database. Default `.warden/files.key`.
+    #[serde(default)]
+    pub signing_key: Option<Spanned<String>>,
+    /// Largest upload, in bytes. Default 104857600 (100 MiB).
+    #[serde(default)]
+    pub max_upload_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

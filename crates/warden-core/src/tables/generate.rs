@@ -7,16 +7,13 @@ use serde_json::json;
 
 use super::schema::{Column, ColumnKind, TableSchema};
 use super::{
-    DEFAULT_LIMIT, FETCH, Generated, MAX_LIMIT, Named, Paging, ReadVerb, TableSpec, WriteVerb,
-    after,
+    DATE_PATTERN, DEFAULT_LIMIT, FETCH, Generated, MAX_LIMIT, Named, Paging, ReadVerb, TableSpec,
+    WriteVerb, after,
 };
 use crate::exec::sql;
 use crate::project::{Access, Dialect, FieldLocation, Param, ParamType, Returns, Tool};
 
 type Problems = Vec<(FieldLocation, String)>;
-
-/// ISO 8601 dates, optionally with a time and an offset.
-const DATE_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$";
 
 /// Longest text a `search_` query or a cursor may be.
 const MAX_QUERY: u64 = 200;
@@ -115,6 +112,7 @@ pub(super) fn tools(
             WriteVerb::Insert => push(t.insert(), &mut problems),
             WriteVerb::Update => push(t.update(), &mut problems),
             WriteVerb::Delete => push(t.delete(), &mut problems),
+            WriteVerb::Ingest => push(t.ingest(), &mut problems),
         }
     }
     if problems.is_empty() {
@@ -411,6 +409,7 @@ impl<'s> Table<'s> {
             paging,
             before: None,
             key: self.schema.primary_key.clone(),
+            ingest: None,
         }
     }
 
@@ -465,6 +464,7 @@ impl<'s> Table<'s> {
             ask_before_task: false,
             policies,
             generated: Some(generated),
+            builtin: None,
         })
     }
 
@@ -723,24 +723,17 @@ impl<'s> Table<'s> {
         let mut names = Vec::new();
         let mut values = Vec::new();
         let mut params = Vec::new();
-        for c in self.writable() {
-            // PostgreSQL's identity BY DEFAULT has no default expression to fall back on.
-            if self.dialect == Dialect::Postgres && c.c.auto_key && c.c.default.is_none() {
-                continue;
-            }
+        for (c, required, value) in self.insertable() {
             let name = &c.c.name;
             let mut p = self.value_param(c, name);
-            p.required = c.c.not_null && c.c.default.is_none() && !c.c.auto_key;
+            p.required = required;
             p.description = Some(match &c.c.default {
                 Some(_) => format!("{name} (the column's default when left out)"),
                 None if c.c.auto_key => format!("{name} (the next one when left out)"),
                 None => name.clone(),
             });
             names.push(q(name));
-            values.push(match &c.c.default {
-                Some(d) => format!("COALESCE({}, ({d}))", self.bind(c, name)),
-                None => self.bind(c, name),
-            });
+            values.push(value.replace("{param}", name));
             params.push(p);
         }
         let text = format!(
@@ -762,6 +755,107 @@ impl<'s> Table<'s> {
             sql: text,
             returns: Returns::Rows,
             generated: self.generated("insert", None),
+        })
+    }
+
+    /// The columns an inserted row may give, with the expression each is written with
+    /// (`param` standing for its placeholder's name).
+    fn insertable(&self) -> Vec<(&Col<'s>, bool, String)> {
+        self.writable()
+            // PostgreSQL's identity BY DEFAULT has no default expression to fall back on.
+            .filter(|c| {
+                !(self.dialect == Dialect::Postgres && c.c.auto_key && c.c.default.is_none())
+            })
+            .map(|c| {
+                let required = c.c.not_null && c.c.default.is_none() && !c.c.auto_key;
+                let value = match &c.c.default {
+                    Some(d) => format!("COALESCE({}, ({d}))", self.bind(c, "{param}")),
+                    None => self.bind(c, "{param}"),
+                };
+                (c, required, value)
+            })
+            .collect()
+    }
+
+    fn ingest(&self) -> Result<Tool, String> {
+        let cols = self.insertable();
+        let names: Vec<String> = cols.iter().map(|(c, _, _)| q(&c.c.name)).collect();
+        let row = |prefix: &str| {
+            cols.iter()
+                .map(|(c, _, v)| v.replace("{param}", &format!("{prefix}{}", c.c.name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let insert = |rows: Vec<String>| {
+            format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                q(self.name()),
+                names.join(", "),
+                rows.join(", ")
+            )
+        };
+        let single = insert(vec![format!("({})", row(""))]);
+        let many = insert(
+            (0..super::INGEST_PER_STATEMENT)
+                .map(|i| format!("({})", row(&format!("r{i}_"))))
+                .collect(),
+        );
+        let many = sql::compile(&many, self.dialect).map_err(|e| {
+            format!(
+                "ingest_{}: the generated SQL cannot be compiled ({e})",
+                self.name()
+            )
+        })?;
+        let columns: Vec<super::IngestColumn> = cols
+            .iter()
+            .map(|(c, required, _)| super::IngestColumn {
+                name: c.c.name.clone(),
+                kind: c.kind,
+                required: *required,
+                sensitive: c.sensitive,
+            })
+            .collect();
+        let required: Vec<&str> = columns
+            .iter()
+            .filter(|c| c.required)
+            .map(|c| c.name.as_str())
+            .collect();
+        let all: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let mut rows = param("rows", ParamType::Array);
+        // The rows may hold sensitive values, and a batch is long: the record keeps their
+        // count and, for a file, its SHA-256, not the rows.
+        rows.sensitive = true;
+        rows.description = Some(format!(
+            "The rows to add, each an object of columns ({}; required: {})",
+            all.join(", "),
+            if required.is_empty() {
+                "none".to_string()
+            } else {
+                required.join(", ")
+            }
+        ));
+        let mut file = param("file", ParamType::String);
+        file.description = Some("Instead of rows: a CSV file uploaded with request_upload_url (a header line naming the columns, then one line per row)".into());
+        file.pattern = regex::Regex::new("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$").ok();
+        let mut generated = self.generated("ingest", None);
+        generated.ingest = Some(std::sync::Arc::new(super::Ingest {
+            columns,
+            many,
+            max_rows: self.spec.max_ingest_rows,
+        }));
+        self.build(Made {
+            name: format!("ingest_{}", self.name()),
+            title: format!("Add many rows to {}", self.name()),
+            description: format!(
+                "Adds rows to {}, given as JSON (`rows`) or as an uploaded CSV file (`file`), at most {} a call. Every row is checked first: one bad row refuses the whole batch, naming the row and column, and nothing is written. Changes data: the first call returns a preview (the count and the first rows) to confirm.",
+                self.what(),
+                self.spec.max_ingest_rows
+            ),
+            access: Access::Write,
+            params: vec![rows, file],
+            sql: single,
+            returns: Returns::Rows,
+            generated,
         })
     }
 

@@ -29,6 +29,9 @@ use crate::project::{FieldLocation, ParamType, Project, ProjectError, Tool};
 
 pub use schema::{Column, ColumnKind, ForeignKey, TableSchema};
 
+/// ISO 8601 dates, optionally with a time and an offset.
+pub(crate) const DATE_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$";
+
 /// Rows a paged tool returns when the caller does not say.
 pub const DEFAULT_LIMIT: u32 = 20;
 /// Most rows a paged tool returns in one call.
@@ -62,15 +65,22 @@ pub enum WriteVerb {
     Insert,
     Update,
     Delete,
+    Ingest,
 }
 
 impl WriteVerb {
-    pub const ALL: [(&'static str, Self); 3] = [
+    pub const ALL: [(&'static str, Self); 4] = [
         ("insert", Self::Insert),
         ("update", Self::Update),
         ("delete", Self::Delete),
+        ("ingest", Self::Ingest),
     ];
 }
+
+/// Rows one `ingest_<table>` call takes unless the table says otherwise.
+pub const DEFAULT_INGEST_ROWS: u32 = 100_000;
+/// Rows an ingest inserts with one statement.
+pub const INGEST_PER_STATEMENT: usize = 100;
 
 /// A column named in a table's specification, and where.
 #[derive(Debug, Clone)]
@@ -94,6 +104,8 @@ pub struct TableSpec {
     pub search: Vec<Named>,
     pub count_by: Vec<Named>,
     pub dates: Vec<Named>,
+    /// Most rows one `ingest_<table>` call takes.
+    pub max_ingest_rows: u32,
     /// The project's global rules, then the table's own; `sensitive` holds its sensitive
     /// columns.
     pub policies: PolicySet,
@@ -121,6 +133,27 @@ pub struct Generated {
     pub before: Option<Statement>,
     /// The parameters that name the row (its primary key), for a write's record.
     pub key: Vec<String>,
+    /// For `ingest`: the columns rows may give and the statements that insert them.
+    pub ingest: Option<std::sync::Arc<Ingest>>,
+}
+
+/// How `ingest_<table>` checks and inserts rows.
+#[derive(Debug)]
+pub struct Ingest {
+    /// The columns a row may give, in the order the statements bind them.
+    pub columns: Vec<IngestColumn>,
+    /// [`INGEST_PER_STATEMENT`] rows at a time.
+    pub many: Statement,
+    pub max_rows: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestColumn {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// A row must give it (NOT NULL without a default).
+    pub required: bool,
+    pub sensitive: bool,
 }
 
 /// How a paged tool's statement is bound: `:_fetch` (one row more than the page) and one

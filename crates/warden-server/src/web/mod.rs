@@ -8,6 +8,7 @@
 //! the prefix there.
 
 pub mod console;
+pub mod files;
 pub mod mailer;
 pub mod oauth;
 

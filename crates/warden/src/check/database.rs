@@ -105,7 +105,7 @@ fn missing(path: &Path) -> Option<String> {
 /// pipeline binds them: declared parameters by their type, everything else as text).
 fn statements(project: &Project) -> Vec<Statement<'_>> {
     let mut out = Vec::new();
-    for tool in &project.tools {
+    for tool in project.tools.iter().filter(|t| t.builtin.is_none()) {
         let types = tool
             .statement
             .names
@@ -138,7 +138,15 @@ fn statements(project: &Project) -> Vec<Statement<'_>> {
 /// The type a paged tool (`tables:`) binds its page's own names with: the row count, and
 /// each key of the last row seen.
 fn paged_type(tool: &warden_core::project::Tool, name: &str) -> Option<ParamType> {
-    let paging = tool.generated.as_ref()?.paging.as_ref()?;
+    let generated = tool.generated.as_ref()?;
+    if let Some(ingest) = &generated.ingest {
+        return ingest
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.kind.param_type());
+    }
+    let paging = generated.paging.as_ref()?;
     if name == warden_core::tables::FETCH {
         return Some(ParamType::Integer);
     }

@@ -37,7 +37,7 @@ impl Checker<'_> {
             let read = self.verbs(&t.read, &format!("{field}.read"), &ReadVerb::ALL);
             let write = self.verbs(&t.write, &format!("{field}.write"), &WriteVerb::ALL);
             if read.is_empty() && write.is_empty() {
-                self.err(&t.table, format!("{field}.read"), format!("table '{}' serves no verb; give `read:` (list, get, search, filter, count, related) or `write:` (insert, update, delete)", t.table.value));
+                self.err(&t.table, format!("{field}.read"), format!("table '{}' serves no verb; give `read:` (list, get, search, filter, count, related) or `write:` (insert, update, delete, ingest)", t.table.value));
             }
             let names = |c: &mut Self, list: &[Spanned<String>], what: &str| -> Vec<Named> {
                 let mut seen = HashSet::new();
@@ -99,6 +99,18 @@ impl Checker<'_> {
             }
             let sensitive_names: Vec<String> = sensitive.iter().map(|n| n.name.clone()).collect();
             text.push_str(&format!("sensitive={sensitive_names:?}"));
+            let max_ingest_rows = match &t.max_ingest_rows {
+                Some(m) if m.value == 0 || m.value > 1_000_000 => {
+                    self.err(
+                        m,
+                        format!("{field}.max_ingest_rows"),
+                        format!("must be between 1 and 1000000, got {}", m.value),
+                    );
+                    continue;
+                }
+                Some(m) => m.value,
+                None => crate::tables::DEFAULT_INGEST_ROWS,
+            };
             out.push(TableSpec {
                 table: t.table.value.clone(),
                 at: Self::located(&t.table, format!("{field}.table")),
@@ -110,6 +122,7 @@ impl Checker<'_> {
                 search,
                 count_by,
                 dates,
+                max_ingest_rows,
                 policies: crate::policy::PolicySet {
                     input,
                     output,

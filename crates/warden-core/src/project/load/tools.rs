@@ -317,6 +317,7 @@ impl Checker<'_> {
             ask_before_task: settings.ask_before_task,
             policies,
             generated: None,
+            builtin: None,
         })
     }
 

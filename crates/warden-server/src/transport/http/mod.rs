@@ -98,8 +98,24 @@ pub fn router(
                 admission::note_unauthenticated,
             ));
     }
-    let mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(edge, origin::check_origin));
-    let mut app = crate::observe::probes(pipeline).nest_service("/mcp", mcp_routes);
+    let mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+        edge.clone(),
+        origin::check_origin,
+    ));
+    // Signed file URLs: the same bearer as `/mcp`, then the pipeline checks the URL.
+    let mut files = crate::web::files::routes(pipeline.clone());
+    if let Some(auth) = &auth {
+        files = files
+            .layer(middleware::from_fn_with_state(auth.clone(), require_bearer))
+            .layer(middleware::from_fn_with_state(
+                pipeline.clone(),
+                admission::note_unauthenticated,
+            ));
+    }
+    let files = files.layer(middleware::from_fn_with_state(edge, origin::check_origin));
+    let mut app = crate::observe::probes(pipeline)
+        .nest_service("/mcp", mcp_routes)
+        .merge(files);
     if let Some(auth) = auth {
         // Form bodies must arrive in time too (`/mcp` says so itself, in `body.rs`).
         let pages = crate::web::console::routes(auth.clone())

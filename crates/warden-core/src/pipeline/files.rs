@@ -1,0 +1,457 @@
+//! Files: the tools that issue URLs (`request_upload_url`, `request_download_url`,
+//! `list_files`) and the use of a URL (`Pipeline::upload`, `Pipeline::download`), each
+//! checked and recorded here.
+//!
+//! A URL is used with the bearer of the principal it was issued to (the edge authenticates
+//! it as for `/mcp`); its token must carry this server's signature, be unexpired, name that
+//! principal's organisation and user, and its single-use ticket is redeemed before anything
+//! is read or stored. Every use, allowed or refused, is one record with the object's
+//! SHA-256 when there is one.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use crate::audit::{Event, Peer};
+use crate::confirm::Binding;
+use crate::exec::{QueryOutput, SqlValue};
+use crate::files::{
+    Body, Claims, DOWNLOAD_TTL, ObjectStore, Op, StoreError, Stored, UPLOAD_TTL, UrlSigner,
+};
+use crate::identity::Principal;
+use crate::project::{Builtin, Tool};
+
+use super::Pipeline;
+use super::error::CallError;
+use super::output::shape;
+use super::record::call_event;
+use super::request::{CallRequest, Source};
+use super::response::ToolResult;
+
+/// The file service a pipeline (and each reloaded one) shares.
+#[derive(Debug)]
+pub struct Files {
+    pub store: Arc<dyn ObjectStore>,
+    pub signer: UrlSigner,
+    pub max_upload: u64,
+    /// `scheme://host:port` the URLs start with, once the server knows its address.
+    pub base_url: OnceLock<String>,
+}
+
+/// One use of a file URL, as the edge received it.
+pub struct FileUse<'a> {
+    pub token: &'a str,
+    /// The authenticated principal (`None` only under `auth: none`).
+    pub caller: Option<&'a Principal>,
+    pub peer: &'a Peer,
+    /// `Content-Length`, when the request stated one (uploads).
+    pub length: Option<u64>,
+}
+
+impl std::fmt::Debug for FileUse<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileUse")
+            .field("token", &"<secret>")
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a URL's use was refused, for the edge's status code.
+#[derive(Debug, thiserror::Error)]
+pub enum FileRefusal {
+    /// 404: files are not served, or the object does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 403: the token, its ticket or its principal.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 413: the body is larger than the URL allows.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 400: the body could not be read.
+    #[error("{0}")]
+    Bad(String),
+    /// 503: storage or the trail failed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A download: the object's bytes and what it is.
+#[derive(Debug)]
+pub struct Download {
+    pub stored: Stored,
+    pub bytes: Vec<u8>,
+}
+
+fn who(caller: Option<&Principal>) -> (String, String) {
+    caller.map_or_else(
+        || ("local".to_string(), "local".to_string()),
+        |c| (c.org.clone(), c.user_id.clone()),
+    )
+}
+
+/// What a URL's ticket is bound to.
+fn ticket_binding(c: &Claims) -> Binding {
+    Binding {
+        user: c.user.clone(),
+        org: c.org.clone(),
+        tool: format!("files:{}", c.op.as_str()),
+        args_hash: crate::confirm::args_hash(
+            "files",
+            &[
+                SqlValue::Text(c.name.clone()),
+                SqlValue::Int(c.max as i64),
+                SqlValue::Int(c.exp),
+            ],
+        ),
+    }
+}
+
+/// Claims before their ticket.
+fn claims(op: Op, org: &str, user: &str, name: &str, max: u64, exp: i64) -> Claims {
+    Claims {
+        op,
+        org: org.to_string(),
+        user: user.to_string(),
+        name: name.to_string(),
+        max,
+        exp,
+        ticket: String::new(),
+    }
+}
+
+impl Pipeline {
+    /// Serves files with `files` (kept across reloads).
+    pub fn with_files(mut self, files: Arc<Files>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// The address file URLs start with (`scheme://host:port`), once the server knows it.
+    pub fn set_files_base_url(&self, base: String) {
+        if let Some(f) = &self.files {
+            let _ = f.base_url.set(base.trim_end_matches('/').to_string());
+        }
+    }
+
+    /// Runs one of Warden's own tools after the stages before execution.
+    pub(super) async fn builtin(
+        &self,
+        builtin: Builtin,
+        tool: &Tool,
+        own: Option<&Map<String, Value>>,
+        req: &CallRequest<'_>,
+        vars: &mut Map<String, Value>,
+    ) -> Result<ToolResult, CallError> {
+        let files = self.files.as_ref().ok_or_else(|| {
+            CallError::NotFound(
+                "files are not served by this instance; restart it to apply `files`".into(),
+            )
+        })?;
+        let (org, user) = who(req.caller);
+        let name = own
+            .and_then(|a| a.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let store_error = |e: StoreError| CallError::NotFound(e.to_string());
+        let (row, detail) = match builtin {
+            Builtin::ListFiles => {
+                let list = files.store.list(&org).await.map_err(store_error)?;
+                let rows: Vec<Value> = list
+                    .iter()
+                    .map(|s| json!({"name": s.name, "size": s.size, "sha256": s.sha256}))
+                    .collect();
+                (json!({"files": rows, "count": list.len()}), None)
+            }
+            Builtin::UploadUrl => {
+                let max = own
+                    .and_then(|a| a.get("size"))
+                    .and_then(Value::as_u64)
+                    .map_or(files.max_upload, |s| s.min(files.max_upload));
+                let exp = chrono::Utc::now().timestamp() + UPLOAD_TTL.as_secs() as i64;
+                let url = self
+                    .issue(files, claims(Op::Put, &org, &user, &name, max, exp))
+                    .await?;
+                (
+                    json!({"url": url, "method": "PUT", "max_bytes": max, "expires_in_seconds": UPLOAD_TTL.as_secs(),
+                           "note": "PUT the file's bytes to this URL once, with the same Authorization header as for MCP, within its lifetime"}),
+                    Some(json!({"op": "put", "name": name, "max_bytes": max, "expires_at": exp})),
+                )
+            }
+            Builtin::DownloadUrl => {
+                let stored = files
+                    .store
+                    .stat(&org, &name)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or_else(|| {
+                        CallError::NotFound(format!(
+                            "no stored file '{name}'; list_files shows what there is"
+                        ))
+                    })?;
+                let exp = chrono::Utc::now().timestamp() + DOWNLOAD_TTL.as_secs() as i64;
+                let url = self
+                    .issue(files, claims(Op::Get, &org, &user, &name, 0, exp))
+                    .await?;
+                (
+                    json!({"url": url, "method": "GET", "size": stored.size, "sha256": stored.sha256, "expires_in_seconds": DOWNLOAD_TTL.as_secs()}),
+                    Some(
+                        json!({"op": "get", "name": name, "sha256": stored.sha256, "size": stored.size, "expires_at": exp}),
+                    ),
+                )
+            }
+        };
+        let Value::Object(row) = row else {
+            return Err(CallError::NotFound("no result".into()));
+        };
+        let out = QueryOutput {
+            rows: vec![row],
+            ..QueryOutput::default()
+        };
+        let mut result = shape(tool, out, vars, None)?;
+        result.detail = detail;
+        Ok(result)
+    }
+
+    /// Signs `claims` with a fresh single-use ticket, as a URL.
+    async fn issue(&self, files: &Files, mut claims: Claims) -> Result<String, CallError> {
+        claims.ticket = self
+            .confirmations
+            .mint(ticket_binding(&claims))
+            .await
+            .map_err(|e| CallError::NotFound(format!("no URL could be issued: {e}")))?;
+        let token = files
+            .signer
+            .sign(&claims)
+            .ok_or_else(|| CallError::NotFound("no URL could be signed".into()))?;
+        let base = files.base_url.get().cloned().unwrap_or_else(|| {
+            self.project
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.project.server.bind))
+        });
+        Ok(format!("{}/files/{token}", base.trim_end_matches('/')))
+    }
+
+    /// Checks a URL's token for `op`: signature, expiry, principal, ticket. On refusal, the
+    /// record to make.
+    async fn admit_url(
+        &self,
+        files: &Files,
+        use_: &FileUse<'_>,
+        op: Op,
+        event: &mut Event,
+    ) -> Result<Claims, FileRefusal> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = match files.signer.open(use_.token, now) {
+            Ok(c) => c,
+            Err(e) => {
+                event.deny("files", e.rule(), e.to_string());
+                return Err(FileRefusal::Forbidden(e.to_string()));
+            }
+        };
+        event.params = Some(json!({"name": claims.name}));
+        // The principal's rights as they are now: an upload needs write access still.
+        let access = match op {
+            Op::Put => crate::project::Access::Write,
+            Op::Get => crate::project::Access::Read,
+        };
+        if let Err(d) = self.authorize(use_.caller, access) {
+            event.deny(d.stage.as_str(), d.rule, d.reason.clone());
+            return Err(FileRefusal::Forbidden(d.reason));
+        }
+        if claims.op != op {
+            let m = format!(
+                "this URL is for {}, not {}",
+                claims.op.as_str().to_uppercase(),
+                op.as_str().to_uppercase()
+            );
+            event.deny("files", "files.operation", m.clone());
+            return Err(FileRefusal::Forbidden(m));
+        }
+        let (org, user) = who(use_.caller);
+        if claims.org != org || claims.user != user {
+            let m = "this URL was issued to someone else; ask for your own with your credentials"
+                .to_string();
+            event.deny(
+                "files",
+                if claims.org != org {
+                    "files.other_org"
+                } else {
+                    "files.other_user"
+                },
+                m.clone(),
+            );
+            return Err(FileRefusal::Forbidden(m));
+        }
+        let binding = ticket_binding(&claims);
+        if let Err(e) = self.confirmations.redeem(&claims.ticket, &binding).await {
+            let m = format!(
+                "this URL cannot be used: {}",
+                match e {
+                    crate::confirm::LedgerError::Refused(crate::confirm::Refusal::Used) =>
+                        "it was already used; a URL works once".to_string(),
+                    other => other.to_string(),
+                }
+            );
+            event.deny("files", "files.ticket", m.clone());
+            return Err(FileRefusal::Forbidden(m));
+        }
+        Ok(claims)
+    }
+
+    /// `PUT /files/{token}`: stores the body under the URL's name, within its limit. A
+    /// declared `Content-Length` over the limit is refused before the body is read; a body
+    /// that turns out larger is stopped and nothing is kept.
+    pub async fn upload(&self, use_: FileUse<'_>, body: Body) -> Result<Stored, FileRefusal> {
+        let started = Instant::now();
+        let mut event = call_event(
+            "file_upload",
+            "files.put",
+            use_.caller,
+            Source::Http,
+            use_.peer,
+        );
+        let result = self.upload_inner(&use_, body, &mut event).await;
+        if let Err(e) = self.finish_file(event, started, &result).await {
+            // No object without its record.
+            if let (Ok(stored), Some(files)) = (&result, &self.files) {
+                let (org, _) = who(use_.caller);
+                let _ = files.store.delete(&org, &stored.name).await;
+            }
+            return Err(e);
+        }
+        result
+    }
+
+    async fn upload_inner(
+        &self,
+        use_: &FileUse<'_>,
+        body: Body,
+        event: &mut Event,
+    ) -> Result<Stored, FileRefusal> {
+        let Some(files) = self.files.clone() else {
+            event.deny("files", "files.off", "this server serves no files");
+            return Err(FileRefusal::NotFound("this server serves no files".into()));
+        };
+        let claims = self.admit_url(&files, use_, Op::Put, event).await?;
+        if let Some(n) = use_.length
+            && n > claims.max
+        {
+            let m = format!(
+                "Content-Length {n} is larger than the {} bytes this URL allows; nothing was stored",
+                claims.max
+            );
+            event.deny("files", "files.too_large", m.clone());
+            return Err(FileRefusal::TooLarge(m));
+        }
+        match files
+            .store
+            .put(&claims.org, &claims.name, body, claims.max)
+            .await
+        {
+            Ok(stored) => {
+                event.detail = Some(json!({"sha256": stored.sha256, "size": stored.size}));
+                Ok(stored)
+            }
+            Err(e @ StoreError::TooLarge(_)) => {
+                event.deny("files", "files.too_large", e.to_string());
+                Err(FileRefusal::TooLarge(e.to_string()))
+            }
+            Err(e @ StoreError::Body(_)) => {
+                event.deny("files", "files.body", e.to_string());
+                Err(FileRefusal::Bad(e.to_string()))
+            }
+            Err(e @ StoreError::BadName(_)) => {
+                event.deny("files", "files.name", e.to_string());
+                Err(FileRefusal::Bad(e.to_string()))
+            }
+            Err(e @ StoreError::Io(_)) => {
+                event.deny("files", "files.storage", e.to_string());
+                Err(FileRefusal::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// `GET /files/{token}`: the object the URL names.
+    pub async fn download(&self, use_: FileUse<'_>) -> Result<Download, FileRefusal> {
+        let started = Instant::now();
+        let mut event = call_event(
+            "file_download",
+            "files.get",
+            use_.caller,
+            Source::Http,
+            use_.peer,
+        );
+        let result = self.download_inner(&use_, &mut event).await;
+        self.finish_file(event, started, &result).await?;
+        result
+    }
+
+    async fn download_inner(
+        &self,
+        use_: &FileUse<'_>,
+        event: &mut Event,
+    ) -> Result<Download, FileRefusal> {
+        let Some(files) = self.files.clone() else {
+            event.deny("files", "files.off", "this server serves no files");
+            return Err(FileRefusal::NotFound("this server serves no files".into()));
+        };
+        let claims = self.admit_url(&files, use_, Op::Get, event).await?;
+        let missing = || {
+            FileRefusal::NotFound(format!(
+                "the stored file '{}' no longer exists",
+                claims.name
+            ))
+        };
+        let stored = match files.store.stat(&claims.org, &claims.name).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                event.deny("files", "files.missing", "the stored file no longer exists");
+                return Err(missing());
+            }
+            Err(e) => {
+                event.deny("files", "files.storage", e.to_string());
+                return Err(FileRefusal::Unavailable(e.to_string()));
+            }
+        };
+        let bytes = match files.store.read(&claims.org, &claims.name).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                event.deny("files", "files.missing", "the stored file no longer exists");
+                return Err(missing());
+            }
+            Err(e) => {
+                event.deny("files", "files.storage", e.to_string());
+                return Err(FileRefusal::Unavailable(e.to_string()));
+            }
+        };
+        event.detail = Some(json!({"sha256": stored.sha256, "size": stored.size}));
+        Ok(Download { stored, bytes })
+    }
+
+    /// Records a URL's use; if the trail cannot take it, the use is refused (an upload's
+    /// object then stays, unrecorded only if the trail failed after it was stored).
+    async fn finish_file<T>(
+        &self,
+        mut event: Event,
+        started: Instant,
+        result: &Result<T, FileRefusal>,
+    ) -> Result<(), FileRefusal> {
+        event.ts = crate::audit::now();
+        event.duration_us = Some(started.elapsed().as_micros() as u64);
+        if result.is_ok() {
+            event.outcome = crate::audit::Outcome::Success;
+        }
+        self.audit.record(event).await.map_err(|e| {
+            FileRefusal::Unavailable(format!(
+                "the use could not be recorded, so it was refused: {}",
+                e.0
+            ))
+        })
+    }
+}
