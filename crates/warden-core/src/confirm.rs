@@ -100,6 +100,11 @@ pub fn compare(stored: &Binding, presented: &Binding) -> Result<(), Refusal> {
 /// each with its type: two calls hash alike exactly when they would run the same statement
 /// with the same values.
 pub fn args_hash(tool: &str, args: &[SqlValue]) -> String {
+    args_hash_iter(tool, args.iter())
+}
+
+/// [`args_hash`] over values as they come.
+pub fn args_hash_iter<'a>(tool: &str, args: impl Iterator<Item = &'a SqlValue>) -> String {
     let mut h = Sha256::new();
     h.update(tool.as_bytes());
     for a in args {

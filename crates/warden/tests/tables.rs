@@ -634,3 +634,139 @@ async fn unknown_tables_and_columns_name_their_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+/// On a database organisations share, `tenant_column` keeps each to its rows: Warden fills
+/// and matches the column from the caller, and no client can name it.
+#[tokio::test]
+async fn a_shared_database_keeps_each_organisation_to_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), None);
+    let db = dir.path().join("p/data/vendors.db");
+    {
+        use sqlx::{ConnectOptions, Connection};
+        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, org TEXT NOT NULL, body TEXT NOT NULL);
+             INSERT INTO notes VALUES (1, 'acme', 'acme one'), (2, 'globex', 'globex secret'), (3, 'acme', 'acme two');
+             CREATE TABLE leaky (id INTEGER PRIMARY KEY, org_id TEXT, body TEXT);",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+    }
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    // A column that names the organisation cannot be served as a parameter.
+    let leaky = yaml.replace(
+        "\ntables:\n",
+        "\ntables:\n  - table: leaky\n    read: [list, filter]\n",
+    );
+    std::fs::write(&file, &leaky).unwrap();
+    let out = run(&["check", "-p", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("column 'org_id' of 'leaky' cannot be served")
+            && err.contains("tenant_column"),
+        "{err}"
+    );
+    let shared = yaml.replace(
+        "\ntables:\n",
+        "\ntables:\n  - table: notes\n    tenant_column: org\n    read: [list, get, filter, count]\n    count_by: [body]\n    write: [insert, update, delete, ingest]\n",
+    );
+    std::fs::write(&file, &shared).unwrap();
+    let out = run(&["check", "-p", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ana = add_member(
+        &file,
+        "ana@acme.example",
+        "admin",
+        "mcp:read mcp:write",
+        false,
+    );
+    let server = Server::start(&file);
+    let mut s = Server::attach(server.url.clone())
+        .with_bearer(ana.clone())
+        .session()
+        .await;
+    let listed = body(&s.call("list_notes", json!({})).await);
+    assert_eq!(
+        listed["rows"],
+        json!([{"id": 1, "body": "acme one"}, {"id": 3, "body": "acme two"}])
+    );
+    refused(
+        &s.call("get_notes", json!({"id": 2})).await,
+        "found nothing",
+    );
+    refused(
+        &s.call("filter_notes", json!({"org": "globex"})).await,
+        "unknown parameter",
+    );
+    let counted = body(&s.call("count_notes_by", json!({"column": "body"})).await);
+    assert_eq!(counted["row_count"], 2, "{counted}");
+    let r = s
+        .call_confirmed("update_notes", json!({"id": 2, "body": "mine now"}))
+        .await;
+    assert!(
+        text(&r).contains("rows_affected\":0") || text(&r).contains("0 row(s)"),
+        "{}",
+        text(&r)
+    );
+    let r = s.call_confirmed("delete_notes", json!({"id": 2})).await;
+    assert!(!text(&r).contains("globex"), "{}", text(&r));
+    let r = s
+        .call_confirmed("insert_notes", json!({"id": 10, "body": "new"}))
+        .await;
+    assert_ne!(r["isError"], true, "{}", text(&r));
+    refused(
+        &s.call(
+            "insert_notes",
+            json!({"id": 11, "body": "x", "org": "globex"}),
+        )
+        .await,
+        "unknown parameter",
+    );
+    let r = s
+        .call(
+            "ingest_notes",
+            json!({"rows": [{"id": 12, "body": "b", "org": "globex"}]}),
+        )
+        .await;
+    refused(&r, "unknown column 'org'");
+    let r = s
+        .call_confirmed("ingest_notes", json!({"rows": [{"id": 12, "body": "b"}]}))
+        .await;
+    assert_ne!(r["isError"], true, "{}", text(&r));
+    // What the database holds: globex's row untouched, the new rows acme's.
+    use sqlx::{ConnectOptions, Connection};
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, org, body FROM notes ORDER BY id")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    c.close().await.unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "acme".into(), "acme one".into()),
+            (2, "globex".into(), "globex secret".into()),
+            (3, "acme".into(), "acme two".into()),
+            (10, "acme".into(), "new".into()),
+            (12, "acme".into(), "b".into()),
+        ]
+    );
+}

@@ -81,6 +81,10 @@ pub struct Batch {
     pub single: Statement,
     pub many: Statement,
     pub per: usize,
+    /// What each row's values are: `single` names them so, `many` as `r<i>_<column>`.
+    pub columns: Vec<String>,
+    /// Values every row shares, by name (the caller's organisation).
+    pub fixed: Vec<(String, SqlValue)>,
     pub rows: Vec<Vec<SqlValue>>,
     /// Told how many rows are in so far, after each statement.
     pub progress: Option<tokio::sync::watch::Sender<u64>>,
@@ -130,6 +134,27 @@ pub enum ExecError {
         "a write statement needs a write permit, and this call was allowed to read only; nothing was changed"
     )]
     NotPermitted,
+}
+
+impl ExecError {
+    /// This error with the database's own message left out (it may repeat a value bound in
+    /// the statement, e.g. `invalid input syntax for type uuid: "..."`), keeping the rows
+    /// a batch's error names.
+    pub fn withheld(self) -> Self {
+        match self {
+            Self::Database(m) => {
+                let rows = m
+                    .split_once(": ")
+                    .map(|(head, _)| head)
+                    .filter(|h| h.starts_with("row ") || h.starts_with("one of rows "));
+                Self::Database(format!(
+                    "{}the database refused the statement; its message is withheld because the call carries sensitive values",
+                    rows.map(|r| format!("{r}: ")).unwrap_or_default()
+                ))
+            }
+            other => other,
+        }
+    }
 }
 
 /// The connection pools for one project's data.
@@ -646,24 +671,77 @@ async fn run_postgres(
     Ok(out)
 }
 
+/// Where a statement's position takes its value from, in a batch.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Row `i` of the statement's rows, column `c`.
+    Row(usize, usize),
+    Fixed(usize),
+    Null,
+}
+
+/// Each position of `stmt` (rows prefixed `r<i>_` when `many`) as a slot.
+fn plan(stmt: &Statement, b: &Batch, many: bool) -> Vec<Slot> {
+    stmt.names
+        .iter()
+        .map(|n| {
+            if let Some(k) = b.fixed.iter().position(|(f, _)| f == n) {
+                return Slot::Fixed(k);
+            }
+            let (row, col) = if many {
+                match n
+                    .strip_prefix('r')
+                    .and_then(|r| r.split_once('_'))
+                    .and_then(|(i, c)| i.parse::<usize>().ok().map(|i| (i, c)))
+                {
+                    Some(x) => x,
+                    None => return Slot::Null,
+                }
+            } else {
+                (0, n.as_str())
+            };
+            b.columns
+                .iter()
+                .position(|c| c == col)
+                .map_or(Slot::Null, |c| Slot::Row(row, c))
+        })
+        .collect()
+}
+
+fn fill(plan: &[Slot], b: &Batch, rows: &[Vec<SqlValue>]) -> Vec<SqlValue> {
+    plan.iter()
+        .map(|s| match *s {
+            Slot::Row(i, c) => rows
+                .get(i)
+                .and_then(|r| r.get(c))
+                .cloned()
+                .unwrap_or(SqlValue::Null(ParamType::String)),
+            Slot::Fixed(k) => b
+                .fixed
+                .get(k)
+                .map_or(SqlValue::Null(ParamType::String), |f| f.1.clone()),
+            Slot::Null => SqlValue::Null(ParamType::String),
+        })
+        .collect()
+}
+
 /// A batch's statements in order: `(index of its first row, statement, values)`.
 fn batch_jobs(b: &Batch) -> impl Iterator<Item = (usize, Statement, Vec<SqlValue>)> + '_ {
     let per = b.per.max(1);
     let full = b.rows.len() / per * per;
+    let many_plan = plan(&b.many, b, true);
+    let single_plan = plan(&b.single, b, false);
     let many = b.rows[..full]
         .chunks(per)
         .enumerate()
-        .map(move |(i, chunk)| {
-            (
-                i * per,
-                b.many.clone(),
-                chunk.iter().flatten().cloned().collect(),
-            )
-        });
-    let single = b.rows[full..]
-        .iter()
-        .enumerate()
-        .map(move |(i, row)| (full + i, b.single.clone(), row.clone()));
+        .map(move |(i, chunk)| (i * per, b.many.clone(), fill(&many_plan, b, chunk)));
+    let single = b.rows[full..].iter().enumerate().map(move |(i, row)| {
+        (
+            full + i,
+            b.single.clone(),
+            fill(&single_plan, b, std::slice::from_ref(row)),
+        )
+    });
     many.chain(single)
 }
 

@@ -12,6 +12,23 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Body, ObjectStore, StoreError, Stored, hex, valid_name, valid_org};
 
+/// A temporary file removed when dropped, unless disarmed.
+struct Partial(Option<PathBuf>);
+
+impl Partial {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Directory {
     root: PathBuf,
@@ -57,33 +74,35 @@ impl ObjectStore for Directory {
             let mut nonce = [0u8; 8];
             rand::fill(&mut nonce);
             let partial = dir.join(format!(".{name}.{}.partial", hex(&nonce)));
+            // Removed unless the upload completes, even if this future is dropped midway.
+            let guard = Partial(Some(partial.clone()));
             let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
             let mut hash = Sha256::new();
             let mut size: u64 = 0;
-            let outcome = async {
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(StoreError::Body)?;
-                    size += chunk.len() as u64;
-                    if size > max {
-                        return Err(StoreError::TooLarge(max));
-                    }
-                    hash.update(&chunk);
-                    file.write_all(&chunk).await.map_err(io)?;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(StoreError::Body)?;
+                size += chunk.len() as u64;
+                if size > max {
+                    return Err(StoreError::TooLarge(max));
                 }
-                file.sync_all().await.map_err(io)?;
-                Ok(())
+                hash.update(&chunk);
+                file.write_all(&chunk).await.map_err(io)?;
             }
-            .await;
+            file.sync_all().await.map_err(io)?;
             drop(file);
-            if let Err(e) = outcome {
-                let _ = tokio::fs::remove_file(&partial).await;
-                return Err(e);
-            }
             let sha256 = hex(&hash.finalize());
-            tokio::fs::write(&sidecar, format!("{sha256} {size}\n"))
+            // The object first, then its sidecar (itself renamed into place): a reader never
+            // sees a half-written file; the sidecar may lag the object for an instant, which
+            // is why downloads and ingests hash what they read.
+            tokio::fs::rename(&partial, &path).await.map_err(io)?;
+            guard.disarm();
+            let side_partial = dir.join(format!(".{name}.{}.sha256.partial", hex(&nonce)));
+            tokio::fs::write(&side_partial, format!("{sha256} {size}\n"))
                 .await
                 .map_err(io)?;
-            tokio::fs::rename(&partial, &path).await.map_err(io)?;
+            tokio::fs::rename(&side_partial, &sidecar)
+                .await
+                .map_err(io)?;
             Ok(Stored {
                 name: name.to_string(),
                 size,

@@ -87,7 +87,7 @@ impl UrlSigner {
             Ok(text) => {
                 let text = text.trim();
                 let mut key = [0u8; 32];
-                if text.len() != 64 {
+                if text.len() != 64 || !text.is_ascii() {
                     return Err(format!(
                         "{shown} does not hold a files signing key (64 hex digits); delete it to have a new one made (outstanding file URLs then stop working)"
                     ));

@@ -15,16 +15,16 @@ use super::request::{Ask, CallRequest, InputRequired, InputRound};
 use super::response::Preview;
 
 impl Pipeline {
+    /// `(confirm, token)`: what the call says of its confirmation.
     pub(super) async fn confirm(
         &self,
         permit: &Permit,
         tool: &Tool,
         args: &[SqlValue],
-        confirm: bool,
-        token: Option<String>,
+        (confirm, token): (bool, Option<String>),
         req: &CallRequest<'_>,
+        vars: &mut serde_json::Map<String, Value>,
     ) -> Result<(), CallError> {
-        let binding = binding(req, tool, tool.name.clone(), args);
         // An MCP 2026-07-28 client that can be asked: the preview is a question in the
         // result, and the state it answers under is the confirmation token itself. (A write
         // tool asks no questions of its own: the loader refuses them.)
@@ -33,11 +33,12 @@ impl Pipeline {
             && let Some(round) = req.channel.input_round().filter(|r| r.can_elicit)
         {
             return self
-                .confirm_by_question(permit, tool, args, binding, round, req)
+                .confirm_by_question(permit, tool, args, round, req, vars)
                 .await;
         }
+        let binding = binding(req, tool, tool.name.clone(), args);
         if !confirm {
-            let (preview, token) = self.preview(permit, tool, args, binding, req).await?;
+            let (preview, token) = self.preview(permit, tool, args, binding, req, vars).await?;
             return Err(CallError::ConfirmationRequired(Box::new(Preview {
                 tool: tool.name.clone(),
                 rows_affected: preview.rows_affected,
@@ -66,23 +67,47 @@ impl Pipeline {
         args: &[SqlValue],
         binding: Binding,
         req: &CallRequest<'_>,
+        vars: &mut serde_json::Map<String, Value>,
     ) -> Result<(Previewed, String), CallError> {
         let data = self.data.for_caller(req.caller).await?;
         // A generated update or delete shows the row as it is, read first.
         let before = match tool.generated.as_ref().and_then(|g| g.before.as_ref()) {
             Some(stmt) => {
                 let bound = super::paging::rebind(&stmt.names, &tool.statement.names, args);
-                Some(data.dry_run(permit, stmt, &bound, &req.cancel).await?.rows)
+                Some(
+                    data.dry_run(permit, stmt, &bound, &req.cancel)
+                        .await
+                        .map_err(|e| withheld(tool, e))?
+                        .rows,
+                )
             }
             None => None,
         };
         let out = data
             .dry_run(permit, &tool.statement, args, &req.cancel)
-            .await?;
+            .await
+            .map_err(|e| withheld(tool, e))?;
+        // What the caller may not see in a result, they do not see in a preview either.
+        let mut seen = |rows: Vec<serde_json::Map<String, Value>>| -> Result<_, CallError> {
+            let mut v = serde_json::json!({ "rows": rows });
+            tool.policies
+                .apply_output(vars, &mut v)
+                .map_err(CallError::Policy)?;
+            Ok(match v.get_mut("rows").map(Value::take) {
+                Some(Value::Array(rows)) => rows
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        Value::Object(o) => Some(o),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+        };
         let preview = Previewed {
             rows_affected: out.rows_affected,
-            rows: out.rows,
-            before,
+            rows: seen(out.rows)?,
+            before: before.map(&mut seen).transpose()?,
         };
         let token = self
             .confirmations
@@ -100,10 +125,11 @@ impl Pipeline {
         permit: &Permit,
         tool: &Tool,
         args: &[SqlValue],
-        binding: Binding,
         round: &InputRound,
         req: &CallRequest<'_>,
+        vars: &mut serde_json::Map<String, Value>,
     ) -> Result<(), CallError> {
+        let binding = binding(req, tool, tool.name.clone(), args);
         if let Some(state) = &round.state {
             self.confirmations
                 .redeem(state, &binding)
@@ -122,7 +148,7 @@ impl Pipeline {
                 )),
             };
         }
-        let (preview, token) = self.preview(permit, tool, args, binding, req).await?;
+        let (preview, token) = self.preview(permit, tool, args, binding, req, vars).await?;
         let rows = serde_json::to_string(&preview.rows).unwrap_or_default();
         let message = format!(
             "{} would change {} row(s){}{}. Make this change?",
@@ -170,6 +196,14 @@ pub(super) fn binding(
             .map_or_else(|| "local".to_string(), |c| c.org.clone()),
         tool: name,
         args_hash: confirm::args_hash(&tool.name, args),
+    }
+}
+
+fn withheld(tool: &Tool, e: crate::exec::ExecError) -> CallError {
+    if super::execute::carries_sensitive(tool) {
+        CallError::Execution(e.withheld())
+    } else {
+        CallError::Execution(e)
     }
 }
 

@@ -11,6 +11,15 @@ use super::Pipeline;
 use super::error::CallError;
 use super::request::CallRequest;
 
+/// Whether a call of `tool` may bind a sensitive value (a database error could repeat it,
+/// and errors are recorded).
+pub(super) fn carries_sensitive(tool: &Tool) -> bool {
+    match tool.generated.as_ref().and_then(|g| g.ingest.as_ref()) {
+        Some(ingest) => ingest.columns.iter().any(|c| c.sensitive),
+        None => tool.params.iter().any(|p| p.sensitive),
+    }
+}
+
 impl Pipeline {
     pub(super) async fn execute(
         &self,
@@ -44,6 +53,7 @@ impl Pipeline {
         }
         .map_err(|e| match e {
             ExecError::Refused(reason) => CallError::Audit(AuditError(reason)),
+            other if carries_sensitive(tool) => CallError::Execution(other.withheld()),
             other => CallError::Execution(other),
         })?;
         if steps > 0 {

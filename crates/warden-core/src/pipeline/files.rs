@@ -349,11 +349,16 @@ impl Pipeline {
             event.deny("files", "files.too_large", m.clone());
             return Err(FileRefusal::TooLarge(m));
         }
-        match files
-            .store
-            .put(&claims.org, &claims.name, body, claims.max)
-            .await
-        {
+        // The body must arrive before the URL expires (and a minute's grace).
+        let left = (claims.exp - chrono::Utc::now().timestamp()).max(0) as u64 + 60;
+        let put = files.store.put(&claims.org, &claims.name, body, claims.max);
+        let stored = match tokio::time::timeout(std::time::Duration::from_secs(left), put).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Body(
+                "the body did not arrive before the URL expired".into(),
+            )),
+        };
+        match stored {
             Ok(stored) => {
                 event.detail = Some(json!({"sha256": stored.sha256, "size": stored.size}));
                 Ok(stored)
@@ -429,6 +434,12 @@ impl Pipeline {
                 event.deny("files", "files.storage", e.to_string());
                 return Err(FileRefusal::Unavailable(e.to_string()));
             }
+        };
+        // What was served, hashed as served.
+        let stored = Stored {
+            sha256: crate::files::sha256_hex(&bytes),
+            size: bytes.len() as u64,
+            ..stored
         };
         event.detail = Some(json!({"sha256": stored.sha256, "size": stored.size}));
         Ok(Download { stored, bytes })

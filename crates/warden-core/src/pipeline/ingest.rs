@@ -75,8 +75,7 @@ impl Pipeline {
         let n = rows.values.len();
         // The token covers the rows themselves: a file replaced after the preview, or other
         // rows, need a new preview.
-        let flat: Vec<SqlValue> = rows.values.iter().flatten().cloned().collect();
-        let bound = binding(req, tool, tool.name.clone(), &flat);
+        let bound = binding_of_rows(req, tool, &rows.values);
         if !confirm {
             let first: Vec<Map<String, Value>> = rows
                 .values
@@ -122,6 +121,11 @@ impl Pipeline {
             single: tool.statement.clone(),
             many: ingest.many.clone(),
             per: INGEST_PER_STATEMENT,
+            columns: ingest.columns.iter().map(|c| c.name.clone()).collect(),
+            fixed: match req.caller {
+                Some(c) => vec![(super::CALLER_ORG.to_string(), SqlValue::Text(c.org.clone()))],
+                None => Vec::new(),
+            },
             rows: rows.values,
             progress: Some(tx),
             timeout: INGEST_TIMEOUT.max(data.limits().timeout),
@@ -148,6 +152,9 @@ impl Pipeline {
         }
         .map_err(|e| match e {
             ExecError::Refused(reason) => CallError::Audit(crate::audit::AuditError(reason)),
+            other if super::execute::carries_sensitive(tool) => {
+                CallError::Execution(other.withheld())
+            }
             other => CallError::Execution(other),
         })?;
         req.channel
@@ -208,23 +215,23 @@ impl Pipeline {
                     refused("file", "this server keeps no files (`files` is not configured); give `rows` instead")
                 })?;
                 let org = req.caller.map_or("local", |c| c.org.as_str());
-                let stored = files
-                    .store
-                    .stat(org, name)
-                    .await
-                    .map_err(|e| refused("file", e.to_string()))?
-                    .ok_or_else(|| refused("file", format!("no stored file '{name}'; upload it with request_upload_url first (list_files shows what there is)")))?;
                 let bytes = files
                     .store
                     .read(org, name)
                     .await
                     .map_err(|e| refused("file", e.to_string()))?
-                    .ok_or_else(|| refused("file", format!("no stored file '{name}'")))?;
-                let values = csv_rows(&ingest.columns, &bytes, max)?;
+                    .ok_or_else(|| refused("file", format!("no stored file '{name}'; upload it with request_upload_url first (list_files shows what there is)")))?;
+                // The hash of the bytes read, not of the sidecar: what was ingested.
+                let sha = crate::files::sha256_hex(&bytes);
+                // Parsing a large file is CPU work: off the runtime's workers.
+                let columns = ingest.columns.clone();
+                let values = tokio::task::spawn_blocking(move || csv_rows(&columns, &bytes, max))
+                    .await
+                    .map_err(|e| refused("file", format!("the file could not be read: {e}")))??;
                 Ok(Rows {
                     values,
                     source: "file",
-                    sha256: Some(stored.sha256),
+                    sha256: Some(sha),
                 })
             }
             (Some(_), Some(_)) => Err(refused("rows", "give `rows` or `file`, not both")),
@@ -236,6 +243,18 @@ impl Pipeline {
             (None, Some(_)) => Err(refused("file", "expected a file name")),
         }
     }
+}
+
+/// What an ingest's token is bound to: the caller, the tool and every value of every row,
+/// hashed as [`crate::confirm::args_hash`] would hash them all in a row (without copying).
+fn binding_of_rows(
+    req: &CallRequest<'_>,
+    tool: &Tool,
+    rows: &[Vec<SqlValue>],
+) -> crate::confirm::Binding {
+    let mut b = binding(req, tool, tool.name.clone(), &[]);
+    b.args_hash = crate::confirm::args_hash_iter(&tool.name, rows.iter().flatten());
+    b
 }
 
 /// A row for the preview: its columns, the sensitive ones left out.
@@ -267,9 +286,19 @@ fn date_ok(s: &str) -> bool {
 fn unknown(columns: &[IngestColumn], name: &str, at: &str) -> String {
     let all: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     format!(
-        "{at}: unknown column '{name}'; the columns are {}",
+        "{at}: unknown column '{}'; the columns are {}",
+        cut(name),
         all.join(", ")
     )
+}
+
+/// A value shown in an error (and so in the record): at most 64 characters.
+fn cut(s: &str) -> String {
+    if s.chars().count() <= 64 {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(64).collect::<String>())
+    }
 }
 
 fn json_row(
@@ -294,7 +323,7 @@ fn json_row(
                     let shown = if c.sensitive {
                         "<sensitive>".to_string()
                     } else {
-                        v.to_string()
+                        cut(&v.to_string())
                     };
                     refused(
                         "rows",
@@ -412,7 +441,7 @@ fn csv_rows(
                 let shown = if col.sensitive {
                     "<sensitive>".to_string()
                 } else {
-                    format!("{field:?}")
+                    cut(&format!("{field:?}"))
                 };
                 refused(
                     "file",

@@ -61,6 +61,7 @@ pub enum RestartSection {
     Login,
     Audit,
     Data,
+    Files,
 }
 
 impl RestartSection {
@@ -73,6 +74,7 @@ impl RestartSection {
             Self::Login => "login",
             Self::Audit => "audit",
             Self::Data => "data",
+            Self::Files => "files",
         }
     }
 }
@@ -126,8 +128,8 @@ impl Pipeline {
 
 /// The sections that differ between `old` and `new` and that only a restart applies: the
 /// listener, TLS and limits (`server`), authentication and the state store (`auth`,
-/// `state`, `tokens`, `login`), the audit trail and its key (`audit`) and the open data
-/// pools (`data`).
+/// `state`, `tokens`, `login`), the audit trail and its key (`audit`), the open data
+/// pools (`data`) and the file service (`files`).
 fn restart_sections_changed(old: &Project, new: &Project) -> Vec<RestartSection> {
     let (a, b) = (&old.auth, &new.auth);
     [
@@ -141,6 +143,8 @@ fn restart_sections_changed(old: &Project, new: &Project) -> Vec<RestartSection>
         (RestartSection::Login, a.mailer == b.mailer),
         (RestartSection::Audit, old.audit == new.audit),
         (RestartSection::Data, same_data(&old.data, &new.data)),
+        // The file service (its directory, key and limit) is opened at start.
+        (RestartSection::Files, old.files == new.files),
     ]
     .into_iter()
     .filter_map(|(section, same)| (!same).then_some(section))

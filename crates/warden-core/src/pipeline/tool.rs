@@ -187,7 +187,7 @@ impl Pipeline {
                 .await;
         }
         let gate = if tool.access == Access::Write {
-            self.confirm(&permit, tool, &args, confirm, token, req)
+            self.confirm(&permit, tool, &args, (confirm, token), req, &mut vars)
                 .await?;
             Some(write_gate(
                 self.audit.clone(),

@@ -689,6 +689,28 @@ pub struct Param {
     pub items: Option<ParamType>,
 }
 
+/// A name Warden can use as a parameter and placeholder: a letter or '_', then letters,
+/// digits and '_'.
+pub fn is_plain_name(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Names that would let a client choose an organisation: never a parameter (Warden takes
+/// the organisation from the caller's credential).
+pub const TENANT_NAMES: [&str; 8] = [
+    "org",
+    "org_id",
+    "organisation",
+    "organization",
+    "organisation_id",
+    "organization_id",
+    "tenant",
+    "tenant_id",
+];
+
 /// Most items an array parameter with an item type takes.
 pub const MAX_ITEMS: usize = 100;
 

@@ -427,6 +427,11 @@ pub struct TableSpec {
     /// Text columns that hold ISO dates (`YYYY-MM-DD...`): their filters take ranges.
     #[serde(default)]
     pub dates: Vec<Spanned<String>>,
+    /// On a database several organisations share: the column that holds each row's
+    /// organisation. Warden fills it from the caller (never from the client) and keeps every
+    /// generated statement to the caller's rows.
+    #[serde(default)]
+    pub tenant_column: Option<Spanned<String>>,
     /// Most rows one `ingest_<table>` call takes. Default 100000.
     #[serde(default)]
     pub max_ingest_rows: Option<Spanned<u32>>,

@@ -45,6 +45,8 @@ struct Table<'s> {
     dialect: Dialect,
     /// Served columns (not excluded), in the table's order.
     cols: Vec<Col<'s>>,
+    /// The column holding each row's organisation, matched to `:caller_org`.
+    tenant: Option<String>,
 }
 
 pub(super) fn tools(
@@ -70,7 +72,7 @@ pub(super) fn tools(
             ReadVerb::Count => push(t.count(), &mut problems),
             ReadVerb::Related => {
                 let mut any = false;
-                for child in specs {
+                for child in specs.iter().filter(|c| !c.read.is_empty()) {
                     let Some(cs) = schemas.get(&child.table) else {
                         continue;
                     };
@@ -202,6 +204,50 @@ fn checked<'s>(
             ),
         ));
     }
+    if let Some(t) = &spec.tenant {
+        match schema.column(&t.name) {
+            None => problems.push((t.at.clone(), format!("table '{}' has no column '{}' to hold the organisation; its columns are {}", spec.table, t.name, names.join(", ")))),
+            Some(c) if c.kind != ColumnKind::Text => problems.push((t.at.clone(), format!("the tenant column '{}' is {}; it must be text, to hold the organisation's slug", t.name, c.declared))),
+            Some(_) => {}
+        }
+    }
+    // Served columns become parameters and placeholders under their own names.
+    for c in schema.columns.iter().filter(|c| !spec.excluded(&c.name)) {
+        let lower = c.name.to_ascii_lowercase();
+        let why = if !crate::project::is_plain_name(&c.name) {
+            Some("its name is not letters, digits and '_' starting with a letter".to_string())
+        } else if lower.starts_with("caller_")
+            || lower == "confirm"
+            || lower == "confirmation_token"
+        {
+            Some("its name is one Warden binds itself".to_string())
+        } else if crate::project::TENANT_NAMES.contains(&lower.as_str()) {
+            Some(format!(
+                "it would let the client choose the organisation; if it holds each row's organisation, set `tenant_column: {}` (Warden then fills and matches it from the caller)",
+                c.name
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            problems.push((
+                spec.at.clone(),
+                format!(
+                    "column '{}' of '{}' cannot be served: {why}; or exclude it",
+                    c.name, spec.table
+                ),
+            ));
+        }
+    }
+    // A cursor carries the last row's key: no output rule may hide a key column.
+    for rule in &spec.policies.output {
+        if let crate::policy::OutputAction::FilterFields(fields)
+        | crate::policy::OutputAction::MaskFields(fields) = &rule.action
+            && let Some(k) = schema.primary_key.iter().find(|k| fields.contains(k))
+        {
+            problems.push((spec.at.clone(), format!("rule '{}' hides the key column '{k}' of '{}', which page cursors carry; hide another column, or serve the table without it", rule.name, spec.table)));
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -224,6 +270,7 @@ fn checked<'s>(
         schema,
         dialect,
         cols,
+        tenant: spec.tenant.as_ref().map(|t| t.name.clone()),
     })
 }
 
@@ -311,6 +358,20 @@ impl<'s> Table<'s> {
             .collect()
     }
 
+    /// `"org" = :caller_org`, on a shared database.
+    fn tenant_match(&self) -> Option<String> {
+        self.tenant
+            .as_ref()
+            .map(|t| format!("{} = :{}", q(t), crate::pipeline::CALLER_ORG))
+    }
+
+    /// One row by its key, among the caller's organisation's.
+    fn row_match(&self) -> String {
+        let mut conds = vec![self.key_match()];
+        conds.extend(self.tenant_match());
+        conds.join(" AND ")
+    }
+
     /// `k1 = :k1 AND ...`
     fn key_match(&self) -> String {
         self.key_cols()
@@ -393,6 +454,7 @@ impl<'s> Table<'s> {
     fn paged_select(&self, filter: Option<String>) -> String {
         let (keyset, order) = self.keyset();
         let mut conds = vec![keyset];
+        conds.extend(self.tenant_match());
         conds.extend(filter);
         format!(
             "SELECT {} FROM {} WHERE {} ORDER BY {order} LIMIT :{FETCH}",
@@ -458,7 +520,7 @@ impl<'s> Table<'s> {
             content: Vec::new(),
             progress_steps: 0,
             log: Vec::new(),
-            idempotent: access == Access::Write && generated.verb != "insert",
+            idempotent: matches!(generated.verb, "update" | "delete"),
             questions: Vec::new(),
             task: None,
             ask_before_task: false,
@@ -492,7 +554,7 @@ impl<'s> Table<'s> {
             "SELECT {} FROM {} WHERE {}",
             self.select(true),
             q(self.name()),
-            self.key_match()
+            self.row_match()
         );
         self.build(Made {
             name: format!("get_{}", self.name()),
@@ -634,9 +696,12 @@ impl<'s> Table<'s> {
             })
             .collect();
         let text = format!(
-            "SELECT CASE :column {} END AS value, COUNT(*) AS count FROM {} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT :{FETCH}",
+            "SELECT CASE :column {} END AS value, COUNT(*) AS count FROM {}{} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT :{FETCH}",
             whens.join(" "),
-            q(self.name())
+            q(self.name()),
+            self.tenant_match()
+                .map(|t| format!(" WHERE {t}"))
+                .unwrap_or_default()
         );
         let mut column = param("column", ParamType::String);
         column.required = true;
@@ -707,7 +772,7 @@ impl<'s> Table<'s> {
 
     fn insert(&self) -> Result<Tool, String> {
         for c in &self.schema.columns {
-            if self.spec.excluded(&c.name)
+            if self.spec.exclude.iter().any(|n| n.name == c.name)
                 && c.not_null
                 && c.default.is_none()
                 && !c.generated
@@ -735,6 +800,10 @@ impl<'s> Table<'s> {
             names.push(q(name));
             values.push(value.replace("{param}", name));
             params.push(p);
+        }
+        if let Some(t) = &self.tenant {
+            names.push(q(t));
+            values.push(format!(":{}", crate::pipeline::CALLER_ORG));
         }
         let text = format!(
             "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
@@ -779,10 +848,16 @@ impl<'s> Table<'s> {
 
     fn ingest(&self) -> Result<Tool, String> {
         let cols = self.insertable();
-        let names: Vec<String> = cols.iter().map(|(c, _, _)| q(&c.c.name)).collect();
+        let mut names: Vec<String> = cols.iter().map(|(c, _, _)| q(&c.c.name)).collect();
+        names.extend(self.tenant.as_ref().map(|t| q(t)));
+        let tenant_value = self
+            .tenant
+            .as_ref()
+            .map(|_| format!(":{}", crate::pipeline::CALLER_ORG));
         let row = |prefix: &str| {
             cols.iter()
                 .map(|(c, _, v)| v.replace("{param}", &format!("{prefix}{}", c.c.name)))
+                .chain(tenant_value.clone())
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -864,7 +939,7 @@ impl<'s> Table<'s> {
             "SELECT {} FROM {} WHERE {}",
             self.select(false),
             q(self.name()),
-            self.key_match()
+            self.row_match()
         );
         sql::compile(&text, self.dialect)
             .map_err(|e| format!("the generated SQL cannot be compiled ({e})"))
@@ -897,7 +972,7 @@ impl<'s> Table<'s> {
             "UPDATE {} SET {} WHERE {} AND ({}) RETURNING {}",
             q(self.name()),
             sets.join(", "),
-            self.key_match(),
+            self.row_match(),
             given.join(" OR "),
             self.select(false)
         );
@@ -914,7 +989,7 @@ impl<'s> Table<'s> {
         let text = format!(
             "DELETE FROM {} WHERE {} RETURNING {}",
             q(self.name()),
-            self.key_match(),
+            self.row_match(),
             self.select(false)
         );
         let mut generated = self.generated("delete", None);

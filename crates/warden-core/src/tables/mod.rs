@@ -104,6 +104,8 @@ pub struct TableSpec {
     pub search: Vec<Named>,
     pub count_by: Vec<Named>,
     pub dates: Vec<Named>,
+    /// The column holding each row's organisation, on a shared database.
+    pub tenant: Option<Named>,
     /// Most rows one `ingest_<table>` call takes.
     pub max_ingest_rows: u32,
     /// The project's global rules, then the table's own; `sensitive` holds its sensitive
@@ -112,8 +114,10 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
+    /// Not served: excluded, or the tenant column (which Warden alone fills and matches).
     pub fn excluded(&self, column: &str) -> bool {
         self.exclude.iter().any(|n| n.name == column)
+            || self.tenant.as_ref().is_some_and(|t| t.name == column)
     }
 
     pub fn is_sensitive(&self, column: &str) -> bool {
@@ -140,7 +144,8 @@ pub struct Generated {
 /// How `ingest_<table>` checks and inserts rows.
 #[derive(Debug)]
 pub struct Ingest {
-    /// The columns a row may give, in the order the statements bind them.
+    /// The columns a row may give, in the order the statements bind them (the tenant
+    /// column is not one: it is bound as `:caller_org`).
     pub columns: Vec<IngestColumn>,
     /// [`INGEST_PER_STATEMENT`] rows at a time.
     pub many: Statement,
@@ -218,6 +223,15 @@ pub async fn expand(project: &mut Project) -> Result<Expanded, Vec<ProjectError>
     })?;
     let dialect = project.data.dialect();
     let mut errors = Vec::new();
+    if project.auth.mode == crate::project::AuthMode::None
+        && let Some(t) = project.tables.iter().find_map(|t| t.tenant.as_ref())
+    {
+        errors.push(ProjectError::at(
+            &project.file,
+            &t.at,
+            "`tenant_column` keeps each organisation to its rows, which needs authenticated callers; remove `auth: none`",
+        ));
+    }
     let mut tools: Vec<Tool> = Vec::new();
     let mut added = Expanded::default();
     for spec in &project.tables {

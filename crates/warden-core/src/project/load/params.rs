@@ -9,17 +9,7 @@ use crate::project::{Param, model};
 impl Checker<'_> {
     pub(super) fn param(&mut self, p: model::ParamSpec, field: &str) -> Option<Param> {
         let before = self.errors.len();
-        const TENANT: [&str; 8] = [
-            "org",
-            "org_id",
-            "organisation",
-            "organization",
-            "organisation_id",
-            "organization_id",
-            "tenant",
-            "tenant_id",
-        ];
-        if TENANT.contains(&p.name.value.to_ascii_lowercase().as_str()) {
+        if crate::project::TENANT_NAMES.contains(&p.name.value.to_ascii_lowercase().as_str()) {
             self.err(
                 &p.name,
                 format!("{field}.name"),

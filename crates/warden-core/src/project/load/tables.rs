@@ -61,6 +61,30 @@ impl Checker<'_> {
             let search = names(self, &t.search, "search");
             let count_by = names(self, &t.count_by, "count_by");
             let dates = names(self, &t.dates, "dates");
+            let tenant = t.tenant_column.as_ref().map(|c| {
+                if !is_name(&c.value) {
+                    self.err(
+                        c,
+                        format!("{field}.tenant_column"),
+                        format!("'{}' is not a column name Warden serves", c.value),
+                    );
+                }
+                Named {
+                    name: c.value.clone(),
+                    at: Self::located(c, format!("{field}.tenant_column")),
+                }
+            });
+            for n in exclude
+                .iter()
+                .chain(&sensitive)
+                .chain(&search)
+                .chain(&count_by)
+                .chain(&dates)
+            {
+                if tenant.as_ref().is_some_and(|t| t.name == n.name) {
+                    self.errors.push(crate::project::ProjectError::at(&self.file, &n.at, format!("'{}' is the tenant column, which Warden alone fills and matches; drop it from this list", n.name)));
+                }
+            }
             for n in &sensitive {
                 if exclude.iter().any(|e| e.name == n.name) {
                     self.errors.push(crate::project::ProjectError::at(&self.file, &n.at, format!("'{}' is excluded and sensitive; an excluded column is never served, so drop it from `sensitive`", n.name)));
@@ -122,6 +146,7 @@ impl Checker<'_> {
                 search,
                 count_by,
                 dates,
+                tenant,
                 max_ingest_rows,
                 policies: crate::policy::PolicySet {
                     input,
