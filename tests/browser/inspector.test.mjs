@@ -165,12 +165,36 @@ describe(`MCP Inspector CLI ${INSPECTOR_VERSION} against warden demo`, () => {
     const r = await inspect(server.writeKey, '--method', 'tools/list');
     assert.equal(r.code, 0, show(r));
     const names = r.json?.result?.tools?.map((t) => t.name).sort();
+    // The hand-written tools, those the example's `tables:` generate, and those of `files`.
     assert.deepEqual(names, [
+      'assessments_of_vendors',
+      'count_findings_by',
+      'count_vendors_by',
+      'delete_obligations',
+      'filter_assessments',
+      'filter_findings',
+      'filter_obligations',
+      'filter_vendors',
+      'findings_of_vendors',
+      'get_assessments',
+      'get_findings',
+      'get_vendors',
+      'ingest_obligations',
+      'insert_obligations',
+      'list_assessments',
+      'list_files',
       'list_findings',
+      'list_obligations',
+      'list_vendors',
+      'obligations_of_vendors',
       'portfolio_report',
+      'request_download_url',
+      'request_upload_url',
+      'search_findings',
       'search_vendors',
       'upcoming_obligations',
       'update_finding_status',
+      'update_obligations',
       'vendor_detail',
     ]);
     const write = r.json.result.tools.find((t) => t.name === 'update_finding_status');
