@@ -171,6 +171,7 @@ describe(`MCP Inspector CLI ${INSPECTOR_VERSION} against warden demo`, () => {
       'count_findings_by',
       'count_vendors_by',
       'delete_obligations',
+      'export_vendors',
       'filter_assessments',
       'filter_findings',
       'filter_obligations',

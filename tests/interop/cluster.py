@@ -76,7 +76,19 @@ class Cluster:
 
 
 def start_instance(file: Path, env: dict, port: int = 0) -> Instance:
-    """`warden serve` on `port` (a free one when 0, so that a restart can take it again)."""
+    """`warden serve` on `port` (a free one when 0, so that a restart can take it again).
+    A port found free can be taken by another process before the instance binds it; with
+    ports of its own choosing, the instance is started again on new ones (three tries)."""
+    for attempt in range(3):
+        try:
+            return _start_instance(file, env, port)
+        except NotStarted as e:
+            if port or attempt == 2 or "Address already in use" not in str(e):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_instance(file: Path, env: dict, port: int = 0) -> Instance:
     port = port or free_port()
     metrics_port = free_port()
     proc = subprocess.Popen(

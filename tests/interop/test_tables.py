@@ -93,7 +93,7 @@ async def confirmed(client, tool, args):
 
 
 GENERATED = {
-    "list_vendors", "get_vendors", "filter_vendors", "count_vendors_by",
+    "list_vendors", "get_vendors", "filter_vendors", "count_vendors_by", "export_vendors",
     "assessments_of_vendors", "findings_of_vendors", "obligations_of_vendors",
     "list_assessments", "get_assessments", "filter_assessments",
     "get_findings", "search_findings", "filter_findings", "count_findings_by",
@@ -151,6 +151,11 @@ async def every_verb(client):
     a = rows(await client.call_tool("filter_assessments", {"rating": "fail", "limit": 1}))["rows"][0]
     assert rows(await client.call_tool("get_assessments", {"id": a["id"]})) == a
     assert rows(await client.call_tool("list_obligations", {"limit": 5}))["row_count"] == 5
+
+    # export: the same rows as filter, in a file behind a signed URL
+    exported = rows(await client.call_tool("export_vendors", {"tier": "critical"}))
+    assert exported["rows"] == len(crit) and exported["truncated"] is False
+    assert "/files/" in exported["url"] and len(exported["sha256"]) == 64
 
     # insert, update, delete: previewed, confirmed, and seen by the reads
     new = {"id": 7001, "vendor_id": "V-004", "framework": "SOC 2", "requirement": "Annual report", "due_on": "2027-03-01", "status": "pending"}

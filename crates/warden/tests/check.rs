@@ -93,7 +93,7 @@ async fn the_example_project_is_ok_and_check_creates_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            stdout.contains("ok (29 tools, 2 resources, 1 prompts; 28 statements prepared on "),
+            stdout.contains("ok (30 tools, 2 resources, 1 prompts; 29 statements prepared on "),
             "{stdout}"
         );
         assert_eq!(files(root), before, "check changed or created files");
@@ -324,7 +324,7 @@ async fn each_organisation_database_is_prepared() {
     );
     assert!(
         String::from_utf8_lossy(&out.stdout)
-            .contains("28 statements prepared on each organisation's database (acme, globex)"),
+            .contains("29 statements prepared on each organisation's database (acme, globex)"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -479,11 +479,11 @@ async fn check_warns_when_a_role_would_see_more_than_40_tools() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("warning: a Member with read and write access is shown 69 tools; many clients take at most 40. Narrow the set"),
+        stdout.contains("warning: a Member with read and write access is shown 70 tools; many clients take at most 40. Narrow the set"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("warning: a Guest with read and write access is shown 63 tools"),
+        stdout.contains("warning: a Guest with read and write access is shown 64 tools"),
         "{stdout}"
     );
 }

@@ -85,8 +85,8 @@ async fn demo_prints_how_to_connect_and_serves_tools() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    // The five hand-written reads, the 16 reads `tables:` generates, and two of `files`.
-    assert_eq!(names.len(), 23, "{names:?}");
+    // The five hand-written reads, the 17 reads `tables:` generates, and two of `files`.
+    assert_eq!(names.len(), 24, "{names:?}");
     assert!(!names.contains(&"update_finding_status"), "{names:?}");
     // A list made for this key: no shared cache may keep it (MCP 2026-07-28 caching hints).
     assert_eq!(tools["result"]["cacheScope"], "private", "{tools}");

@@ -197,6 +197,38 @@ async fn signed_urls_refuse_every_attack_and_record_it() {
     );
     assert_eq!(get(&durl, &ana).await.0, 403, "a replayed download URL");
 
+    // Export: every row the filters match, through the same output rules, as a file.
+    let e = body(&s.call("export_vendors", json!({"tier": "critical"})).await);
+    let n = body(
+        &s.call("filter_vendors", json!({"tier": "critical", "limit": 200}))
+            .await,
+    )["row_count"]
+        .clone();
+    assert_eq!(e["rows"], n);
+    assert_eq!(e["truncated"], false);
+    let (status, csv, sha) = get(e["url"].as_str().unwrap(), &ana).await;
+    assert_eq!(status, 200);
+    assert_eq!(sha.as_deref(), e["sha256"].as_str());
+    let csv = String::from_utf8(csv).unwrap();
+    assert_eq!(csv.lines().count() as u64, n.as_u64().unwrap() + 1, "{csv}");
+    assert!(
+        csv.lines().next().unwrap().contains("annual_spend"),
+        "the Admin's export has every column"
+    );
+    let mut g = Server::attach(server.url.clone())
+        .with_bearer(guest.clone())
+        .session()
+        .await;
+    let ge = body(&g.call("export_vendors", json!({"tier": "critical"})).await);
+    let (status, gcsv, _) = get(ge["url"].as_str().unwrap(), &guest).await;
+    assert_eq!(status, 200);
+    let gcsv = String::from_utf8(gcsv).unwrap();
+    assert!(
+        !gcsv.contains("annual_spend"),
+        "a guest's export carried the sensitive column: {gcsv}"
+    );
+    assert_eq!(gcsv.lines().count(), csv.lines().count());
+
     // Without the bearer: 401, as for /mcp.
     let url = upload_url(&mut s, "a.txt", None).await;
     let r = reqwest::Client::new()
@@ -257,6 +289,7 @@ async fn signed_urls_refuse_every_attack_and_record_it() {
         .unwrap()
         .iter()
         .map(|f| f["name"].clone())
+        .filter(|n| !n.as_str().unwrap().starts_with("export-"))
         .collect();
     assert_eq!(
         names,
@@ -303,11 +336,19 @@ async fn signed_urls_refuse_every_attack_and_record_it() {
     assert_eq!(rule("files.expired"), 1);
     assert_eq!(rule("files.too_large"), 2);
     let ok: Vec<&&Value> = uses.iter().filter(|r| r["outcome"] == "success").collect();
-    assert_eq!(ok.len(), 2, "{ok:#?}");
-    for r in ok {
-        let detail: Value = serde_json::from_str(r["detail"].as_str().unwrap()).unwrap();
-        assert_eq!(detail["sha256"], sha256(&content));
-    }
+    // The upload, its download, and the two exports' downloads.
+    assert_eq!(ok.len(), 4, "{ok:#?}");
+    let of_hello = ok
+        .iter()
+        .filter(|r| {
+            let detail: Value = serde_json::from_str(r["detail"].as_str().unwrap()).unwrap();
+            detail["sha256"] == sha256(&content)
+        })
+        .count();
+    assert_eq!(
+        of_hello, 2,
+        "the upload and the download, each with the object's SHA-256"
+    );
     // Issuance is on the record too, a download's with the object's SHA-256.
     let issued = trail
         .iter()

@@ -392,7 +392,7 @@ async fn warden_reload_checks_the_file_signals_the_server_and_prints_the_outcome
         stdout.contains(&format!("sent SIGHUP to warden serve (pid {pid})")),
         "{stdout}"
     );
-    assert!(stdout.contains("reloaded: 30 tools"), "{stdout}");
+    assert!(stdout.contains("reloaded: 31 tools"), "{stdout}");
     let list = s.request("tools/list", json!({})).await;
     assert!(tool_names(&list).contains(&"vendor_count".to_string()));
     // The broken file left no trace in the trail: the server never saw it.

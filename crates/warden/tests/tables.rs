@@ -69,8 +69,8 @@ fn project(dir: &Path, postgres: Option<&str>) -> std::path::PathBuf {
     let yaml = yaml
         .replace("\ntools:\n", &format!("\ntools:{BY_HAND}"))
         .replace(
-            "    read: [list, get, filter, count, related]\n",
-            "    read: [list, get, filter, count, related]\n    write: [update]\n",
+            "    read: [list, get, filter, count, related, export]\n",
+            "    read: [list, get, filter, count, related, export]\n    write: [update]\n",
         );
     std::fs::write(&file, yaml).unwrap();
     let out = run(&["check", "-p", file.to_str().unwrap()]);

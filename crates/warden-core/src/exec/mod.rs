@@ -285,6 +285,22 @@ impl DataSource {
             .await
     }
 
+    /// [`DataSource::run`] for a read that may return up to `max_rows` rows (an export),
+    /// instead of `data.max_rows`.
+    pub async fn run_capped(
+        &self,
+        permit: &Permit,
+        stmt: &Statement,
+        args: &[SqlValue],
+        cancel: &CancellationToken,
+        max_rows: usize,
+    ) -> Result<QueryOutput, ExecError> {
+        let mut limits = self.limits();
+        limits.max_rows = max_rows;
+        self.execute_with(limits, stmt, args, permit.access(), cancel, Finish::Commit)
+            .await
+    }
+
     /// Runs a write statement whose COMMIT waits for `gate`: if the gate fails, the write is
     /// rolled back and [`ExecError::Refused`] carries the gate's reason.
     pub async fn run_gated(
@@ -367,7 +383,19 @@ impl DataSource {
         cancel: &CancellationToken,
         finish: Finish,
     ) -> Result<QueryOutput, ExecError> {
-        let limits = self.limits();
+        self.execute_with(self.limits(), stmt, args, access, cancel, finish)
+            .await
+    }
+
+    async fn execute_with(
+        &self,
+        limits: Limits,
+        stmt: &Statement,
+        args: &[SqlValue],
+        access: Access,
+        cancel: &CancellationToken,
+        finish: Finish,
+    ) -> Result<QueryOutput, ExecError> {
         match self {
             Self::Sqlite { read, .. } if access == Access::Read => {
                 sqlite_read::run(read, &stmt.text, args, limits, cancel).await
@@ -480,6 +508,29 @@ macro_rules! collect {
     }};
 }
 
+/// Runs a batch's statements in the open transaction `$tx`, counting rows and telling its
+/// progress; the first error (naming its rows) stops it.
+macro_rules! run_batch {
+    ($tx:ident, $b:ident) => {{
+        let mut out = QueryOutput::default();
+        let mut r = Ok(());
+        for (first, stmt, args) in batch_jobs($b) {
+            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), &args);
+            match q.execute(&mut *$tx).await {
+                Ok(done) => out.rows_affected += done.rows_affected(),
+                Err(e) => {
+                    r = Err(batch_error($b, first, &stmt, db_error(e)));
+                    break;
+                }
+            }
+            if let Some(p) = &$b.progress {
+                let _ = p.send(out.rows_affected);
+            }
+        }
+        r.map(|()| out)
+    }};
+}
+
 /// Runs one write statement on SQLite (reads go to [`sqlite_read`]). Called in its own task
 /// that owns the connection, so a caller that goes away cannot drop a transaction half-way:
 /// the task always reaches its commit or rollback. `stop` asks it to interrupt the statement early.
@@ -528,24 +579,7 @@ async fn run_sqlite(
                 }
                 .await
             }
-            Work::Batch(b) => {
-                let mut out = QueryOutput::default();
-                let mut r = Ok(());
-                for (first, stmt, args) in batch_jobs(b) {
-                    let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), &args);
-                    match q.execute(&mut *tx).await {
-                        Ok(done) => out.rows_affected += done.rows_affected(),
-                        Err(e) => {
-                            r = Err(batch_error(b, first, &stmt, db_error(e)));
-                            break;
-                        }
-                    }
-                    if let Some(p) = &b.progress {
-                        let _ = p.send(out.rows_affected);
-                    }
-                }
-                r.map(|()| out)
-            }
+            Work::Batch(b) => run_batch!(tx, b),
         };
         armed.store(false, Ordering::Release);
         // The gate runs with the write lock held and the statement done, before COMMIT.
@@ -631,24 +665,7 @@ async fn run_postgres(
             }
             .await
         }
-        Work::Batch(b) => {
-            let mut out = QueryOutput::default();
-            let mut r = Ok(());
-            for (first, stmt, args) in batch_jobs(b) {
-                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), &args);
-                match q.execute(&mut *tx).await {
-                    Ok(done) => out.rows_affected += done.rows_affected(),
-                    Err(e) => {
-                        r = Err(batch_error(b, first, &stmt, db_error(e)));
-                        break;
-                    }
-                }
-                if let Some(p) = &b.progress {
-                    let _ = p.send(out.rows_affected);
-                }
-            }
-            r.map(|()| out)
-        }
+        Work::Batch(b) => run_batch!(tx, b),
     };
     let out = match outcome {
         Ok(out) => out,

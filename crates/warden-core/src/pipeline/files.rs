@@ -109,6 +109,32 @@ fn ticket_binding(c: &Claims) -> Binding {
     }
 }
 
+/// Rows as CSV: a header of the first row's columns, then each row (a null is empty; text
+/// as it is, numbers and booleans as JSON writes them, anything else as JSON).
+fn to_csv(rows: &[Value]) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header: Vec<String> = rows
+        .first()
+        .and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    if !header.is_empty() {
+        w.write_record(&header).map_err(|e| e.to_string())?;
+    }
+    for row in rows {
+        let fields: Vec<String> = header
+            .iter()
+            .map(|k| match row.get(k) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            })
+            .collect();
+        w.write_record(&fields).map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
 /// Claims before their ticket.
 fn claims(op: Op, org: &str, user: &str, name: &str, max: u64, exp: i64) -> Claims {
     Claims {
@@ -235,6 +261,98 @@ impl Pipeline {
                 .unwrap_or_else(|| format!("http://{}", self.project.server.bind))
         });
         Ok(format!("{}/files/{token}", base.trim_end_matches('/')))
+    }
+
+    /// `export_<table>`: every row the filters match (up to the export cap), through the
+    /// output rules, written as CSV to the caller's organisation's files; the result is the
+    /// file, its SHA-256 and a download URL.
+    pub(super) async fn export(
+        &self,
+        permit: &crate::authz::Permit,
+        tool: &Tool,
+        args: &mut [SqlValue],
+        req: &CallRequest<'_>,
+        vars: &mut Map<String, Value>,
+    ) -> Result<ToolResult, CallError> {
+        let files = self.files.clone().ok_or_else(|| {
+            CallError::NotFound(
+                "files are not served by this instance; restart it to apply `files`".into(),
+            )
+        })?;
+        let cap = crate::tables::MAX_EXPORT_ROWS;
+        for (slot, n) in args.iter_mut().zip(&tool.statement.names) {
+            if n == crate::tables::FETCH {
+                *slot = SqlValue::Int(cap as i64 + 1);
+            }
+        }
+        let data = self.data.for_caller(req.caller).await?;
+        let out = data
+            .run_capped(permit, &tool.statement, args, &req.cancel, cap + 1)
+            .await
+            .map_err(|e| {
+                if super::execute::carries_sensitive(tool) {
+                    CallError::Execution(e.withheld())
+                } else {
+                    CallError::Execution(e)
+                }
+            })?;
+        let truncated = out.rows.len() > cap || out.truncated;
+        let mut rows = out.rows;
+        rows.truncate(cap);
+        let n = rows.len();
+        // The same output rules as a result of the table's other tools.
+        let mut value = json!({ "rows": rows });
+        tool.policies
+            .apply_output(vars, &mut value)
+            .map_err(CallError::Policy)?;
+        let rows = match value.get_mut("rows").map(Value::take) {
+            Some(Value::Array(r)) => r,
+            _ => Vec::new(),
+        };
+        let csv = tokio::task::spawn_blocking(move || to_csv(&rows))
+            .await
+            .map_err(|e| CallError::NotFound(format!("the export could not be written: {e}")))?
+            .map_err(|e| CallError::NotFound(format!("the export could not be written: {e}")))?;
+        let (org, user) = who(req.caller);
+        let table = tool.generated.as_ref().map_or("rows", |g| g.table.as_str());
+        let mut nonce = [0u8; 3];
+        rand::fill(&mut nonce);
+        let name = format!(
+            "export-{table}-{}-{}.csv",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+            crate::files::hex(&nonce)
+        );
+        let body: Body = Box::pin(futures::stream::once(async move { Ok(csv) }));
+        let stored = files
+            .store
+            .put(&org, &name, body, u64::MAX)
+            .await
+            .map_err(|e| CallError::NotFound(format!("the export could not be stored: {e}")))?;
+        let exp = chrono::Utc::now().timestamp() + DOWNLOAD_TTL.as_secs() as i64;
+        let url = self
+            .issue(&files, claims(Op::Get, &org, &user, &name, 0, exp))
+            .await?;
+        let summary = json!({
+            "file": name, "rows": n, "truncated": truncated, "size": stored.size, "sha256": stored.sha256,
+            "url": url, "method": "GET", "expires_in_seconds": DOWNLOAD_TTL.as_secs(),
+        });
+        let Value::Object(row) = summary else {
+            return Err(CallError::NotFound("no result".into()));
+        };
+        let mut result = shape(
+            tool,
+            QueryOutput {
+                rows: vec![row],
+                ..QueryOutput::default()
+            },
+            vars,
+            None,
+        )?;
+        result.rows = n as u64;
+        result.detail = Some(
+            json!({"op": "export", "name": name, "rows": n, "sha256": stored.sha256, "expires_at": exp}),
+        );
+        Ok(result)
     }
 
     /// Checks a URL's token for `op`: signature, expiry, principal, ticket. On refusal, the
@@ -413,17 +531,6 @@ impl Pipeline {
                 claims.name
             ))
         };
-        let stored = match files.store.stat(&claims.org, &claims.name).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                event.deny("files", "files.missing", "the stored file no longer exists");
-                return Err(missing());
-            }
-            Err(e) => {
-                event.deny("files", "files.storage", e.to_string());
-                return Err(FileRefusal::Unavailable(e.to_string()));
-            }
-        };
         let bytes = match files.store.read(&claims.org, &claims.name).await {
             Ok(Some(b)) => b,
             Ok(None) => {
@@ -435,11 +542,11 @@ impl Pipeline {
                 return Err(FileRefusal::Unavailable(e.to_string()));
             }
         };
-        // What was served, hashed as served.
+        // What is served, hashed as served.
         let stored = Stored {
+            name: claims.name.clone(),
             sha256: crate::files::sha256_hex(&bytes),
             size: bytes.len() as u64,
-            ..stored
         };
         event.detail = Some(json!({"sha256": stored.sha256, "size": stored.size}));
         Ok(Download { stored, bytes })

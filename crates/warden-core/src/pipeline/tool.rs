@@ -173,6 +173,9 @@ impl Pipeline {
                 .builtin(builtin, tool, own_args.as_ref(), req, &mut vars)
                 .await;
         }
+        if tool.generated.as_ref().is_some_and(|g| g.verb == "export") {
+            return self.export(&permit, tool, &mut args, req, &mut vars).await;
+        }
         if let Some(ingest) = tool.generated.as_ref().and_then(|g| g.ingest.clone()) {
             let call = super::ingest::WriteCall {
                 permit: &permit,

@@ -70,6 +70,7 @@ pub(super) fn tools(
             ReadVerb::Search => push(t.search(), &mut problems),
             ReadVerb::Filter => push(t.filter(), &mut problems),
             ReadVerb::Count => push(t.count(), &mut problems),
+            ReadVerb::Export => push(t.export(), &mut problems),
             ReadVerb::Related => {
                 let mut any = false;
                 for child in specs.iter().filter(|c| !c.read.is_empty()) {
@@ -614,7 +615,8 @@ impl<'s> Table<'s> {
         })
     }
 
-    fn filter(&self) -> Result<Tool, String> {
+    /// The filters of `filter_` and `export_`: their parameters and conditions.
+    fn filters(&self) -> (Vec<Param>, Vec<String>) {
         let mut params = Vec::new();
         let mut conds = Vec::new();
         for c in self.cols.iter().filter(|c| !c.sensitive) {
@@ -652,12 +654,52 @@ impl<'s> Table<'s> {
                 }
             }
         }
+        (params, conds)
+    }
+
+    fn filter(&self) -> Result<Tool, String> {
+        let (mut params, conds) = self.filters();
         params.extend(self.page_params());
         self.build(Made { name: format!("filter_{}", self.name()), title: format!("Filter {}", self.name()), description: format!(
                 "Rows of {} matching every filter given: a column's value, one of a list (`_in`), or a range (`_min`, `_max`, inclusive). {}",
                 self.what(),
                 self.paged_note()
             ), access: Access::Read, params, sql: self.paged_select(Some(conds.join(" AND "))), returns: Returns::Rows, generated: self.generated("filter", Some(self.paging())) })
+    }
+
+    /// All the rows matching the filters (up to [`super::MAX_EXPORT_ROWS`]), written to a
+    /// CSV file of the organisation's, with a URL to download it.
+    fn export(&self) -> Result<Tool, String> {
+        let (params, conds) = self.filters();
+        let (_, order) = self.keyset();
+        let mut all = Vec::new();
+        all.extend(self.tenant_match());
+        all.extend(conds);
+        let text = format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY {order} LIMIT :{FETCH}",
+            self.select(true),
+            q(self.name()),
+            if all.is_empty() {
+                "1 = 1".to_string()
+            } else {
+                all.join(" AND ")
+            }
+        );
+        self.build(Made {
+            name: format!("export_{}", self.name()),
+            title: format!("Export {}", self.name()),
+            description: format!(
+                "Writes the rows of {} matching every filter given (as filter_{} takes them; at most {}) to a CSV file in your organisation's files, and returns a URL to download it (valid 120 seconds, once) with its SHA-256. For results too large to read through tool calls.",
+                self.what(),
+                self.name(),
+                super::MAX_EXPORT_ROWS
+            ),
+            access: Access::Read,
+            params,
+            sql: text,
+            returns: Returns::Row,
+            generated: self.generated("export", None),
+        })
     }
 
     /// `column IN (the items of a JSON array)`, bound as the array's text.

@@ -46,18 +46,23 @@ pub enum ReadVerb {
     Filter,
     Count,
     Related,
+    Export,
 }
 
 impl ReadVerb {
-    pub const ALL: [(&'static str, Self); 6] = [
+    pub const ALL: [(&'static str, Self); 7] = [
         ("list", Self::List),
         ("get", Self::Get),
         ("search", Self::Search),
         ("filter", Self::Filter),
         ("count", Self::Count),
         ("related", Self::Related),
+        ("export", Self::Export),
     ];
 }
+
+/// Most rows one `export_<table>` call writes to a file.
+pub const MAX_EXPORT_ROWS: usize = 100_000;
 
 /// A write verb of `tables[].write`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +228,21 @@ pub async fn expand(project: &mut Project) -> Result<Expanded, Vec<ProjectError>
     })?;
     let dialect = project.data.dialect();
     let mut errors = Vec::new();
+    if project.files.is_none()
+        && let Some(t) = project
+            .tables
+            .iter()
+            .find(|t| t.read.contains(&ReadVerb::Export))
+    {
+        errors.push(ProjectError::at(
+            &project.file,
+            &t.at,
+            format!(
+                "`export` on '{}' writes a file to download, which needs a `files:` section",
+                t.table
+            ),
+        ));
+    }
     if project.auth.mode == crate::project::AuthMode::None
         && let Some(t) = project.tables.iter().find_map(|t| t.tenant.as_ref())
     {

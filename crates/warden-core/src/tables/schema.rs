@@ -204,19 +204,36 @@ async fn sqlite_table(
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    let mut foreign_keys: Vec<(i64, ForeignKey)> = Vec::new();
+    let mut parts = Vec::new();
     for r in &fks {
-        let id: i64 = r.try_get(0).map_err(db)?;
-        let parent: String = r.try_get(2).map_err(db)?;
-        let from: String = r.try_get(3).map_err(db)?;
         let to: Option<String> = r.try_get(4).map_err(db)?;
-        let to = to.unwrap_or_default();
-        match foreign_keys.last_mut() {
+        parts.push((
+            r.try_get::<i64, _>(0).map_err(db)?,
+            r.try_get::<String, _>(2).map_err(db)?,
+            r.try_get::<String, _>(3).map_err(db)?,
+            to.unwrap_or_default(),
+        ));
+    }
+    let foreign_keys = grouped(parts);
+    Ok(Some(TableSchema {
+        name: table.to_string(),
+        columns,
+        primary_key,
+        foreign_keys,
+    }))
+}
+
+/// Foreign keys from `(constraint id, referenced table, column, referenced column)` rows,
+/// in order: a key's columns are consecutive rows of one id.
+fn grouped(parts: Vec<(i64, String, String, String)>) -> Vec<ForeignKey> {
+    let mut out: Vec<(i64, ForeignKey)> = Vec::new();
+    for (id, parent, from, to) in parts {
+        match out.last_mut() {
             Some((last, fk)) if *last == id => {
                 fk.columns.push(from);
                 fk.references.push(to);
             }
-            _ => foreign_keys.push((
+            _ => out.push((
                 id,
                 ForeignKey {
                     columns: vec![from],
@@ -226,12 +243,7 @@ async fn sqlite_table(
             )),
         }
     }
-    Ok(Some(TableSchema {
-        name: table.to_string(),
-        columns,
-        primary_key,
-        foreign_keys: foreign_keys.into_iter().map(|(_, f)| f).collect(),
-    }))
+    out.into_iter().map(|(_, f)| f).collect()
 }
 
 /// SQLite's type affinity rules, with dates and booleans told apart by their declared names.
@@ -347,31 +359,20 @@ async fn pg_table(
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    let mut foreign_keys: Vec<(i64, ForeignKey)> = Vec::new();
+    let mut parts = Vec::new();
     for r in &fks {
-        let id: i64 = r.try_get(0).map_err(db)?;
-        let parent: String = r.try_get(1).map_err(db)?;
-        let from: String = r.try_get(2).map_err(db)?;
-        let to: String = r.try_get(3).map_err(db)?;
-        match foreign_keys.last_mut() {
-            Some((last, fk)) if *last == id => {
-                fk.columns.push(from);
-                fk.references.push(to);
-            }
-            _ => foreign_keys.push((
-                id,
-                ForeignKey {
-                    columns: vec![from],
-                    table: parent,
-                    references: vec![to],
-                },
-            )),
-        }
+        parts.push((
+            r.try_get::<i64, _>(0).map_err(db)?,
+            r.try_get::<String, _>(1).map_err(db)?,
+            r.try_get::<String, _>(2).map_err(db)?,
+            r.try_get::<String, _>(3).map_err(db)?,
+        ));
     }
+    let foreign_keys = grouped(parts);
     Ok(Some(TableSchema {
         name: table.to_string(),
         columns,
         primary_key,
-        foreign_keys: foreign_keys.into_iter().map(|(_, f)| f).collect(),
+        foreign_keys,
     }))
 }

@@ -146,10 +146,10 @@ fn paged_type(tool: &warden_core::project::Tool, name: &str) -> Option<ParamType
             .find(|c| c.name == name)
             .map(|c| c.kind.param_type());
     }
-    let paging = generated.paging.as_ref()?;
     if name == warden_core::tables::FETCH {
         return Some(ParamType::Integer);
     }
+    let paging = generated.paging.as_ref()?;
     let i: usize = name.strip_prefix("_after_")?.parse().ok()?;
     paging.keys.get(i).map(|(_, ty)| *ty)
 }
