@@ -10,10 +10,7 @@ use crate::project::{Access, ArgumentError, ParamType, Tool};
 
 use super::error::CallError;
 
-/// Names of values the pipeline binds from the authenticated caller.
-pub const CALLER_ORG: &str = "caller_org";
-pub const CALLER_USER_ID: &str = "caller_user_id";
-pub const CALLER_EMAIL: &str = "caller_email";
+pub use crate::project::{CALLER_EMAIL, CALLER_ORG, CALLER_USER_ID};
 
 /// A call's arguments with the confirmation ones taken out.
 pub(super) struct Split {

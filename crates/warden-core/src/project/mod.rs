@@ -609,6 +609,12 @@ pub struct Tool {
     pub builtin: Option<Builtin>,
 }
 
+/// Names of values the pipeline binds from the authenticated caller (never from the
+/// client).
+pub const CALLER_ORG: &str = "caller_org";
+pub const CALLER_USER_ID: &str = "caller_user_id";
+pub const CALLER_EMAIL: &str = "caller_email";
+
 /// Names bound by the pipeline itself rather than by the caller.
 pub const ELICIT_ACTION: &str = "elicit_action";
 pub const ELICIT_CONTENT: &str = "elicit_content";

@@ -363,7 +363,7 @@ impl<'s> Table<'s> {
     fn tenant_match(&self) -> Option<String> {
         self.tenant
             .as_ref()
-            .map(|t| format!("{} = :{}", q(t), crate::pipeline::CALLER_ORG))
+            .map(|t| format!("{} = :{}", q(t), crate::project::CALLER_ORG))
     }
 
     /// One row by its key, among the caller's organisation's.
@@ -845,7 +845,7 @@ impl<'s> Table<'s> {
         }
         if let Some(t) = &self.tenant {
             names.push(q(t));
-            values.push(format!(":{}", crate::pipeline::CALLER_ORG));
+            values.push(format!(":{}", crate::project::CALLER_ORG));
         }
         let text = format!(
             "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
@@ -895,7 +895,7 @@ impl<'s> Table<'s> {
         let tenant_value = self
             .tenant
             .as_ref()
-            .map(|_| format!(":{}", crate::pipeline::CALLER_ORG));
+            .map(|_| format!(":{}", crate::project::CALLER_ORG));
         let row = |prefix: &str| {
             cols.iter()
                 .map(|(c, _, v)| v.replace("{param}", &format!("{prefix}{}", c.c.name)))

@@ -66,9 +66,9 @@ impl Checker<'_> {
             };
             for n in &s.names {
                 let from_caller = [
-                    crate::pipeline::CALLER_ORG,
-                    crate::pipeline::CALLER_USER_ID,
-                    crate::pipeline::CALLER_EMAIL,
+                    crate::project::CALLER_ORG,
+                    crate::project::CALLER_USER_ID,
+                    crate::project::CALLER_EMAIL,
                 ]
                 .contains(&n.as_str());
                 if !vars.contains(&n.as_str()) && !from_caller {

@@ -122,9 +122,9 @@ impl Checker<'_> {
             }
         };
         let mut provided: Vec<&str> = vec![
-            crate::pipeline::CALLER_ORG,
-            crate::pipeline::CALLER_USER_ID,
-            crate::pipeline::CALLER_EMAIL,
+            crate::project::CALLER_ORG,
+            crate::project::CALLER_USER_ID,
+            crate::project::CALLER_EMAIL,
         ];
         if self.stateless {
             // An older client is asked mid-call, by a request answered on another request:
@@ -182,9 +182,9 @@ impl Checker<'_> {
                 ANSWERS,
                 crate::confirm::CONFIRM,
                 crate::confirm::TOKEN,
-                crate::pipeline::CALLER_ORG,
-                crate::pipeline::CALLER_USER_ID,
-                crate::pipeline::CALLER_EMAIL,
+                crate::project::CALLER_ORG,
+                crate::project::CALLER_USER_ID,
+                crate::project::CALLER_EMAIL,
             ]
             .contains(&p.as_str())
             {
