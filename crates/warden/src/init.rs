@@ -217,14 +217,7 @@ pub async fn init_on(dir: &Path, postgres: Option<&str>) -> anyhow::Result<PathB
     }
     let project = dir.join("warden.yaml");
     let tests = dir.join("policies.test.yaml");
-    for existing in [&project, &tests] {
-        if existing.exists() {
-            bail!(
-                "{} already exists; choose an empty directory (nothing was changed)",
-                existing.display()
-            );
-        }
-    }
+    none_exists(&[&project, &tests])?;
     write_postgres(url).await.context(
         "cannot create the example tables in the PostgreSQL database (nothing was created)",
     )?;
@@ -270,18 +263,22 @@ async fn write_postgres(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses to touch a directory that already holds a project, so nothing is overwritten.
+fn none_exists(paths: &[&PathBuf]) -> anyhow::Result<()> {
+    if let Some(existing) = paths.iter().find(|p| p.exists()) {
+        bail!(
+            "{} already exists; choose an empty directory (nothing was changed)",
+            existing.display()
+        );
+    }
+    Ok(())
+}
+
 async fn init_sqlite(dir: &Path) -> anyhow::Result<PathBuf> {
     let project = dir.join("warden.yaml");
     let db = dir.join("data").join("vendors.db");
     let tests = dir.join("policies.test.yaml");
-    for existing in [&project, &db, &tests] {
-        if existing.exists() {
-            bail!(
-                "{} already exists; choose an empty directory (nothing was changed)",
-                existing.display()
-            );
-        }
-    }
+    none_exists(&[&project, &db, &tests])?;
     std::fs::create_dir_all(dir.join("data"))
         .with_context(|| format!("cannot create {}", dir.join("data").display()))?;
     // Build the database under a temporary name and rename it into place, so an interrupted

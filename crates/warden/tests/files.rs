@@ -10,7 +10,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{PgDatabase, Server, Session, add_member, audit_log, confirmation_token, run, text};
+use common::{
+    PgDatabase, Server, Session, add_member, add_member_in, audit_log, confirmation_token, run,
+    text,
+};
 use serde_json::{Value, json};
 
 /// The example project (data on `postgres` when given) with `files` and `ingest` on
@@ -132,43 +135,16 @@ async fn signed_urls_refuse_every_attack_and_record_it() {
         "mcp:read mcp:write",
         false,
     );
-    let f = file.to_str().unwrap();
-    assert!(run(&["org", "create", "globex", "-p", f]).status.success());
-    assert!(
-        run(&[
-            "user",
-            "add",
-            "gil@globex.example",
-            "--org",
-            "globex",
-            "--role",
-            "admin",
-            "-p",
-            f
-        ])
-        .status
-        .success()
-    );
-    let out = run(&[
-        "key",
-        "create",
-        "--org",
+    let gil = add_member_in(
+        &file,
         "globex",
-        "--user",
         "gil@globex.example",
-        "--name",
-        "t",
-        "--scope",
+        "admin",
         "mcp:read mcp:write",
-        "-p",
-        f,
-    ]);
-    let gil = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        false,
+    );
     let server = Server::start(&file);
-    let mut s = Server::attach(server.url.clone())
-        .with_bearer(ana.clone())
-        .session()
-        .await;
+    let mut s = server.session_as(&ana).await;
 
     // The way it should go: upload, list, download, each URL once.
     let content = b"hello, warden\n".to_vec();
@@ -215,10 +191,7 @@ async fn signed_urls_refuse_every_attack_and_record_it() {
         csv.lines().next().unwrap().contains("annual_spend"),
         "the Admin's export has every column"
     );
-    let mut g = Server::attach(server.url.clone())
-        .with_bearer(guest.clone())
-        .session()
-        .await;
+    let mut g = server.session_as(&guest).await;
     let ge = body(&g.call("export_vendors", json!({"tier": "critical"})).await);
     let (status, gcsv, _) = get(ge["url"].as_str().unwrap(), &guest).await;
     assert_eq!(status, 200);
@@ -317,10 +290,7 @@ async fn signed_urls_refuse_every_attack_and_record_it() {
         .await;
     assert_eq!(r["isError"], true);
     // A guest may read but not upload.
-    let mut g = Server::attach(server.url.clone())
-        .with_bearer(guest.clone())
-        .session()
-        .await;
+    let mut g = server.session_as(&guest).await;
     let r = g.call("request_upload_url", json!({"name": "g.txt"})).await;
     assert_eq!(r["isError"], true, "{r}");
 
@@ -428,10 +398,7 @@ async fn ingest_scenario(file: &Path) {
         false,
     );
     let server = Server::start(file);
-    let mut s = Server::attach(server.url.clone())
-        .with_bearer(ana.clone())
-        .session()
-        .await;
+    let mut s = server.session_as(&ana).await;
 
     // One bad row, deep in the file: the whole batch is refused, naming it; nothing written.
     let bad = csv(100_000, Some(61_234));

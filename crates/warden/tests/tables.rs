@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{PgDatabase, Server, add_member, audit_log, run, text};
+use common::{PgDatabase, Server, add_member, add_member_in, audit_log, run, text};
 use serde_json::{Value, json};
 
 /// Hand-written tools that run the generated tools' queries, to compare with.
@@ -113,14 +113,8 @@ async fn scenario(file: &Path) {
         false,
     );
     let server = Server::start(file);
-    let mut s = Server::attach(server.url.clone())
-        .with_bearer(ana.clone())
-        .session()
-        .await;
-    let mut b = Server::attach(server.url.clone())
-        .with_bearer(bob.clone())
-        .session()
-        .await;
+    let mut s = server.session_as(&ana).await;
+    let mut b = server.session_as(&bob).await;
 
     let listed = s.request("tools/list", json!({})).await;
     let names: Vec<&str> = listed["result"]["tools"]
@@ -507,48 +501,17 @@ async fn another_organisations_keys_reach_nothing() {
         "mcp:read mcp:write",
         false,
     );
-    let f = file.to_str().unwrap();
-    assert!(run(&["org", "create", "globex", "-p", f]).status.success());
-    let out = run(&[
-        "user",
-        "add",
-        "gil@globex.example",
-        "--org",
+    let gil = add_member_in(
+        &file,
         "globex",
-        "--role",
+        "gil@globex.example",
         "admin",
-        "-p",
-        f,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = run(&[
-        "key",
-        "create",
-        "--org",
-        "globex",
-        "--user",
-        "gil@globex.example",
-        "--name",
-        "t",
-        "--scope",
         "mcp:read mcp:write",
-        "-p",
-        f,
-    ]);
-    let gil = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        false,
+    );
     let server = Server::start(&file);
-    let mut a = Server::attach(server.url.clone())
-        .with_bearer(ana.clone())
-        .session()
-        .await;
-    let mut g = Server::attach(server.url.clone())
-        .with_bearer(gil.clone())
-        .session()
-        .await;
+    let mut a = server.session_as(&ana).await;
+    let mut g = server.session_as(&gil).await;
     // Obligation 40 exists only in acme's database.
     let acme_row = body(&a.call("filter_obligations", json!({"id": 40})).await);
     assert_eq!(acme_row["row_count"], 1);
@@ -693,10 +656,7 @@ async fn a_shared_database_keeps_each_organisation_to_its_rows() {
         false,
     );
     let server = Server::start(&file);
-    let mut s = Server::attach(server.url.clone())
-        .with_bearer(ana.clone())
-        .session()
-        .await;
+    let mut s = server.session_as(&ana).await;
     let listed = body(&s.call("list_notes", json!({})).await);
     assert_eq!(
         listed["rows"],

@@ -16,6 +16,7 @@ mod decode;
 pub mod sql;
 mod sqlite_read;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -93,9 +94,22 @@ pub struct Batch {
 }
 
 /// What one transaction runs.
-enum Work {
-    One(Statement, Vec<SqlValue>),
+enum Work<'a> {
+    /// One statement, borrowed where the work runs on the caller's task (PostgreSQL).
+    One(Cow<'a, Statement>, Cow<'a, [SqlValue]>),
     Batch(Batch),
+}
+
+impl Work<'_> {
+    /// The work for a task of its own (a SQLite write).
+    fn into_owned(self) -> Work<'static> {
+        match self {
+            Work::One(stmt, args) => {
+                Work::One(Cow::Owned(stmt.into_owned()), Cow::Owned(args.into_owned()))
+            }
+            Work::Batch(b) => Work::Batch(b),
+        }
+    }
 }
 
 /// What happens at the end of a write's transaction.
@@ -297,7 +311,8 @@ impl DataSource {
     ) -> Result<QueryOutput, ExecError> {
         let mut limits = self.limits();
         limits.max_rows = max_rows;
-        self.execute_with(limits, stmt, args, permit.access(), cancel, Finish::Commit)
+        let work = Work::One(Cow::Borrowed(stmt), Cow::Borrowed(args));
+        self.run_work(limits, work, permit.access(), cancel, Finish::Commit)
             .await
     }
 
@@ -329,36 +344,14 @@ impl DataSource {
         write_permit(permit)?;
         let mut limits = self.limits();
         limits.timeout = batch.timeout;
-        match self {
-            Self::Sqlite { write, .. } => {
-                let stop = Arc::new(AtomicBool::new(false));
-                let mut task = tokio::spawn(run_sqlite(
-                    write.clone(),
-                    Work::Batch(batch),
-                    limits,
-                    stop.clone(),
-                    Finish::Gated(gate),
-                ));
-                let joined = tokio::select! {
-                    r = &mut task => r,
-                    () = cancel.cancelled() => {
-                        stop.store(true, Ordering::Relaxed);
-                        task.await
-                    }
-                };
-                joined.map_err(|e| ExecError::Database(format!("the query task failed: {e}")))?
-            }
-            Self::Postgres { pool, .. } => {
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => Err(ExecError::Cancelled),
-                    r = tokio::time::timeout(limits.timeout + Duration::from_secs(1),
-                                             run_postgres(pool, Work::Batch(batch), Access::Write, limits, Finish::Gated(gate))) => {
-                        r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
-                    }
-                }
-            }
-        }
+        self.run_work(
+            limits,
+            Work::Batch(batch),
+            Access::Write,
+            cancel,
+            Finish::Gated(gate),
+        )
+        .await
     }
 
     /// Runs a write statement in a transaction that is always rolled back: what the write
@@ -383,29 +376,34 @@ impl DataSource {
         cancel: &CancellationToken,
         finish: Finish,
     ) -> Result<QueryOutput, ExecError> {
-        self.execute_with(self.limits(), stmt, args, access, cancel, finish)
+        let work = Work::One(Cow::Borrowed(stmt), Cow::Borrowed(args));
+        self.run_work(self.limits(), work, access, cancel, finish)
             .await
     }
 
-    async fn execute_with(
+    /// Runs `work` in one transaction with the access given: a SQLite read on a reader, a
+    /// SQLite write in a task that owns its connection, PostgreSQL on the caller's task.
+    async fn run_work(
         &self,
         limits: Limits,
-        stmt: &Statement,
-        args: &[SqlValue],
+        work: Work<'_>,
         access: Access,
         cancel: &CancellationToken,
         finish: Finish,
     ) -> Result<QueryOutput, ExecError> {
         match self {
-            Self::Sqlite { read, .. } if access == Access::Read => {
-                sqlite_read::run(read, &stmt.text, args, limits, cancel).await
-            }
+            Self::Sqlite { read, .. } if access == Access::Read => match &work {
+                Work::One(stmt, args) => {
+                    sqlite_read::run(read, &stmt.text, args, limits, cancel).await
+                }
+                // Only writes come in batches.
+                Work::Batch(_) => Err(ExecError::NotPermitted),
+            },
             Self::Sqlite { write, .. } => {
-                let pool = write.clone();
                 let stop = Arc::new(AtomicBool::new(false));
                 let mut task = tokio::spawn(run_sqlite(
-                    pool,
-                    Work::One(stmt.clone(), args.to_vec()),
+                    write.clone(),
+                    work.into_owned(),
                     limits,
                     stop.clone(),
                     finish,
@@ -427,7 +425,7 @@ impl DataSource {
                     biased;
                     () = cancel.cancelled() => Err(ExecError::Cancelled),
                     r = tokio::time::timeout(limits.timeout + Duration::from_secs(1),
-                                             run_postgres(pool, Work::One(stmt.clone(), args.to_vec()), access, limits, finish)) => {
+                                             run_postgres(pool, work, access, limits, finish)) => {
                         r.unwrap_or(Err(ExecError::Timeout(limits.timeout)))
                     }
                 }
@@ -536,7 +534,7 @@ macro_rules! run_batch {
 /// the task always reaches its commit or rollback. `stop` asks it to interrupt the statement early.
 async fn run_sqlite(
     pool: SqlitePool,
-    work: Work,
+    work: Work<'static>,
     limits: Limits,
     stop: Arc<AtomicBool>,
     finish: Finish,
@@ -568,7 +566,10 @@ async fn run_sqlite(
             .map_err(db_error)?;
         let out = match &work {
             Work::One(stmt, args) => {
-                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
+                let q = bind_all!(
+                    sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())),
+                    args.iter()
+                );
                 async {
                     Ok(collect!(
                         q.fetch_many(&mut *tx),
@@ -635,7 +636,7 @@ async fn run_sqlite(
 
 async fn run_postgres(
     pool: &PgPool,
-    work: Work,
+    work: Work<'_>,
     access: Access,
     limits: Limits,
     finish: Finish,
@@ -654,7 +655,10 @@ async fn run_postgres(
         .map_err(db_error)?;
     let outcome = match &work {
         Work::One(stmt, args) => {
-            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())), args);
+            let q = bind_all!(
+                sqlx::query(sqlx::AssertSqlSafe(stmt.text.as_str())),
+                args.iter()
+            );
             async {
                 Ok::<_, ExecError>(collect!(
                     q.fetch_many(&mut *tx),

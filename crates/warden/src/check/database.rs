@@ -115,7 +115,7 @@ fn statements(project: &Project) -> Vec<Statement<'_>> {
                     .iter()
                     .find(|p| &p.name == n)
                     .map(|p| p.ty)
-                    .or_else(|| paged_type(tool, n))
+                    .or_else(|| generated_type(tool, n))
                     .unwrap_or(ParamType::String)
             })
             .collect();
@@ -135,9 +135,9 @@ fn statements(project: &Project) -> Vec<Statement<'_>> {
     out
 }
 
-/// The type a paged tool (`tables:`) binds its page's own names with: the row count, and
-/// each key of the last row seen.
-fn paged_type(tool: &warden_core::project::Tool, name: &str) -> Option<ParamType> {
+/// The type a tool generated from `tables:` binds a name it does not declare with: an
+/// ingest's columns, the row count (`:_fetch`), and each key of the last row seen.
+fn generated_type(tool: &warden_core::project::Tool, name: &str) -> Option<ParamType> {
     let generated = tool.generated.as_ref()?;
     if let Some(ingest) = &generated.ingest {
         return ingest

@@ -51,13 +51,25 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Adds `email` to org `acme` (created if needed) with `role`, and returns a new API key.
 pub fn add_member(file: &Path, email: &str, role: &str, scope: &str, password: bool) -> String {
+    add_member_in(file, "acme", email, role, scope, password)
+}
+
+/// [`add_member`] in organisation `org` (created if needed).
+pub fn add_member_in(
+    file: &Path,
+    org: &str,
+    email: &str,
+    role: &str,
+    scope: &str,
+    password: bool,
+) -> String {
     let f = file.to_str().unwrap();
-    let _ = run(&["org", "create", "acme", "--name", "Acme", "-p", f]);
+    // `acme` is named "Acme", `globex` "Globex".
+    let name = format!("{}{}", org[..1].to_uppercase(), &org[1..]);
+    let _ = run(&["org", "create", org, "--name", &name, "-p", f]);
     let mut add = warden();
-    add.args([
-        "user", "add", email, "--org", "acme", "--role", role, "-p", f,
-    ])
-    .env("WARDEN_LOG", "warn");
+    add.args(["user", "add", email, "--org", org, "--role", role, "-p", f])
+        .env("WARDEN_LOG", "warn");
     if password {
         add.arg("--password-stdin").stdin(Stdio::piped());
     }
@@ -82,8 +94,8 @@ pub fn add_member(file: &Path, email: &str, role: &str, scope: &str, password: b
         String::from_utf8_lossy(&out.stderr)
     );
     let out = run(&[
-        "key", "create", "--org", "acme", "--user", email, "--name", "tests", "--scope", scope,
-        "-p", f,
+        "key", "create", "--org", org, "--user", email, "--name", "tests", "--scope", scope, "-p",
+        f,
     ]);
     assert!(
         out.status.success(),
@@ -221,6 +233,14 @@ impl Server {
     }
 
     /// A new MCP session (initialize + initialized).
+    /// A session on this server as `bearer`.
+    pub async fn session_as(&self, bearer: &str) -> Session {
+        Server::attach(self.url.clone())
+            .with_bearer(bearer)
+            .session()
+            .await
+    }
+
     pub async fn session(&self) -> Session {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(b) = &self.bearer {
